@@ -1,0 +1,76 @@
+//! The one serialization seam: every record, block and message that crosses a process goes
+//! through [`encode`] and [`decode`].
+//!
+//! The format is postcard: compact (variable-length integers), a documented and stable wire
+//! format (checkpoints outlive the process that wrote them), and errors rather than panics on
+//! values it cannot encode. The measurements behind the choice are in BENCHMARKS.md.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A value could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The value's `Serialize` implementation failed, or the value has no encoding.
+    #[error("cannot encode {type_name}: {message}")]
+    Encode {
+        /// The type that was being encoded.
+        type_name: &'static str,
+        /// The encoder's message.
+        message: String,
+    },
+    /// The bytes are not a valid encoding of the expected type.
+    #[error("cannot decode {type_name} from {len} bytes: {message}")]
+    Decode {
+        /// The type that was expected.
+        type_name: &'static str,
+        /// The number of bytes offered.
+        len: usize,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// Encodes `value` into a new byte vector.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    postcard::to_allocvec(value).map_err(|e| CodecError::Encode {
+        type_name: std::any::type_name::<T>(),
+        message: e.to_string(),
+    })
+}
+
+/// Decodes a `T` from `bytes`; trailing bytes are an error.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let err = |message: String| CodecError::Decode {
+        type_name: std::any::type_name::<T>(),
+        len: bytes.len(),
+        message,
+    };
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| err(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(err(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_typed_errors() {
+        let v: Vec<(String, u64)> = vec![("a".into(), 1), ("bb".into(), 300)];
+        let bytes = encode(&v).unwrap();
+        assert_eq!(decode::<Vec<(String, u64)>>(&bytes).unwrap(), v);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            decode::<Vec<(String, u64)>>(&longer),
+            Err(CodecError::Decode { .. })
+        ));
+        assert!(matches!(
+            decode::<Vec<(String, u64)>>(&bytes[..bytes.len() - 1]),
+            Err(CodecError::Decode { .. })
+        ));
+    }
+}

@@ -1,0 +1,80 @@
+//! The [`Context`]: where datasets are created and where actions send their jobs.
+
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::graph::{ActionNode, Graph};
+use crate::ids::{ActionId, RddId};
+use crate::message::Payload;
+
+/// A job ready for a driver: an action over some partitions of a dataset. Opaque to runners,
+/// which hand it to [`Driver::submit_job`](crate::Driver::submit_job).
+pub struct JobRequest {
+    pub(crate) action: ActionId,
+    pub(crate) handle: Arc<dyn ActionNode>,
+    pub(crate) rdd: RddId,
+    pub(crate) partitions: Vec<u32>,
+}
+
+impl std::fmt::Debug for JobRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobRequest")
+            .field("action", &self.action)
+            .field("rdd", &self.rdd)
+            .field("partitions", &self.partitions.len())
+            .finish()
+    }
+}
+
+/// Runs jobs on a cluster: implemented by each way of running the engine (the in-process
+/// cluster, the stepping harness, ...). `run_job` returns one result payload per requested
+/// partition, in order, once the job is done.
+pub trait JobRunner: Send + Sync {
+    /// Runs `job` to completion.
+    fn run_job(&self, job: JobRequest) -> Result<Vec<Payload>, Error>;
+}
+
+/// The entry point of a program: creates datasets and runs their jobs on a cluster.
+///
+/// Obtained from a cluster (`LocalCluster::context`, [`StepCluster::context`](crate::StepCluster::context));
+/// cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    graph: Arc<Graph>,
+    runner: Arc<dyn JobRunner>,
+}
+
+impl Context {
+    /// A context whose datasets live in `graph` and whose jobs run on `runner`.
+    pub fn new(graph: Arc<Graph>, runner: Arc<dyn JobRunner>) -> Context {
+        Context { graph, runner }
+    }
+
+    /// The program's graph.
+    pub fn graph(&self) -> &Arc<Graph> {
+        &self.graph
+    }
+
+    pub(crate) fn run_job(
+        &self,
+        action: ActionId,
+        handle: Arc<dyn ActionNode>,
+        partitions: Vec<u32>,
+    ) -> Result<Vec<Payload>, Error> {
+        let rdd = handle.rdd();
+        self.runner.run_job(JobRequest {
+            action,
+            handle,
+            rdd,
+            partitions,
+        })
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("graph", &self.graph)
+            .finish()
+    }
+}

@@ -1,0 +1,716 @@
+//! The driver: a state machine that turns jobs into stages and tasks, places tasks on workers,
+//! tracks where blocks live, retries failed tasks and collects results. It does no I/O.
+//!
+//! # Driving it
+//!
+//! A runtime owns one [`Driver`] and, in a loop:
+//! 1. feeds it inputs: [`Driver::submit_job`] for each job, [`Driver::handle_message`] for each
+//!    message from a worker, always with the current time (`now` never goes backwards);
+//! 2. drains its outputs after every input: [`Driver::poll_transmit`] until `None`, sending each
+//!    message, then [`Driver::poll_event`] until `None`, delivering job results.
+//!
+//! Nothing happens between calls: the driver never runs by itself.
+
+mod plan;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use crate::context::JobRequest;
+use crate::error::{Error, TaskError, TaskErrorKind};
+use crate::graph::{ActionNode, Graph};
+use crate::ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskId, WorkerId};
+use crate::message::{Message, Payload, TaskDesc, TaskKind, TaskOutcome};
+use crate::time::Time;
+
+/// Settings of the driver.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// The fingerprint of the program; workers running another program are refused.
+    pub program: u64,
+    /// Attempts a task gets before its job fails (retryable errors only).
+    pub task_attempts_max: u32,
+    /// Times a task may be relaunched because a block it needed was missing.
+    pub fetch_failures_max: u32,
+}
+
+impl DriverConfig {
+    /// The defaults for a program with fingerprint `program`: 4 attempts per task (as Spark),
+    /// 16 relaunches for missing blocks.
+    pub fn new(program: u64) -> DriverConfig {
+        DriverConfig {
+            program,
+            task_attempts_max: 4,
+            fetch_failures_max: 16,
+        }
+    }
+}
+
+/// What the driver reports to its runtime.
+#[derive(Debug)]
+pub enum DriverEvent {
+    /// A job ended: one payload per requested partition, in order, or why it failed.
+    JobFinished {
+        /// The job.
+        job: JobId,
+        /// Its results or its error.
+        result: Result<Vec<Payload>, Error>,
+    },
+    /// A worker registered and will receive tasks.
+    WorkerRegistered(WorkerId),
+    /// A worker tried to register with another program and was refused.
+    WorkerRefused {
+        /// The worker.
+        worker: WorkerId,
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug)]
+struct WorkerSlots {
+    slots: u32,
+    running: u32,
+}
+
+struct Job {
+    action: ActionId,
+    /// Keeps the action, and through it the dataset's lineage, alive while the job runs.
+    _handle: Arc<dyn ActionNode>,
+    partitions: Vec<u32>,
+    results: Vec<Option<Payload>>,
+    remaining: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StageKind {
+    Result(JobId),
+    ShuffleMap(ShuffleId),
+}
+
+#[derive(Debug)]
+struct Stage {
+    rdd: RddId,
+    kind: StageKind,
+    /// Partitions whose output does not exist yet.
+    missing: BTreeSet<u32>,
+    /// Partitions with a task queued or running.
+    active: BTreeMap<u32, TaskId>,
+    /// Stages waiting for this one to finish.
+    children: BTreeSet<StageId>,
+    /// Jobs that need this stage.
+    jobs: BTreeSet<JobId>,
+}
+
+#[derive(Debug)]
+struct Task {
+    stage: StageId,
+    partition: u32,
+    attempt: u32,
+    failures: u32,
+    fetch_failures: u32,
+    worker: Option<WorkerId>,
+}
+
+/// The driver state machine. See the [module documentation](self) for how to drive it.
+pub struct Driver {
+    config: DriverConfig,
+    graph: Arc<Graph>,
+    now: Time,
+    workers: BTreeMap<WorkerId, WorkerSlots>,
+    next_id: u64,
+    jobs: BTreeMap<JobId, Job>,
+    stages: BTreeMap<StageId, Stage>,
+    shuffle_stages: BTreeMap<ShuffleId, StageId>,
+    map_outputs: BTreeMap<ShuffleId, Vec<Option<WorkerId>>>,
+    cached: BTreeMap<(RddId, u32), BTreeSet<WorkerId>>,
+    tasks: BTreeMap<TaskId, Task>,
+    pending: VecDeque<TaskId>,
+    outbox: VecDeque<(NodeId, Message)>,
+    events: VecDeque<DriverEvent>,
+}
+
+impl Driver {
+    /// A driver for the program whose nodes are in `graph`.
+    pub fn new(config: DriverConfig, graph: Arc<Graph>) -> Driver {
+        Driver {
+            config,
+            graph,
+            now: Time::ZERO,
+            workers: BTreeMap::new(),
+            next_id: 0,
+            jobs: BTreeMap::new(),
+            stages: BTreeMap::new(),
+            shuffle_stages: BTreeMap::new(),
+            map_outputs: BTreeMap::new(),
+            cached: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            pending: VecDeque::new(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    fn advance(&mut self, now: Time) {
+        debug_assert!(now >= self.now, "time went backwards: {now} < {}", self.now);
+        self.now = self.now.max(now);
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// The next message to send, if any.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(NodeId, Message)> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event for the runtime, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<DriverEvent> {
+        self.events.pop_front()
+    }
+
+    /// The number of jobs submitted and not yet finished.
+    pub fn active_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// The workers registered so far.
+    pub fn workers(&self) -> impl Iterator<Item = WorkerId> + '_ {
+        self.workers.keys().copied()
+    }
+
+    /// Submits a job; its result comes out of [`Driver::poll_event`] as
+    /// [`DriverEvent::JobFinished`] with the returned id.
+    pub fn submit_job(&mut self, now: Time, request: JobRequest) -> JobId {
+        self.advance(now);
+        self.release_dropped();
+        let job = JobId(self.fresh_id());
+        let n = request.partitions.len();
+        if n == 0 {
+            self.events.push_back(DriverEvent::JobFinished {
+                job,
+                result: Ok(Vec::new()),
+            });
+            return job;
+        }
+        let stage = StageId(self.fresh_id());
+        let missing: BTreeSet<u32> = request.partitions.iter().copied().collect();
+        self.stages.insert(
+            stage,
+            Stage {
+                rdd: request.rdd,
+                kind: StageKind::Result(job),
+                missing,
+                active: BTreeMap::new(),
+                children: BTreeSet::new(),
+                jobs: BTreeSet::from([job]),
+            },
+        );
+        self.jobs.insert(
+            job,
+            Job {
+                action: request.action,
+                _handle: request.handle,
+                partitions: request.partitions,
+                results: (0..n).map(|_| None).collect(),
+                remaining: n,
+            },
+        );
+        self.submit_stage(stage);
+        self.schedule();
+        job
+    }
+
+    /// Handles a message from a worker.
+    pub fn handle_message(&mut self, now: Time, from: WorkerId, msg: Message) {
+        self.advance(now);
+        match msg {
+            Message::Register { slots, program } => self.register(from, slots, program),
+            Message::TaskFinished {
+                task,
+                attempt,
+                outcome,
+                stored,
+            } => self.task_finished(from, task, attempt, outcome, stored),
+            Message::BlocksDropped { blocks } => blocks
+                .iter()
+                .for_each(|b| self.forget_block(*b, Some(from))),
+            other => {
+                tracing::warn!(kind = other.kind(), %from, "driver ignores an unexpected message")
+            }
+        }
+        self.schedule();
+    }
+
+    fn register(&mut self, worker: WorkerId, slots: u32, program: u64) {
+        if program != self.config.program {
+            let reason = format!(
+                "the worker runs program {program:016x}, the driver runs {:016x}: start every process from the same binary",
+                self.config.program
+            );
+            self.outbox.push_back((
+                NodeId::Worker(worker),
+                Message::Refused {
+                    reason: reason.clone(),
+                },
+            ));
+            self.events
+                .push_back(DriverEvent::WorkerRefused { worker, reason });
+            return;
+        }
+        self.workers.insert(
+            worker,
+            WorkerSlots {
+                slots: slots.max(1),
+                running: 0,
+            },
+        );
+        self.outbox
+            .push_back((NodeId::Worker(worker), Message::Registered));
+        self.events.push_back(DriverEvent::WorkerRegistered(worker));
+    }
+
+    /// Tells the workers to drop the blocks of datasets and shuffles the program dropped.
+    fn release_dropped(&mut self) {
+        let released = self.graph.take_released();
+        if released.shuffles.is_empty() && released.rdds.is_empty() {
+            return;
+        }
+        for s in &released.shuffles {
+            self.map_outputs.remove(s);
+        }
+        let rdds: BTreeSet<RddId> = released.rdds.iter().copied().collect();
+        self.cached.retain(|(rdd, _), _| !rdds.contains(rdd));
+        for w in self.workers.keys() {
+            let msg = Message::Release {
+                shuffles: released.shuffles.clone(),
+                rdds: released.rdds.clone(),
+            };
+            self.outbox.push_back((NodeId::Worker(*w), msg));
+        }
+    }
+
+    fn forget_block(&mut self, block: BlockId, holder: Option<WorkerId>) {
+        match block {
+            BlockId::Rdd { rdd, partition } => {
+                if let Some(set) = self.cached.get_mut(&(rdd, partition)) {
+                    match holder {
+                        Some(w) => {
+                            set.remove(&w);
+                        }
+                        None => set.clear(),
+                    }
+                    if set.is_empty() {
+                        self.cached.remove(&(rdd, partition));
+                    }
+                }
+            }
+            BlockId::Shuffle { shuffle, map, .. } => {
+                if let Some(slot) = self
+                    .map_outputs
+                    .get_mut(&shuffle)
+                    .and_then(|o| o.get_mut(map as usize))
+                {
+                    if holder.is_none() || *slot == holder {
+                        *slot = None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn task_finished(
+        &mut self,
+        from: WorkerId,
+        task_id: TaskId,
+        attempt: u32,
+        outcome: TaskOutcome,
+        stored: Vec<BlockId>,
+    ) {
+        if let Some(w) = self.workers.get_mut(&from) {
+            w.running = w.running.saturating_sub(1);
+        }
+        for block in &stored {
+            if let BlockId::Rdd { rdd, partition } = *block {
+                self.cached
+                    .entry((rdd, partition))
+                    .or_default()
+                    .insert(from);
+            }
+        }
+        let current = self
+            .tasks
+            .get(&task_id)
+            .is_some_and(|t| t.attempt == attempt && t.worker == Some(from));
+        if !current {
+            return; // A stale attempt, or a task of a job that already ended.
+        }
+        let Some(task) = self.tasks.remove(&task_id) else {
+            return;
+        };
+        let Some(stage) = self.stages.get_mut(&task.stage) else {
+            return;
+        };
+        stage.active.remove(&task.partition);
+        match outcome {
+            TaskOutcome::Result(payload) => {
+                stage.missing.remove(&task.partition);
+                if let StageKind::Result(job_id) = stage.kind {
+                    self.result_arrived(job_id, task.partition, payload);
+                }
+            }
+            TaskOutcome::ShuffleMapDone => {
+                stage.missing.remove(&task.partition);
+                if let StageKind::ShuffleMap(shuffle) = stage.kind {
+                    let n = self
+                        .graph
+                        .rdd(stage.rdd)
+                        .map_or(0, |node| node.info().partitions);
+                    let outputs = self
+                        .map_outputs
+                        .entry(shuffle)
+                        .or_insert_with(|| vec![None; n]);
+                    if let Some(slot) = outputs.get_mut(task.partition as usize) {
+                        *slot = Some(from);
+                    }
+                }
+                if stage.missing.is_empty() && stage.active.is_empty() {
+                    self.stage_done(task.stage);
+                }
+            }
+            TaskOutcome::Failed(error) => self.task_failed(task_id, task, error),
+        }
+    }
+
+    fn result_arrived(&mut self, job_id: JobId, partition: u32, payload: Payload) {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        let Some(index) = job.partitions.iter().position(|p| *p == partition) else {
+            return;
+        };
+        if job.results[index].is_none() {
+            job.remaining -= 1;
+        }
+        job.results[index] = Some(payload);
+        if job.remaining > 0 {
+            return;
+        }
+        if let Some(job) = self.jobs.remove(&job_id) {
+            let results = job.results.into_iter().flatten().collect();
+            self.events.push_back(DriverEvent::JobFinished {
+                job: job_id,
+                result: Ok(results),
+            });
+        }
+        self.drop_job_stages(job_id);
+    }
+
+    fn stage_done(&mut self, stage_id: StageId) {
+        let Some(stage) = self.stages.remove(&stage_id) else {
+            return;
+        };
+        if let StageKind::ShuffleMap(shuffle) = stage.kind {
+            self.shuffle_stages.remove(&shuffle);
+        }
+        for child in stage.children {
+            if self.stages.contains_key(&child) {
+                self.submit_stage(child);
+            }
+        }
+    }
+
+    fn task_failed(&mut self, task_id: TaskId, mut task: Task, error: TaskError) {
+        let stage_id = task.stage;
+        if let TaskErrorKind::FetchFailed { block } = error.kind {
+            task.fetch_failures += 1;
+            if task.fetch_failures <= self.config.fetch_failures_max {
+                self.forget_block(block, None);
+                self.requeue(task_id, task);
+                self.submit_stage(stage_id);
+                return;
+            }
+        } else {
+            task.failures += 1;
+            if error.kind.retryable() && task.failures < self.config.task_attempts_max {
+                tracing::debug!(%task_id, %error, "retrying task");
+                self.requeue(task_id, task);
+                return;
+            }
+        }
+        let attempts = task.failures + task.fetch_failures;
+        self.fail_stage(stage_id, task.partition, attempts, error);
+    }
+
+    fn requeue(&mut self, task_id: TaskId, mut task: Task) {
+        task.attempt += 1;
+        task.worker = None;
+        if let Some(stage) = self.stages.get_mut(&task.stage) {
+            stage.active.insert(task.partition, task_id);
+        }
+        self.tasks.insert(task_id, task);
+        self.pending.push_back(task_id);
+    }
+
+    /// Fails every job that needs `stage_id`.
+    fn fail_stage(&mut self, stage_id: StageId, partition: u32, attempts: u32, cause: TaskError) {
+        let (jobs, rdd) = match self.stages.get(&stage_id) {
+            Some(s) => (s.jobs.clone(), s.rdd),
+            None => return,
+        };
+        for job in jobs {
+            if self.jobs.remove(&job).is_some() {
+                let error = Error::TaskFailed {
+                    job,
+                    stage: stage_id,
+                    rdd,
+                    partition,
+                    attempts,
+                    cause: cause.clone(),
+                };
+                self.events.push_back(DriverEvent::JobFinished {
+                    job,
+                    result: Err(error),
+                });
+            }
+            self.drop_job_stages(job);
+        }
+    }
+
+    /// Removes `job` from every stage; stages no job needs any more are dropped with their
+    /// queued tasks (running ones are ignored when they report).
+    fn drop_job_stages(&mut self, job: JobId) {
+        let mut dead = Vec::new();
+        for (id, stage) in &mut self.stages {
+            stage.jobs.remove(&job);
+            if stage.jobs.is_empty() {
+                dead.push(*id);
+            }
+        }
+        for id in dead {
+            if let Some(stage) = self.stages.remove(&id) {
+                if let StageKind::ShuffleMap(s) = stage.kind {
+                    self.shuffle_stages.remove(&s);
+                }
+                for task in stage.active.values() {
+                    self.tasks.remove(task);
+                }
+            }
+        }
+        let tasks = &self.tasks;
+        self.pending.retain(|t| tasks.contains_key(t));
+    }
+
+    /// Launches queued tasks on workers with free slots, preferring workers that hold their
+    /// input blocks.
+    fn schedule(&mut self) {
+        let mut deferred = VecDeque::new();
+        while let Some(task_id) = self.pending.pop_front() {
+            if !self.workers.values().any(|w| w.running < w.slots) {
+                deferred.push_back(task_id);
+                break;
+            }
+            if let Launch::NoSlot = self.launch(task_id) {
+                deferred.push_back(task_id);
+                break;
+            }
+        }
+        deferred.extend(self.pending.drain(..));
+        self.pending = deferred;
+    }
+
+    fn launch(&mut self, task_id: TaskId) -> Launch {
+        let Some(task) = self.tasks.get(&task_id) else {
+            return Launch::Dropped;
+        };
+        let Some(stage) = self.stages.get(&task.stage) else {
+            return Launch::Dropped;
+        };
+        let (stage_id, partition, attempt, rdd) =
+            (task.stage, task.partition, task.attempt, stage.rdd);
+        let kind = match stage.kind {
+            StageKind::Result(job) => match self.jobs.get(&job) {
+                Some(j) => TaskKind::Result { action: j.action },
+                None => return Launch::Dropped,
+            },
+            StageKind::ShuffleMap(shuffle) => TaskKind::ShuffleMap { shuffle },
+        };
+        let job = stage.jobs.iter().next().copied().unwrap_or(JobId(0));
+        let inputs =
+            match plan::task_inputs(&self.graph, &self.cached, &self.map_outputs, rdd, partition) {
+                Ok(inputs) => inputs,
+                Err(_) => {
+                    // A shuffle output it needs is gone: the task leaves the queue and the stage
+                    // waits for its parent to redo the output, then queues the partition again.
+                    if let Some(stage) = self.stages.get_mut(&stage_id) {
+                        stage.active.remove(&partition);
+                    }
+                    self.tasks.remove(&task_id);
+                    self.submit_stage(stage_id);
+                    return Launch::Dropped;
+                }
+            };
+        let worker = plan::choose_worker(&self.workers_free(), &inputs, partition);
+        let Some(worker) = worker else {
+            return Launch::NoSlot;
+        };
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.running += 1;
+        }
+        if let Some(t) = self.tasks.get_mut(&task_id) {
+            t.worker = Some(worker);
+        }
+        let desc = TaskDesc {
+            task: task_id,
+            attempt,
+            job,
+            stage: stage_id,
+            kind,
+            rdd,
+            partition,
+            inputs,
+        };
+        self.outbox
+            .push_back((NodeId::Worker(worker), Message::Launch(desc)));
+        Launch::Sent
+    }
+
+    fn workers_free(&self) -> Vec<(WorkerId, u32)> {
+        self.workers
+            .iter()
+            .filter(|(_, w)| w.running < w.slots)
+            .map(|(id, w)| (*id, w.slots - w.running))
+            .collect()
+    }
+
+    /// Queues the missing partitions of a stage whose parents are complete; otherwise makes sure
+    /// the parents run and the stage waits for them.
+    fn submit_stage(&mut self, stage_id: StageId) {
+        let Some(stage) = self.stages.get(&stage_id) else {
+            return;
+        };
+        let (rdd, jobs) = (stage.rdd, stage.jobs.clone());
+        let mut waiting = false;
+        for shuffle in plan::parent_shuffles(&self.graph, &self.cached, rdd) {
+            if self.shuffle_complete(shuffle) {
+                continue;
+            }
+            waiting = true;
+            let parent = self.stage_for_shuffle(shuffle);
+            if let Some(p) = self.stages.get_mut(&parent) {
+                p.children.insert(stage_id);
+                p.jobs.extend(jobs.iter().copied());
+            }
+            self.submit_stage(parent);
+        }
+        if waiting {
+            return;
+        }
+        let Some(stage) = self.stages.get(&stage_id) else {
+            return;
+        };
+        let todo: Vec<u32> = stage
+            .missing
+            .iter()
+            .filter(|p| !stage.active.contains_key(p))
+            .copied()
+            .collect();
+        for partition in todo {
+            let task_id = TaskId(self.fresh_id());
+            self.tasks.insert(
+                task_id,
+                Task {
+                    stage: stage_id,
+                    partition,
+                    attempt: 0,
+                    failures: 0,
+                    fetch_failures: 0,
+                    worker: None,
+                },
+            );
+            if let Some(stage) = self.stages.get_mut(&stage_id) {
+                stage.active.insert(partition, task_id);
+            }
+            self.pending.push_back(task_id);
+        }
+    }
+
+    fn shuffle_complete(&self, shuffle: ShuffleId) -> bool {
+        self.map_outputs
+            .get(&shuffle)
+            .is_some_and(|o| o.iter().all(Option::is_some))
+    }
+
+    fn stage_for_shuffle(&mut self, shuffle: ShuffleId) -> StageId {
+        if let Some(s) = self.shuffle_stages.get(&shuffle) {
+            let s = *s;
+            self.refresh_missing(s, shuffle);
+            return s;
+        }
+        let id = StageId(self.fresh_id());
+        let rdd = self
+            .graph
+            .shuffle(shuffle)
+            .map(|s| s.map_rdd())
+            .unwrap_or(RddId(u64::MAX));
+        self.stages.insert(
+            id,
+            Stage {
+                rdd,
+                kind: StageKind::ShuffleMap(shuffle),
+                missing: BTreeSet::new(),
+                active: BTreeMap::new(),
+                children: BTreeSet::new(),
+                jobs: BTreeSet::new(),
+            },
+        );
+        self.shuffle_stages.insert(shuffle, id);
+        self.refresh_missing(id, shuffle);
+        id
+    }
+
+    fn refresh_missing(&mut self, stage_id: StageId, shuffle: ShuffleId) {
+        let Some(stage) = self.stages.get(&stage_id) else {
+            return;
+        };
+        let n = self
+            .graph
+            .rdd(stage.rdd)
+            .map_or(0, |node| node.info().partitions);
+        let outputs = self
+            .map_outputs
+            .entry(shuffle)
+            .or_insert_with(|| vec![None; n]);
+        let missing: BTreeSet<u32> = (0..n as u32)
+            .filter(|m| outputs[*m as usize].is_none())
+            .collect();
+        if let Some(stage) = self.stages.get_mut(&stage_id) {
+            stage.missing = missing;
+        }
+    }
+}
+
+/// What became of a queued task when the scheduler looked at it.
+enum Launch {
+    /// Sent to a worker.
+    Sent,
+    /// No worker has a free slot.
+    NoSlot,
+    /// Its stage or job is gone, or it waits for a parent stage again: it leaves the queue.
+    Dropped,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("workers", &self.workers.len())
+            .field("jobs", &self.jobs.len())
+            .field("stages", &self.stages.len())
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}

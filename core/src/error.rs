@@ -1,0 +1,153 @@
+//! Errors: [`Error`] for the user-facing API, [`TaskError`] for a failed task (it crosses
+//! processes, so it is plain data).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BlockId, JobId, NodeId, RddId, StageId, WorkerId};
+
+/// An error returned by the dstream API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A dataset or operation was asked to have zero partitions.
+    #[error("{operation}: the number of partitions must be at least 1")]
+    ZeroPartitions {
+        /// The operation that was asked for zero partitions.
+        operation: &'static str,
+    },
+    /// An action that needs at least one record ran over an empty dataset.
+    #[error("{action} over {rdd}: the dataset is empty")]
+    EmptyRdd {
+        /// The action, such as `reduce`.
+        action: &'static str,
+        /// The dataset.
+        rdd: RddId,
+    },
+    /// A task failed on every attempt it was allowed, or with an error that retrying cannot fix.
+    #[error("{job} failed: task for {rdd} partition {partition} in {stage} failed after {attempts} attempt(s): {cause}")]
+    TaskFailed {
+        /// The job that failed.
+        job: JobId,
+        /// The stage the task belongs to.
+        stage: StageId,
+        /// The dataset the task computes.
+        rdd: RddId,
+        /// The partition the task computes.
+        partition: u32,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The error of the last attempt.
+        cause: TaskError,
+    },
+    /// A result could not be encoded or decoded.
+    #[error("codec: {0}")]
+    Codec(#[from] crate::codec::CodecError),
+    /// A worker was refused by the driver when joining.
+    #[error("{worker} refused by the driver: {reason}")]
+    Refused {
+        /// The worker that was refused.
+        worker: WorkerId,
+        /// Why.
+        reason: String,
+    },
+    /// The cluster stopped, or was never running, so the request could not be served.
+    #[error("the cluster is not running: {0}")]
+    ClusterStopped(String),
+    /// A message came from, or went to, a peer the receiver does not know.
+    #[error("unknown peer {0}")]
+    UnknownPeer(NodeId),
+}
+
+/// Why a task attempt failed. Plain data: it travels from a worker to the driver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskError {
+    /// What kind of failure it was.
+    pub kind: TaskErrorKind,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// The kinds of task failure. [`TaskErrorKind::retryable`] says which ones a retry may fix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum TaskErrorKind {
+    /// User code panicked; the message is the panic payload.
+    Panicked,
+    /// A record or result could not be serialized.
+    Encode,
+    /// A block or result could not be deserialized.
+    Decode,
+    /// A block the task needs was not found where it was expected.
+    FetchFailed {
+        /// The missing block.
+        block: BlockId,
+    },
+    /// A block is larger than the whole block store.
+    BlockTooLarge {
+        /// The block.
+        block: BlockId,
+        /// Its estimated size.
+        bytes: u64,
+        /// The store's limit.
+        limit_bytes: u64,
+    },
+    /// The store is full of blocks that cannot be evicted (shuffle outputs in use).
+    StoreFull {
+        /// The block that did not fit.
+        block: BlockId,
+        /// Bytes held by blocks that cannot be evicted.
+        pinned_bytes: u64,
+        /// The store's limit.
+        limit_bytes: u64,
+    },
+    /// A user-provided source failed to read a partition.
+    Source,
+    /// The worker does not know a node the task names: it runs a different program.
+    UnknownNode,
+}
+
+impl TaskErrorKind {
+    /// Whether another attempt of the same task can succeed. Deterministic failures (a block
+    /// larger than the store, an unencodable record, a different program) are not retried.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            TaskErrorKind::Panicked | TaskErrorKind::Source | TaskErrorKind::FetchFailed { .. }
+        )
+    }
+}
+
+impl TaskError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: TaskErrorKind, message: impl Into<String>) -> TaskError {
+        TaskError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            TaskErrorKind::Panicked => write!(f, "user code panicked: {}", self.message),
+            TaskErrorKind::Encode => write!(f, "encode failed: {}", self.message),
+            TaskErrorKind::Decode => write!(f, "decode failed: {}", self.message),
+            TaskErrorKind::FetchFailed { block } => write!(f, "block {block} not found: {}", self.message),
+            TaskErrorKind::BlockTooLarge { block, bytes, limit_bytes } => write!(
+                f,
+                "block {block} of about {bytes} bytes is larger than the block store ({limit_bytes} bytes)"
+            ),
+            TaskErrorKind::StoreFull { block, pinned_bytes, limit_bytes } => write!(
+                f,
+                "block {block} does not fit: {pinned_bytes} of {limit_bytes} bytes are held by blocks that cannot be evicted"
+            ),
+            TaskErrorKind::Source => write!(f, "source failed: {}", self.message),
+            TaskErrorKind::UnknownNode => write!(f, "unknown graph node: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}

@@ -1,0 +1,63 @@
+//! # dstream
+//!
+//! Fault-tolerant stream processing with discretized streams: a stream is a series of small,
+//! immutable, partitioned datasets ([`Rdd`]s) with lineage, computed by short deterministic
+//! batch jobs.
+//!
+//! This crate holds the data model, the API and the driver and worker state machines. It does
+//! no I/O: no sockets, no files, no reading of the clock inside the state machines. Runtimes
+//! (`dstream-inproc`, `dstream-tcp`) and the [`StepCluster`] harness drive the same machines.
+//!
+//! ```
+//! use dstream::StepCluster;
+//! let cluster = StepCluster::builder().workers(2).build();
+//! let ctx = cluster.context();
+//! let total = ctx.parallelize((1..=100u64).collect(), 4)?.map(|x| x * 2).reduce(|a, b| a + b)?;
+//! assert_eq!(total, 10_100);
+//! # Ok::<(), dstream::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod codec;
+mod context;
+pub mod driver;
+mod error;
+mod graph;
+mod harness;
+pub mod hash;
+mod ids;
+mod message;
+mod rdd;
+mod rng;
+mod task;
+mod time;
+pub mod transport;
+pub mod worker;
+
+pub use context::{Context, JobRequest, JobRunner};
+pub use driver::{Driver, DriverConfig, DriverEvent};
+pub use error::{Error, TaskError, TaskErrorKind};
+pub use graph::Graph;
+pub use harness::{Step, StepCluster, StepClusterBuilder};
+pub use ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskId, WorkerId};
+pub use message::{Message, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
+pub use rdd::{Aggregator, PartitionSource, Rdd};
+pub use rng::SplitMix64;
+pub use time::{Clock, ManualClock, SystemClock, Time};
+pub use worker::{RunnableTask, TaskDone, Worker, WorkerConfig};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// What a record must be: shareable between threads, and serializable so it can cross a
+/// process. Implemented for every such type.
+pub trait Data: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
+
+impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Data for T {}
+
+/// What a key must be: a record that can be hashed and compared. Implemented for every such
+/// type.
+pub trait Key: Data + std::hash::Hash + Eq {}
+
+impl<T: Data + std::hash::Hash + Eq> Key for T {}

@@ -1,0 +1,268 @@
+//! Messages between the driver and the workers, and the payloads they carry.
+//!
+//! Transports route and serialize [`Message`]s but never interpret them. A [`Payload`] is either
+//! a shared pointer to typed data (within one process, where partitions move without being
+//! serialized) or its encoding (between processes).
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::ser::{self, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, CodecError};
+use crate::error::TaskError;
+use crate::ids::{ActionId, BlockId, JobId, RddId, ShuffleId, StageId, TaskId, WorkerId};
+
+/// Data carried by a message or held in a block store.
+#[derive(Clone)]
+pub enum Payload {
+    /// Typed data shared by pointer; it never leaves the process.
+    Local(Arc<dyn Any + Send + Sync>),
+    /// The encoding of the data, produced by [`crate::codec`].
+    Encoded(Arc<[u8]>),
+}
+
+impl Payload {
+    /// Wraps typed data.
+    pub fn local<V: Any + Send + Sync>(value: Arc<V>) -> Payload {
+        Payload::Local(value)
+    }
+
+    /// The data as a `V`: downcast if local, decoded if encoded.
+    pub fn typed<V: serde::de::DeserializeOwned + Any + Send + Sync>(
+        &self,
+    ) -> Result<Arc<V>, CodecError> {
+        match self {
+            Payload::Local(any) => {
+                Arc::clone(any)
+                    .downcast::<V>()
+                    .map_err(|_| CodecError::Decode {
+                        type_name: std::any::type_name::<V>(),
+                        len: 0,
+                        message: "the payload holds a different type".into(),
+                    })
+            }
+            Payload::Encoded(bytes) => codec::decode::<V>(bytes).map(Arc::new),
+        }
+    }
+
+    /// The payload in encoded form; `V` is the type a local payload holds.
+    pub fn encoded<V: Serialize + Any + Send + Sync>(&self) -> Result<Payload, CodecError> {
+        match self {
+            Payload::Encoded(_) => Ok(self.clone()),
+            Payload::Local(any) => {
+                let value = any.downcast_ref::<V>().ok_or_else(|| CodecError::Encode {
+                    type_name: std::any::type_name::<V>(),
+                    message: "the payload holds a different type".into(),
+                })?;
+                Ok(Payload::Encoded(codec::encode(value)?.into()))
+            }
+        }
+    }
+
+    /// The payload's size in bytes if encoded (local payloads are sized by their producer).
+    pub fn encoded_len(&self) -> Option<usize> {
+        match self {
+            Payload::Encoded(b) => Some(b.len()),
+            Payload::Local(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Payload::Local(_) => f.write_str("Payload::Local(..)"),
+            Payload::Encoded(b) => write!(f, "Payload::Encoded({} bytes)", b.len()),
+        }
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Payload::Encoded(bytes) => serializer.serialize_bytes(bytes),
+            Payload::Local(_) => Err(ser::Error::custom(
+                "a local payload cannot leave its process; the worker must run in encoding mode",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Payload, D::Error> {
+        struct BytesVisitor;
+        impl<'de> Visitor<'de> for BytesVisitor {
+            type Value = Payload;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("encoded payload bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Payload, E> {
+                Ok(Payload::Encoded(v.into()))
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Payload, E> {
+                Ok(Payload::Encoded(v.into()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Payload, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    v.push(b);
+                }
+                Ok(Payload::Encoded(v.into()))
+            }
+        }
+        deserializer.deserialize_byte_buf(BytesVisitor)
+    }
+}
+
+/// What a task computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// Runs an action over one partition and returns its result to the driver.
+    Result {
+        /// The action.
+        action: ActionId,
+    },
+    /// Computes one map-side partition of a shuffle and stores its buckets on the worker.
+    ShuffleMap {
+        /// The shuffle.
+        shuffle: ShuffleId,
+    },
+}
+
+/// A block a task reads, and the workers that hold it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInput {
+    /// The block.
+    pub block: BlockId,
+    /// Workers holding it, preferred first. Never empty.
+    pub locations: Vec<WorkerId>,
+}
+
+/// A task to run: small, and free of code. The worker finds the code in its own graph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskDesc {
+    /// The task.
+    pub task: TaskId,
+    /// The attempt number, from zero.
+    pub attempt: u32,
+    /// The job it serves (the first one, if a stage is shared).
+    pub job: JobId,
+    /// The stage it belongs to.
+    pub stage: StageId,
+    /// What it computes.
+    pub kind: TaskKind,
+    /// The dataset whose partition it computes.
+    pub rdd: RddId,
+    /// The partition.
+    pub partition: u32,
+    /// The blocks it reads (cached partitions and shuffle buckets), in the order it reads them.
+    pub inputs: Vec<TaskInput>,
+}
+
+/// How a task attempt ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum TaskOutcome {
+    /// A result task finished; this is its result.
+    Result(Payload),
+    /// A shuffle map task finished and its buckets are stored on the worker.
+    ShuffleMapDone,
+    /// The attempt failed.
+    Failed(TaskError),
+}
+
+/// A message between members of the cluster.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Message {
+    /// Worker to driver: the first message of a worker.
+    Register {
+        /// How many tasks the worker runs at once.
+        slots: u32,
+        /// The fingerprint of the program the worker runs.
+        program: u64,
+    },
+    /// Driver to worker: the driver accepted the worker.
+    Registered,
+    /// Driver to worker: the driver refused the worker.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// Driver to worker: run a task.
+    Launch(TaskDesc),
+    /// Worker to driver: a task attempt ended.
+    TaskFinished {
+        /// The task.
+        task: TaskId,
+        /// The attempt.
+        attempt: u32,
+        /// How it ended.
+        outcome: TaskOutcome,
+        /// Blocks the attempt added to the worker's store (shuffle buckets and cached partitions).
+        stored: Vec<BlockId>,
+    },
+    /// Worker to driver: blocks the worker's store no longer holds.
+    BlocksDropped {
+        /// The blocks.
+        blocks: Vec<BlockId>,
+    },
+    /// Worker to worker: send me a block.
+    Fetch {
+        /// Chosen by the requester, echoed in the reply.
+        request: u64,
+        /// The block.
+        block: BlockId,
+    },
+    /// Worker to worker: the reply to [`Message::Fetch`].
+    FetchReply {
+        /// The request this answers.
+        request: u64,
+        /// The block.
+        block: BlockId,
+        /// The block's data, or why it cannot be sent.
+        data: Result<Payload, TaskError>,
+    },
+    /// Driver to worker: drop these blocks, their datasets are gone.
+    Release {
+        /// Shuffles whose buckets can be dropped.
+        shuffles: Vec<ShuffleId>,
+        /// Datasets whose cached partitions can be dropped.
+        rdds: Vec<RddId>,
+    },
+}
+
+impl Message {
+    /// A short name of the message kind, for traces and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Register { .. } => "register",
+            Message::Registered => "registered",
+            Message::Refused { .. } => "refused",
+            Message::Launch(_) => "launch",
+            Message::TaskFinished { .. } => "task-finished",
+            Message::BlocksDropped { .. } => "blocks-dropped",
+            Message::Fetch { .. } => "fetch",
+            Message::FetchReply { .. } => "fetch-reply",
+            Message::Release { .. } => "release",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_payload_refuses_to_serialize() {
+        let p = Payload::local(Arc::new(vec![1u32, 2]));
+        assert!(codec::encode(&p).is_err());
+        let e = p.encoded::<Vec<u32>>().unwrap();
+        let bytes = codec::encode(&e).unwrap();
+        let back: Payload = codec::decode(&bytes).unwrap();
+        assert_eq!(*back.typed::<Vec<u32>>().unwrap(), vec![1, 2]);
+        assert!(p.typed::<Vec<u64>>().is_err());
+    }
+}

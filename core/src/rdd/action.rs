@@ -1,0 +1,237 @@
+//! Actions: they submit a job that runs a function over every partition on the workers and
+//! combine the per-partition results on the caller's side.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{Rdd, RddNode};
+use crate::error::{Error, TaskError, TaskErrorKind};
+use crate::graph::ActionNode;
+use crate::ids::RddId;
+use crate::message::Payload;
+use crate::task::TaskContext;
+use crate::Data;
+
+/// An action folds each partition's chunks into an accumulator `A` (made from the partition's
+/// index), then turns it into the partition's result `R`.
+struct Action<T, A, R, I, S, F> {
+    rdd: Arc<RddNode<T>>,
+    init: I,
+    step: S,
+    finish: F,
+    _types: PhantomData<fn() -> (A, R)>,
+}
+
+impl<T, A, R, I, S, F> ActionNode for Action<T, A, R, I, S, F>
+where
+    T: Data,
+    R: Serialize + DeserializeOwned + Any + Send + Sync,
+    I: Fn(usize) -> A + Send + Sync,
+    S: Fn(&mut A, &mut Vec<T>) + Send + Sync,
+    F: Fn(A) -> R + Send + Sync,
+{
+    fn rdd(&self) -> RddId {
+        self.rdd.id()
+    }
+
+    fn run(&self, partition: usize, tc: &mut TaskContext<'_>) -> Result<Payload, TaskError> {
+        let mut acc = (self.init)(partition);
+        self.rdd.run(partition, tc, &mut |chunk: &mut Vec<T>| {
+            (self.step)(&mut acc, chunk);
+            Ok(())
+        })?;
+        Ok(Payload::local(Arc::new((self.finish)(acc))))
+    }
+
+    fn encode_result(&self, payload: &Payload) -> Result<Payload, TaskError> {
+        payload
+            .encoded::<R>()
+            .map_err(|e| TaskError::new(TaskErrorKind::Encode, e.to_string()))
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    /// Runs an action over every partition and returns the per-partition results in order.
+    fn run_action<A: 'static, R>(
+        &self,
+        init: impl Fn(usize) -> A + Send + Sync + 'static,
+        step: impl Fn(&mut A, &mut Vec<T>) + Send + Sync + 'static,
+        finish: impl Fn(A) -> R + Send + Sync + 'static,
+    ) -> Result<Vec<R>, Error>
+    where
+        R: Serialize + DeserializeOwned + Any + Send + Sync + Clone,
+    {
+        let graph = self.context().graph();
+        let id = graph.next_action_id();
+        let action: Arc<dyn ActionNode> = Arc::new(Action {
+            rdd: Arc::clone(self.node()),
+            init,
+            step,
+            finish,
+            _types: PhantomData,
+        });
+        graph.register_action(id, &action);
+        let partitions: Vec<u32> = (0..self.num_partitions() as u32).collect();
+        let results = self.context().run_job(id, action, partitions)?;
+        results
+            .into_iter()
+            .map(|p| {
+                let value = p.typed::<R>()?;
+                Ok(Arc::try_unwrap(value).unwrap_or_else(|shared| (*shared).clone()))
+            })
+            .collect()
+    }
+
+    /// All records, in partition order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// assert_eq!(ctx.parallelize(vec![1, 2, 3], 3)?.collect()?, vec![1, 2, 3]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn collect(&self) -> Result<Vec<T>, Error> {
+        let parts = self.run_action(
+            |_| Vec::new(),
+            |acc: &mut Vec<T>, chunk| acc.append(chunk),
+            |acc| acc,
+        )?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// The number of records.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// assert_eq!(ctx.parallelize(vec!['a'; 10], 3)?.count()?, 10);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn count(&self) -> Result<u64, Error> {
+        let parts = self.run_action(|_| 0u64, |n, chunk| *n += chunk.len() as u64, |n| n)?;
+        Ok(parts.into_iter().sum())
+    }
+
+    /// The records merged with `f`, which must be associative and commutative; an empty dataset
+    /// is an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// assert_eq!(ctx.parallelize((1..=10u32).collect(), 3)?.reduce(|a, b| a + b)?, 55);
+    /// assert!(ctx.parallelize(Vec::<u32>::new(), 3)?.reduce(|a, b| a + b).is_err());
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn reduce(&self, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> Result<T, Error> {
+        let f = Arc::new(f);
+        let g = Arc::clone(&f);
+        let parts = self.run_action(
+            |_| None,
+            move |acc: &mut Option<T>, chunk| {
+                for x in chunk.drain(..) {
+                    *acc = Some(match acc.take() {
+                        Some(a) => g(a, x),
+                        None => x,
+                    });
+                }
+            },
+            |acc| acc,
+        )?;
+        parts
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| f(a, b))
+            .ok_or(Error::EmptyRdd {
+                action: "reduce",
+                rdd: self.id(),
+            })
+    }
+
+    /// The records folded into `zero` with `f`, per partition and then across partitions;
+    /// `zero` must be an identity of `f`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// assert_eq!(ctx.parallelize(vec![2u64, 3, 4], 2)?.fold(1, |a, b| a * b)?, 24);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn fold(&self, zero: T, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> Result<T, Error> {
+        let f = Arc::new(f);
+        let g = Arc::clone(&f);
+        let z = zero.clone();
+        let parts = self.run_action(
+            move |_| Some(z.clone()),
+            move |acc: &mut Option<T>, chunk| {
+                for x in chunk.drain(..) {
+                    *acc = acc.take().map(|a| g(a, x));
+                }
+            },
+            |acc| acc,
+        )?;
+        Ok(parts.into_iter().flatten().fold(zero, |a, b| f(a, b)))
+    }
+
+    /// The first `n` records, in partition order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// assert_eq!(ctx.parallelize((0..100).collect(), 4)?.take(3)?, vec![0, 1, 2]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn take(&self, n: usize) -> Result<Vec<T>, Error> {
+        let parts = self.run_action(
+            |_| Vec::new(),
+            move |acc: &mut Vec<T>, chunk| {
+                let room = n.saturating_sub(acc.len());
+                acc.extend(chunk.drain(..room.min(chunk.len())));
+            },
+            |acc| acc,
+        )?;
+        Ok(parts.into_iter().flatten().take(n).collect())
+    }
+
+    /// Runs `f` on the workers over each whole partition (its index and records), for side
+    /// effects such as writing to an external system. `f` must be safe to run more than once for
+    /// the same partition: a failed attempt is retried.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let seen = Arc::new(AtomicUsize::new(0));
+    /// let s = Arc::clone(&seen);
+    /// ctx.parallelize(vec![1, 2, 3], 2)?.foreach_partition(move |_, xs| { s.fetch_add(xs.len(), Ordering::SeqCst); })?;
+    /// assert_eq!(seen.load(Ordering::SeqCst), 3);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn foreach_partition(
+        &self,
+        f: impl Fn(usize, Vec<T>) + Send + Sync + 'static,
+    ) -> Result<(), Error> {
+        self.run_action(
+            |split| (split, Vec::new()),
+            |acc: &mut (usize, Vec<T>), chunk| acc.1.append(chunk),
+            move |(split, records)| f(split, records),
+        )?;
+        Ok(())
+    }
+}

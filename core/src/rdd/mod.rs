@@ -1,0 +1,289 @@
+//! Resilient distributed datasets: immutable, partitioned collections with lineage.
+//!
+//! An [`Rdd<T>`] is a cheap handle to a node of the program's [`Graph`](crate::Graph). Nothing
+//! is computed until an action (`collect`, `count`, ...) submits a job. Narrow transformations
+//! are pipelined: a chain `map -> filter -> map` runs as one pass over each partition, in chunks,
+//! inside one task. Transformations that need records grouped by key end a stage with a shuffle,
+//! combining on the map side first whenever the operation reduces.
+
+mod action;
+mod narrow;
+mod pair;
+mod shuffle;
+mod source;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+pub use shuffle::Aggregator;
+pub use source::PartitionSource;
+
+use crate::context::Context;
+use crate::error::{Error, TaskError, TaskErrorKind};
+use crate::graph::{Dep, Graph, Node, NodeInfo, PartitionerKind};
+use crate::ids::{BlockId, RddId};
+use crate::message::Payload;
+use crate::task::{self, Sink, TaskContext};
+use crate::Data;
+
+/// How one dataset computes a partition: it pushes the partition's records, in order, into
+/// `out` in chunks.
+pub(crate) trait Compute<T>: Send + Sync {
+    fn compute(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, T>,
+    ) -> Result<(), TaskError>;
+}
+
+/// A dataset node with its record type.
+pub(crate) struct RddNode<T> {
+    info: NodeInfo,
+    compute: Box<dyn Compute<T>>,
+    graph: Arc<Graph>,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T: Data> RddNode<T> {
+    /// Pushes the records of partition `split`. A persisted dataset reads its cached block when
+    /// the task has it, and otherwise computes the partition and hands it to the worker to cache.
+    pub(crate) fn run(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, T>,
+    ) -> Result<(), TaskError> {
+        if !self.info.persisted {
+            return self.compute.compute(split, tc, out);
+        }
+        let block = BlockId::Rdd {
+            rdd: self.info.id,
+            partition: split as u32,
+        };
+        let data = match tc.input::<Vec<T>>(block)? {
+            Some(data) => data,
+            None => {
+                let data = Arc::new(self.collect_partition(split, tc, false)?);
+                tc.store(
+                    block,
+                    Payload::local(Arc::clone(&data)),
+                    task::estimate_bytes(&data),
+                );
+                data
+            }
+        };
+        task::push_shared(&data, out)
+    }
+
+    /// The whole partition `split` as one vector.
+    pub(crate) fn collect_partition(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        use_cache: bool,
+    ) -> Result<Vec<T>, TaskError> {
+        let mut all = Vec::new();
+        {
+            let mut sink = task::collect_into(&mut all);
+            if use_cache {
+                self.run(split, tc, &mut sink)?;
+            } else {
+                self.compute.compute(split, tc, &mut sink)?;
+            }
+        }
+        Ok(all)
+    }
+
+    pub(crate) fn id(&self) -> RddId {
+        self.info.id
+    }
+
+    pub(crate) fn partitions(&self) -> usize {
+        self.info.partitions
+    }
+
+    pub(crate) fn partitioner(&self) -> Option<PartitionerKind> {
+        self.info.partitioner
+    }
+}
+
+impl<T: Data> Node for RddNode<T> {
+    fn info(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    fn encode_block(&self, payload: &Payload) -> Result<Payload, TaskError> {
+        payload
+            .encoded::<Vec<T>>()
+            .map_err(|e| TaskError::new(TaskErrorKind::Encode, e.to_string()))
+    }
+}
+
+impl<T> Drop for RddNode<T> {
+    fn drop(&mut self) {
+        self.graph.forget_rdd(self.info.id, self.info.persisted);
+    }
+}
+
+/// A resilient distributed dataset of `T` records.
+///
+/// Handles are cheap to clone; the data they describe is immutable. See the
+/// [module documentation](self) for how it is computed.
+///
+/// # Examples
+///
+/// ```
+/// use dstream::StepCluster;
+/// let cluster = StepCluster::builder().workers(3).seed(7).build();
+/// let ctx = cluster.context();
+/// let squares = ctx.parallelize((1..=4u64).collect(), 2)?.map(|x| x * x);
+/// assert_eq!(squares.collect()?, vec![1, 4, 9, 16]);
+/// # Ok::<(), dstream::Error>(())
+/// ```
+pub struct Rdd<T> {
+    node: Arc<RddNode<T>>,
+    ctx: Context,
+}
+
+impl<T> Clone for Rdd<T> {
+    fn clone(&self) -> Self {
+        Rdd {
+            node: Arc::clone(&self.node),
+            ctx: self.ctx.clone(),
+        }
+    }
+}
+
+impl<T: Data> std::fmt::Debug for Rdd<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rdd")
+            .field("id", &self.node.info.id)
+            .field("name", &self.node.info.name)
+            .field("partitions", &self.node.info.partitions)
+            .finish()
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    /// Registers a new dataset computed by `compute` from `deps`.
+    pub(crate) fn from_compute(
+        ctx: &Context,
+        name: &'static str,
+        partitions: usize,
+        deps: Vec<Dep>,
+        partitioner: Option<PartitionerKind>,
+        compute: impl Compute<T> + 'static,
+    ) -> Rdd<T> {
+        Rdd::with_id(
+            ctx,
+            ctx.graph().next_rdd_id(),
+            name,
+            partitions,
+            deps,
+            partitioner,
+            false,
+            Box::new(compute),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // Internal constructor; every caller names its fields.
+    fn with_id(
+        ctx: &Context,
+        id: RddId,
+        name: &'static str,
+        partitions: usize,
+        deps: Vec<Dep>,
+        partitioner: Option<PartitionerKind>,
+        persisted: bool,
+        compute: Box<dyn Compute<T>>,
+    ) -> Rdd<T> {
+        let info = NodeInfo {
+            id,
+            name,
+            partitions,
+            deps,
+            partitioner,
+            persisted,
+        };
+        let node = Arc::new(RddNode {
+            info,
+            compute,
+            graph: Arc::clone(ctx.graph()),
+            _records: PhantomData,
+        });
+        let erased: Arc<dyn Node> = node.clone();
+        ctx.graph()
+            .register_rdd(&erased, std::any::type_name::<T>());
+        Rdd {
+            node,
+            ctx: ctx.clone(),
+        }
+    }
+
+    /// The dataset's id in the program's graph.
+    pub fn id(&self) -> RddId {
+        self.node.info.id
+    }
+
+    /// The number of partitions.
+    pub fn num_partitions(&self) -> usize {
+        self.node.info.partitions
+    }
+
+    /// The context this dataset belongs to.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    pub(crate) fn node(&self) -> &Arc<RddNode<T>> {
+        &self.node
+    }
+
+    /// A dataset with the same records whose partitions are kept in the workers' block stores
+    /// once computed, so later jobs read them instead of recomputing them. Blocks evicted for
+    /// lack of room are recomputed from lineage when needed again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let evens = ctx.parallelize((0..100u32).collect(), 4)?.filter(|x| x % 2 == 0).persist();
+    /// assert_eq!(evens.count()?, 50); // computes and caches
+    /// assert_eq!(evens.count()?, 50); // reads the cache
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[must_use = "persist returns the persisted dataset; the original handle is not cached"]
+    pub fn persist(&self) -> Rdd<T> {
+        let parent = Arc::clone(&self.node);
+        Rdd::with_id(
+            &self.ctx,
+            self.ctx.graph().next_rdd_id(),
+            "persist",
+            self.num_partitions(),
+            vec![Dep::Narrow {
+                parent: parent.id(),
+                map: crate::graph::NarrowMap::OneToOne,
+            }],
+            parent.partitioner(),
+            true,
+            Box::new(narrow::Identity(parent)),
+        )
+    }
+
+    /// The same as [`Rdd::persist`], with Spark's name.
+    #[must_use = "cache returns the cached dataset; the original handle is not cached"]
+    pub fn cache(&self) -> Rdd<T> {
+        self.persist()
+    }
+}
+
+/// Checks a requested partition count.
+pub(crate) fn check_partitions(operation: &'static str, partitions: usize) -> Result<usize, Error> {
+    if partitions == 0 {
+        Err(Error::ZeroPartitions { operation })
+    } else {
+        Ok(partitions)
+    }
+}

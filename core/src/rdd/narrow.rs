@@ -1,0 +1,383 @@
+//! Narrow transformations: each output partition depends on one input partition, so they are
+//! pipelined inside one task.
+
+use std::sync::Arc;
+
+use super::{Compute, Rdd, RddNode};
+use crate::error::TaskError;
+use crate::graph::{Dep, NarrowMap};
+use crate::task::{Sink, TaskContext, CHUNK_RECORDS};
+use crate::Data;
+
+/// Passes the parent's records through (used by `persist`).
+pub(super) struct Identity<T>(pub(super) Arc<RddNode<T>>);
+
+impl<T: Data> Compute<T> for Identity<T> {
+    fn compute(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, T>,
+    ) -> Result<(), TaskError> {
+        self.0.run(split, tc, out)
+    }
+}
+
+struct Map<T, F> {
+    parent: Arc<RddNode<T>>,
+    f: F,
+}
+
+impl<T: Data, U: Data, F: Fn(T) -> U + Send + Sync> Compute<U> for Map<T, F> {
+    fn compute(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, U>,
+    ) -> Result<(), TaskError> {
+        let mut buf = Vec::with_capacity(CHUNK_RECORDS);
+        self.parent.run(split, tc, &mut |chunk: &mut Vec<T>| {
+            buf.extend(chunk.drain(..).map(&self.f));
+            let r = out(&mut buf);
+            buf.clear();
+            r
+        })
+    }
+}
+
+struct Filter<T, F> {
+    parent: Arc<RddNode<T>>,
+    f: F,
+}
+
+impl<T: Data, F: Fn(&T) -> bool + Send + Sync> Compute<T> for Filter<T, F> {
+    fn compute(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, T>,
+    ) -> Result<(), TaskError> {
+        self.parent.run(split, tc, &mut |chunk: &mut Vec<T>| {
+            chunk.retain(|x| (self.f)(x));
+            if chunk.is_empty() {
+                Ok(())
+            } else {
+                out(chunk)
+            }
+        })
+    }
+}
+
+struct FlatMap<T, F> {
+    parent: Arc<RddNode<T>>,
+    f: F,
+}
+
+impl<T, U, I, F> Compute<U> for FlatMap<T, F>
+where
+    T: Data,
+    U: Data,
+    I: IntoIterator<Item = U>,
+    F: Fn(T) -> I + Send + Sync,
+{
+    fn compute(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, U>,
+    ) -> Result<(), TaskError> {
+        let mut buf = Vec::with_capacity(CHUNK_RECORDS);
+        self.parent.run(split, tc, &mut |chunk: &mut Vec<T>| {
+            for x in chunk.drain(..) {
+                buf.extend((self.f)(x));
+                if buf.len() >= CHUNK_RECORDS {
+                    out(&mut buf)?;
+                    buf.clear();
+                }
+            }
+            Ok(())
+        })?;
+        if buf.is_empty() {
+            Ok(())
+        } else {
+            out(&mut buf)
+        }
+    }
+}
+
+struct MapPartitions<T, F> {
+    parent: Arc<RddNode<T>>,
+    f: F,
+}
+
+impl<T, U, I, F> Compute<U> for MapPartitions<T, F>
+where
+    T: Data,
+    U: Data,
+    I: IntoIterator<Item = U>,
+    F: Fn(usize, Vec<T>) -> I + Send + Sync,
+{
+    fn compute(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, U>,
+    ) -> Result<(), TaskError> {
+        let all = self.parent.collect_partition(split, tc, true)?;
+        let mut buf = Vec::with_capacity(CHUNK_RECORDS);
+        for y in (self.f)(split, all) {
+            buf.push(y);
+            if buf.len() >= CHUNK_RECORDS {
+                out(&mut buf)?;
+                buf.clear();
+            }
+        }
+        if buf.is_empty() {
+            Ok(())
+        } else {
+            out(&mut buf)
+        }
+    }
+}
+
+struct Union<T> {
+    parents: Vec<Arc<RddNode<T>>>,
+}
+
+impl<T: Data> Compute<T> for Union<T> {
+    fn compute(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, T>,
+    ) -> Result<(), TaskError> {
+        let mut start = 0;
+        for parent in &self.parents {
+            if split < start + parent.partitions() {
+                return parent.run(split - start, tc, out);
+            }
+            start += parent.partitions();
+        }
+        Ok(())
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    fn narrow<U: Data>(
+        &self,
+        name: &'static str,
+        keeps_partitioner: bool,
+        compute: impl Compute<U> + 'static,
+    ) -> Rdd<U> {
+        let partitioner = if keeps_partitioner {
+            self.node.partitioner()
+        } else {
+            None
+        };
+        let deps = vec![Dep::Narrow {
+            parent: self.id(),
+            map: NarrowMap::OneToOne,
+        }];
+        Rdd::from_compute(
+            &self.ctx,
+            name,
+            self.num_partitions(),
+            deps,
+            partitioner,
+            compute,
+        )
+    }
+
+    /// A dataset of `f` applied to every record.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let lens = ctx.parallelize(vec!["a".to_string(), "abc".to_string()], 2)?.map(|s| s.len());
+    /// assert_eq!(lens.collect()?, vec![1, 3]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn map<U: Data>(&self, f: impl Fn(T) -> U + Send + Sync + 'static) -> Rdd<U> {
+        self.narrow(
+            "map",
+            false,
+            Map {
+                parent: Arc::clone(&self.node),
+                f,
+            },
+        )
+    }
+
+    /// A dataset of the records for which `f` is true.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let odd = ctx.parallelize((1..=6u8).collect(), 3)?.filter(|x| x % 2 == 1);
+    /// assert_eq!(odd.collect()?, vec![1, 3, 5]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn filter(&self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> Rdd<T> {
+        self.narrow(
+            "filter",
+            true,
+            Filter {
+                parent: Arc::clone(&self.node),
+                f,
+            },
+        )
+    }
+
+    /// A dataset of all the records of the collections `f` returns for every record.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let lines = ctx.parallelize(vec!["to be".to_string(), "or not".to_string()], 2)?;
+    /// let words = lines.flat_map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>());
+    /// assert_eq!(words.collect()?, vec!["to", "be", "or", "not"]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn flat_map<U: Data, I: IntoIterator<Item = U>>(
+        &self,
+        f: impl Fn(T) -> I + Send + Sync + 'static,
+    ) -> Rdd<U> {
+        self.narrow(
+            "flat_map",
+            false,
+            FlatMap {
+                parent: Arc::clone(&self.node),
+                f,
+            },
+        )
+    }
+
+    /// A dataset computed by `f` from each whole partition: `f` receives the partition's index
+    /// and its records in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let sums = ctx.parallelize((1..=6u32).collect(), 2)?.map_partitions(|_, xs| [xs.iter().sum::<u32>()]);
+    /// assert_eq!(sums.collect()?, vec![6, 15]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn map_partitions<U: Data, I: IntoIterator<Item = U>>(
+        &self,
+        f: impl Fn(usize, Vec<T>) -> I + Send + Sync + 'static,
+    ) -> Rdd<U> {
+        self.narrow(
+            "map_partitions",
+            false,
+            MapPartitions {
+                parent: Arc::clone(&self.node),
+                f,
+            },
+        )
+    }
+
+    /// A dataset with one record per partition: the partition's records as a vector.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let parts = ctx.parallelize((1..=4u32).collect(), 2)?.glom();
+    /// assert_eq!(parts.collect()?, vec![vec![1, 2], vec![3, 4]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn glom(&self) -> Rdd<Vec<T>> {
+        self.map_partitions(|_, xs| [xs])
+    }
+
+    /// A dataset holding the records of `self` followed by those of `others`; its partitions are
+    /// the partitions of each input in turn, so no data moves.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let a = ctx.parallelize(vec![1, 2], 1)?;
+    /// let b = ctx.parallelize(vec![3], 1)?;
+    /// assert_eq!(a.union(&[b]).collect()?, vec![1, 2, 3]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn union(&self, others: &[Rdd<T>]) -> Rdd<T> {
+        let mut parents = vec![Arc::clone(&self.node)];
+        parents.extend(others.iter().map(|o| Arc::clone(&o.node)));
+        let mut deps = Vec::with_capacity(parents.len());
+        let mut start = 0;
+        for p in &parents {
+            deps.push(Dep::Narrow {
+                parent: p.id(),
+                map: NarrowMap::Slice {
+                    start,
+                    len: p.partitions(),
+                },
+            });
+            start += p.partitions();
+        }
+        Rdd::from_compute(&self.ctx, "union", start, deps, None, Union { parents })
+    }
+}
+
+impl<K: Data, V: Data> Rdd<(K, V)> {
+    /// A pair dataset with `f` applied to every value; keys, and so partitioning, are kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let doubled = ctx.parallelize(vec![('a', 1), ('b', 2)], 1)?.map_values(|v| v * 2);
+    /// assert_eq!(doubled.collect()?, vec![('a', 2), ('b', 4)]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn map_values<W: Data>(&self, f: impl Fn(V) -> W + Send + Sync + 'static) -> Rdd<(K, W)> {
+        self.narrow(
+            "map_values",
+            true,
+            Map {
+                parent: Arc::clone(&self.node),
+                f: move |(k, v)| (k, f(v)),
+            },
+        )
+    }
+
+    /// A pair dataset with each value replaced by every value of the collection `f` returns for
+    /// it, under the same key; partitioning is kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let spread = ctx.parallelize(vec![('a', 2u32)], 1)?.flat_map_values(|n| 0..n);
+    /// assert_eq!(spread.collect()?, vec![('a', 0), ('a', 1)]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn flat_map_values<W: Data, I: IntoIterator<Item = W>>(
+        &self,
+        f: impl Fn(V) -> I + Send + Sync + 'static,
+    ) -> Rdd<(K, W)> {
+        let f = move |(k, v): (K, V)| f(v).into_iter().map(move |w| (k.clone(), w));
+        self.narrow(
+            "flat_map_values",
+            true,
+            FlatMap {
+                parent: Arc::clone(&self.node),
+                f,
+            },
+        )
+    }
+}

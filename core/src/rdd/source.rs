@@ -1,0 +1,122 @@
+//! Datasets with no parent: a collection held by the program (`parallelize`) and partitions read
+//! by a user-provided [`PartitionSource`] (files, for example, in `dstream-storage`).
+
+use std::sync::Arc;
+
+use super::{check_partitions, Compute, Rdd};
+use crate::context::Context;
+use crate::error::{Error, TaskError, TaskErrorKind};
+use crate::task::{self, Sink, TaskContext};
+use crate::Data;
+
+/// Reads the partitions of a dataset from outside the program, on the worker that runs the
+/// task. Implementations do the I/O; the core never does.
+///
+/// `read` must return the same records every time it is called for the same partition: lost
+/// partitions are recomputed by reading them again.
+pub trait PartitionSource<T>: Send + Sync + 'static {
+    /// How many partitions the source has; at least one.
+    fn partitions(&self) -> usize;
+    /// Reads partition `split`, or says why it cannot.
+    fn read(&self, split: usize) -> Result<Vec<T>, String>;
+    /// A short description for errors, such as the path read.
+    fn describe(&self) -> String;
+}
+
+struct Parallelized<T> {
+    slices: Vec<Arc<Vec<T>>>,
+}
+
+impl<T: Data> Compute<T> for Parallelized<T> {
+    fn compute(
+        &self,
+        split: usize,
+        _tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, T>,
+    ) -> Result<(), TaskError> {
+        task::push_shared(&self.slices[split], out)
+    }
+}
+
+struct FromSource<S> {
+    source: S,
+}
+
+impl<T: Data, S: PartitionSource<T>> Compute<T> for FromSource<S> {
+    fn compute(
+        &self,
+        split: usize,
+        _tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, T>,
+    ) -> Result<(), TaskError> {
+        let records = self.source.read(split).map_err(|e| {
+            TaskError::new(
+                TaskErrorKind::Source,
+                format!("{} partition {split}: {e}", self.source.describe()),
+            )
+        })?;
+        task::push_owned(records, out)
+    }
+}
+
+impl Context {
+    /// A dataset of `data` split into `partitions` contiguous slices of nearly equal size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let rdd = ctx.parallelize(vec![1, 2, 3, 4, 5], 2)?;
+    /// assert_eq!(rdd.glom().collect()?, vec![vec![1, 2], vec![3, 4, 5]]);
+    /// assert!(ctx.parallelize(vec![1], 0).is_err());
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn parallelize<T: Data>(&self, data: Vec<T>, partitions: usize) -> Result<Rdd<T>, Error> {
+        let n = check_partitions("parallelize", partitions)?;
+        let len = data.len();
+        let mut it = data.into_iter();
+        let slices = (0..n)
+            .map(|i| {
+                let (start, end) = (i * len / n, (i + 1) * len / n);
+                Arc::new(it.by_ref().take(end - start).collect::<Vec<T>>())
+            })
+            .collect();
+        Ok(Rdd::from_compute(
+            self,
+            "parallelize",
+            n,
+            Vec::new(),
+            None,
+            Parallelized { slices },
+        ))
+    }
+
+    /// A dataset whose partitions are read by `source` on the workers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// struct Numbers;
+    /// impl dstream::PartitionSource<u32> for Numbers {
+    ///     fn partitions(&self) -> usize { 3 }
+    ///     fn read(&self, split: usize) -> Result<Vec<u32>, String> { Ok(vec![split as u32; 2]) }
+    ///     fn describe(&self) -> String { "numbers".into() }
+    /// }
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// assert_eq!(ctx.from_source(Numbers)?.collect()?, vec![0, 0, 1, 1, 2, 2]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn from_source<T: Data, S: PartitionSource<T>>(&self, source: S) -> Result<Rdd<T>, Error> {
+        let n = check_partitions("from_source", source.partitions())?;
+        Ok(Rdd::from_compute(
+            self,
+            "source",
+            n,
+            Vec::new(),
+            None,
+            FromSource { source },
+        ))
+    }
+}

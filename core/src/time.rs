@@ -1,0 +1,182 @@
+//! Logical time: a point on a clock, counted in nanoseconds from the clock's origin.
+//!
+//! The state machines never read the OS clock; their callers pass `now` in. A [`Clock`] is what
+//! a runtime reads `now` from: [`ManualClock`] for tests, the system clock in the runtimes.
+
+use std::fmt;
+use std::ops::{Add, Sub};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A point in time, in nanoseconds since the origin of the clock that produced it.
+///
+/// Only differences between two `Time`s of the same clock are meaningful.
+///
+/// ```
+/// use dstream::Time;
+/// use std::time::Duration;
+/// let t = Time::from_millis(500) + Duration::from_millis(250);
+/// assert_eq!(t.as_millis(), 750);
+/// ```
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Time(u64);
+
+impl Time {
+    /// The origin of the clock.
+    pub const ZERO: Time = Time(0);
+
+    /// A time `nanos` nanoseconds after the origin.
+    pub const fn from_nanos(nanos: u64) -> Time {
+        Time(nanos)
+    }
+
+    /// A time `millis` milliseconds after the origin.
+    pub const fn from_millis(millis: u64) -> Time {
+        Time(millis.saturating_mul(1_000_000))
+    }
+
+    /// Nanoseconds since the origin.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Whole milliseconds since the origin.
+    pub const fn as_millis(self) -> u64 {
+        self.0 / 1_000_000
+    }
+
+    /// The time elapsed from `earlier` to `self`, or zero if `earlier` is later.
+    pub fn saturating_since(self, earlier: Time) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Add<Duration> for Time {
+    type Output = Time;
+    fn add(self, rhs: Duration) -> Time {
+        let nanos = u64::try_from(rhs.as_nanos()).unwrap_or(u64::MAX);
+        Time(self.0.saturating_add(nanos))
+    }
+}
+
+impl Sub<Time> for Time {
+    type Output = Duration;
+    fn sub(self, rhs: Time) -> Duration {
+        self.saturating_since(rhs)
+    }
+}
+
+impl fmt::Display for Time {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{:03}s",
+            self.0 / 1_000_000_000,
+            (self.0 / 1_000_000) % 1000
+        )
+    }
+}
+
+/// A source of the current time for a runtime that drives the state machines.
+pub trait Clock: Send + Sync {
+    /// The current time. Successive calls never go backwards.
+    fn now(&self) -> Time;
+}
+
+/// A clock that only moves when told to: tests step it batch by batch.
+///
+/// ```
+/// use dstream::{Clock, ManualClock, Time};
+/// use std::time::Duration;
+/// let clock = ManualClock::new(Time::ZERO);
+/// clock.advance(Duration::from_millis(500));
+/// assert_eq!(clock.now(), Time::from_millis(500));
+/// ```
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    nanos: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: Time) -> ManualClock {
+        ManualClock {
+            nanos: AtomicU64::new(start.as_nanos()),
+        }
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(nanos, Ordering::SeqCst);
+    }
+
+    /// Moves the clock to `to`; a time earlier than the current one leaves the clock where it is.
+    pub fn set(&self, to: Time) {
+        self.nanos.fetch_max(to.as_nanos(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Time {
+        Time(self.nanos.load(Ordering::SeqCst))
+    }
+}
+
+/// The system's monotonic clock, with its origin at the moment the clock was created.
+///
+/// Runtimes read it; the state machines never do.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    origin: std::time::Instant,
+}
+
+impl SystemClock {
+    /// A clock whose origin is now.
+    pub fn new() -> SystemClock {
+        SystemClock {
+            origin: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Time {
+        let nanos = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        Time(nanos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_saturates() {
+        assert_eq!(Time::from_nanos(5) - Time::from_nanos(9), Duration::ZERO);
+        assert_eq!(
+            Time::from_nanos(u64::MAX) + Duration::from_secs(1),
+            Time::from_nanos(u64::MAX)
+        );
+        assert_eq!(Time::from_millis(1500).to_string(), "1.500s");
+    }
+
+    #[test]
+    fn manual_clock_never_goes_back() {
+        let c = ManualClock::new(Time::from_millis(10));
+        c.set(Time::from_millis(5));
+        assert_eq!(c.now(), Time::from_millis(10));
+        c.set(Time::from_millis(20));
+        assert_eq!(c.now(), Time::from_millis(20));
+    }
+}
