@@ -20,3 +20,8 @@ mod transport;
 
 pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use transport::InProcTransport;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

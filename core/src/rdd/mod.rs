@@ -128,8 +128,11 @@ impl<T> Drop for RddNode<T> {
 
 /// A resilient distributed dataset of `T` records.
 ///
-/// Handles are cheap to clone; the data they describe is immutable. See the
-/// [module documentation](self) for how it is computed.
+/// Handles are cheap to clone; the data they describe is immutable. Nothing is computed until
+/// an action (`collect`, `count`, ...) submits a job. Narrow transformations are pipelined: a
+/// chain `map -> filter -> map` runs as one pass over each partition, in chunks, inside one
+/// task. Transformations that group records by key end a stage with a shuffle, combining on the
+/// map side first whenever the operation reduces.
 ///
 /// # Examples
 ///
