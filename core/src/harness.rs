@@ -162,6 +162,20 @@ impl StepCluster {
         self.runner.sim().now
     }
 
+    /// Steps until no message is in flight and no task is ready: every message sent so far has
+    /// been handled. Returns the number of steps taken.
+    pub fn settle(&self) -> Result<usize, Error> {
+        let mut sim = self.runner.sim();
+        let mut steps = 0;
+        loop {
+            sim.collect_outputs()?;
+            if !sim.step()? {
+                return Ok(steps);
+            }
+            steps += 1;
+        }
+    }
+
     /// Estimated bytes held by each worker's block store.
     pub fn stored_bytes(&self) -> Vec<u64> {
         self.runner

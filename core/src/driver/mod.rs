@@ -714,3 +714,6 @@ impl std::fmt::Debug for Driver {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests;
