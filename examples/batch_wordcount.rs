@@ -21,11 +21,7 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        file: None,
-        workers: None,
-        partitions: 8,
-    };
+    let mut args = Args { file: None, workers: None, partitions: 8 };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<usize, String> {
@@ -50,9 +46,7 @@ fn sample_lines() -> Vec<String> {
     let vocabulary: Vec<String> = (0..5_000)
         .map(|_| {
             let len = 3 + rng.below(8);
-            (0..len)
-                .map(|_| char::from(b'a' + rng.below(26) as u8))
-                .collect()
+            (0..len).map(|_| char::from(b'a' + rng.below(26) as u8)).collect()
         })
         .collect();
     (0..200_000)
@@ -61,8 +55,7 @@ fn sample_lines() -> Vec<String> {
             let mut line = String::new();
             for i in 0..words {
                 // The product of two uniform draws skews towards small ranks.
-                let rank =
-                    rng.below(vocabulary.len()) * rng.below(vocabulary.len()) / vocabulary.len();
+                let rank = rng.below(vocabulary.len()) * rng.below(vocabulary.len()) / vocabulary.len();
                 if i > 0 {
                     line.push(' ');
                 }
@@ -91,19 +84,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let started = Instant::now();
     let counts = lines
-        .flat_map(|line| {
-            line.split_whitespace()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|line| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
         .map(|word| (word, 1u64))
         .reduce_by_key(|a, b| a + b)
         .persist();
     let distinct = counts.count()?;
-    let top = counts
-        .map(|(word, n)| ((n, word), ()))
-        .sort_by_key(false, 1)?
-        .take(20)?;
+    let top = counts.map(|(word, n)| ((n, word), ())).sort_by_key(false, 1)?.take(20)?;
     let elapsed = started.elapsed();
 
     let total: u64 = counts.map(|(_, n)| n).fold(0, |a, b| a + b)?;

@@ -33,19 +33,13 @@ pub enum CodecError {
 
 /// Encodes `value` into a new byte vector.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    postcard::to_allocvec(value).map_err(|e| CodecError::Encode {
-        type_name: std::any::type_name::<T>(),
-        message: e.to_string(),
-    })
+    postcard::to_allocvec(value)
+        .map_err(|e| CodecError::Encode { type_name: std::any::type_name::<T>(), message: e.to_string() })
 }
 
 /// Decodes a `T` from `bytes`; trailing bytes are an error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let err = |message: String| CodecError::Decode {
-        type_name: std::any::type_name::<T>(),
-        len: bytes.len(),
-        message,
-    };
+    let err = |message: String| CodecError::Decode { type_name: std::any::type_name::<T>(), len: bytes.len(), message };
     let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| err(e.to_string()))?;
     if !rest.is_empty() {
         return Err(err(format!("{} trailing bytes", rest.len())));
@@ -64,13 +58,7 @@ mod tests {
         assert_eq!(decode::<Vec<(String, u64)>>(&bytes).unwrap(), v);
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(matches!(
-            decode::<Vec<(String, u64)>>(&longer),
-            Err(CodecError::Decode { .. })
-        ));
-        assert!(matches!(
-            decode::<Vec<(String, u64)>>(&bytes[..bytes.len() - 1]),
-            Err(CodecError::Decode { .. })
-        ));
+        assert!(matches!(decode::<Vec<(String, u64)>>(&longer), Err(CodecError::Decode { .. })));
+        assert!(matches!(decode::<Vec<(String, u64)>>(&bytes[..bytes.len() - 1]), Err(CodecError::Decode { .. })));
     }
 }

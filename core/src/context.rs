@@ -62,19 +62,12 @@ impl Context {
         partitions: Vec<u32>,
     ) -> Result<Vec<Payload>, Error> {
         let rdd = handle.rdd();
-        self.runner.run_job(JobRequest {
-            action,
-            handle,
-            rdd,
-            partitions,
-        })
+        self.runner.run_job(JobRequest { action, handle, rdd, partitions })
     }
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
-            .field("graph", &self.graph)
-            .finish()
+        f.debug_struct("Context").field("graph", &self.graph).finish()
     }
 }

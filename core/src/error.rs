@@ -26,7 +26,9 @@ pub enum Error {
         rdd: RddId,
     },
     /// A task failed on every attempt it was allowed, or with an error that retrying cannot fix.
-    #[error("{job} failed: task for {rdd} partition {partition} in {stage} failed after {attempts} attempt(s): {cause}")]
+    #[error(
+        "{job} failed: task for {rdd} partition {partition} in {stage} failed after {attempts} attempt(s): {cause}"
+    )]
     TaskFailed {
         /// The job that failed.
         job: JobId,
@@ -112,20 +114,14 @@ impl TaskErrorKind {
     /// Whether another attempt of the same task can succeed. Deterministic failures (a block
     /// larger than the store, an unencodable record, a different program) are not retried.
     pub fn retryable(&self) -> bool {
-        matches!(
-            self,
-            TaskErrorKind::Panicked | TaskErrorKind::Source | TaskErrorKind::FetchFailed { .. }
-        )
+        matches!(self, TaskErrorKind::Panicked | TaskErrorKind::Source | TaskErrorKind::FetchFailed { .. })
     }
 }
 
 impl TaskError {
     /// An error of `kind` with `message`.
     pub fn new(kind: TaskErrorKind, message: impl Into<String>) -> TaskError {
-        TaskError {
-            kind,
-            message: message.into(),
-        }
+        TaskError { kind, message: message.into() }
     }
 }
 

@@ -74,11 +74,7 @@ pub(crate) trait ShuffleNode: Send + Sync {
     fn map_rdd(&self) -> RddId;
     /// Computes map partition `map` and returns one bucket per reduce partition, each with its
     /// estimated size in bytes.
-    fn run_map(
-        &self,
-        map: usize,
-        tc: &mut TaskContext<'_>,
-    ) -> Result<Vec<(Payload, u64)>, TaskError>;
+    fn run_map(&self, map: usize, tc: &mut TaskContext<'_>) -> Result<Vec<(Payload, u64)>, TaskError>;
     fn encode_bucket(&self, payload: &Payload) -> Result<Payload, TaskError>;
 }
 
@@ -120,16 +116,12 @@ pub struct Graph {
 impl Graph {
     /// An empty graph.
     pub fn new() -> Arc<Graph> {
-        Arc::new(Graph {
-            inner: Mutex::new(Inner::default()),
-        })
+        Arc::new(Graph { inner: Mutex::new(Inner::default()) })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock leaves only plain maps behind, which stay consistent.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A digest of every node registered so far, in order: two processes running the same
@@ -140,11 +132,7 @@ impl Graph {
 
     /// How many datasets are alive in the graph.
     pub fn live_rdds(&self) -> usize {
-        self.lock()
-            .rdds
-            .values()
-            .filter(|w| w.strong_count() > 0)
-            .count()
+        self.lock().rdds.values().filter(|w| w.strong_count() > 0).count()
     }
 
     pub(crate) fn next_rdd_id(&self) -> RddId {
@@ -168,12 +156,7 @@ impl Graph {
     pub(crate) fn register_rdd(&self, node: &Arc<dyn Node>, type_name: &str) {
         let info = node.info();
         let mut g = self.lock();
-        let mut d = g
-            .fingerprint
-            .unwrap_or_else(Digest::new)
-            .add(info.id.0)
-            .add_str(info.name)
-            .add_str(type_name);
+        let mut d = g.fingerprint.unwrap_or_else(Digest::new).add(info.id.0).add_str(info.name).add_str(type_name);
         d = d.add(info.partitions as u64).add(u64::from(info.persisted));
         for dep in &info.deps {
             d = match dep {
@@ -196,27 +179,15 @@ impl Graph {
     }
 
     pub(crate) fn rdd(&self, id: RddId) -> Result<Arc<dyn Node>, TaskError> {
-        self.lock()
-            .rdds
-            .get(&id)
-            .and_then(Weak::upgrade)
-            .ok_or_else(|| unknown(&id))
+        self.lock().rdds.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id))
     }
 
     pub(crate) fn shuffle(&self, id: ShuffleId) -> Result<Arc<dyn ShuffleNode>, TaskError> {
-        self.lock()
-            .shuffles
-            .get(&id)
-            .and_then(Weak::upgrade)
-            .ok_or_else(|| unknown(&id))
+        self.lock().shuffles.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id))
     }
 
     pub(crate) fn action(&self, id: ActionId) -> Result<Arc<dyn ActionNode>, TaskError> {
-        self.lock()
-            .actions
-            .get(&id)
-            .and_then(Weak::upgrade)
-            .ok_or_else(|| unknown(&id))
+        self.lock().actions.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id))
     }
 
     /// Called when a dataset node is dropped.
@@ -242,10 +213,7 @@ impl Graph {
 }
 
 fn unknown(id: &dyn std::fmt::Display) -> TaskError {
-    TaskError::new(
-        TaskErrorKind::UnknownNode,
-        format!("{id} is not in this process's graph"),
-    )
+    TaskError::new(TaskErrorKind::UnknownNode, format!("{id} is not in this process's graph"))
 }
 
 impl std::fmt::Debug for Graph {
@@ -254,10 +222,7 @@ impl std::fmt::Debug for Graph {
         f.debug_struct("Graph")
             .field("rdds", &g.rdds.len())
             .field("shuffles", &g.shuffles.len())
-            .field(
-                "fingerprint",
-                &g.fingerprint.unwrap_or_else(Digest::new).value(),
-            )
+            .field("fingerprint", &g.fingerprint.unwrap_or_else(Digest::new).value())
             .finish()
     }
 }

@@ -98,14 +98,8 @@ impl StepClusterBuilder {
     pub fn build(self) -> StepCluster {
         let graph = Graph::new();
         let sim = Sim::new(&self, Arc::clone(&graph));
-        let runner = Arc::new(StepRunner {
-            sim: Mutex::new(sim),
-            busy: Mutex::new(None),
-        });
-        StepCluster {
-            context: Context::new(graph, runner.clone()),
-            runner,
-        }
+        let runner = Arc::new(StepRunner { sim: Mutex::new(sim), busy: Mutex::new(None) });
+        StepCluster { context: Context::new(graph, runner.clone()), runner }
     }
 }
 
@@ -137,14 +131,7 @@ impl StepCluster {
     pub fn builder() -> StepClusterBuilder {
         let mut worker = WorkerConfig::new(0);
         worker.encode_payloads = true;
-        StepClusterBuilder {
-            workers: 2,
-            seed: 0,
-            wire: true,
-            worker,
-            task_attempts_max: 4,
-            step_nanos: 1_000,
-        }
+        StepClusterBuilder { workers: 2, seed: 0, wire: true, worker, task_attempts_max: 4, step_nanos: 1_000 }
     }
 
     /// The context to create datasets in.
@@ -178,20 +165,13 @@ impl StepCluster {
 
     /// Estimated bytes held by each worker's block store.
     pub fn stored_bytes(&self) -> Vec<u64> {
-        self.runner
-            .sim()
-            .workers
-            .iter()
-            .map(Worker::stored_bytes)
-            .collect()
+        self.runner.sim().workers.iter().map(Worker::stored_bytes).collect()
     }
 }
 
 impl std::fmt::Debug for StepCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StepCluster")
-            .field("steps", &self.runner.sim().trace.len())
-            .finish()
+        f.debug_struct("StepCluster").field("steps", &self.runner.sim().trace.len()).finish()
     }
 }
 
@@ -215,9 +195,7 @@ impl JobRunner for StepRunner {
         {
             let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
             if *busy == Some(me) {
-                return Err(Error::ClusterStopped(
-                    "an action was called from inside a task".into(),
-                ));
+                return Err(Error::ClusterStopped("an action was called from inside a task".into()));
             }
             *busy = Some(me);
         }
@@ -301,11 +279,7 @@ impl Sim {
     }
 
     fn enqueue(&mut self, from: NodeId, to: NodeId, msg: Message) -> Result<(), Error> {
-        let msg = if self.wire {
-            codec::decode(&codec::encode(&msg)?)?
-        } else {
-            msg
-        };
+        let msg = if self.wire { codec::decode(&codec::encode(&msg)?)? } else { msg };
         self.queues.entry((from, to)).or_default().push_back(msg);
         Ok(())
     }
@@ -323,18 +297,11 @@ impl Sim {
         if pick < self.queues.len() {
             let (&(from, to), queue) = self.queues.iter_mut().nth(pick).ok_or_else(internal)?;
             let msg = queue.pop_front().ok_or_else(internal)?;
-            self.trace.push(Step::Deliver {
-                from,
-                to,
-                kind: msg.kind(),
-            });
+            self.trace.push(Step::Deliver { from, to, kind: msg.kind() });
             match (from, to) {
                 (NodeId::Worker(w), NodeId::Driver) => self.driver.handle_message(self.now, w, msg),
                 (_, NodeId::Worker(w)) => {
-                    let worker = self
-                        .workers
-                        .get_mut(w.0 as usize)
-                        .ok_or(Error::UnknownPeer(to))?;
+                    let worker = self.workers.get_mut(w.0 as usize).ok_or(Error::UnknownPeer(to))?;
                     worker.handle_message(self.now, from, msg);
                 }
                 (NodeId::Driver, NodeId::Driver) => return Err(Error::UnknownPeer(to)),
@@ -342,11 +309,7 @@ impl Sim {
         } else {
             let (w, task) = self.ready.swap_remove(pick - self.queues.len());
             let (task_id, attempt) = (task.desc().task, task.desc().attempt);
-            self.trace.push(Step::Run {
-                worker: w,
-                task: task_id,
-                attempt,
-            });
+            self.trace.push(Step::Run { worker: w, task: task_id, attempt });
             let done = task.run();
             self.workers[w.0 as usize].handle_task_done(self.now, done);
         }

@@ -46,14 +46,11 @@ impl Digest {
     }
 
     pub(crate) fn add(self, value: u64) -> Digest {
-        Digest(mix64(
-            self.0 ^ mix64(value.wrapping_add(0x9E37_79B9_7F4A_7C15)),
-        ))
+        Digest(mix64(self.0 ^ mix64(value.wrapping_add(0x9E37_79B9_7F4A_7C15))))
     }
 
     pub(crate) fn add_str(self, s: &str) -> Digest {
-        s.bytes()
-            .fold(self.add(s.len() as u64), |d, b| d.add(u64::from(b)))
+        s.bytes().fold(self.add(s.len() as u64), |d, b| d.add(u64::from(b)))
     }
 
     pub(crate) fn value(self) -> u64 {
@@ -68,19 +65,13 @@ mod tests {
     #[test]
     fn hashes_are_fixed_across_runs() {
         // Pinned values: a change here changes every partitioning in every stored checkpoint.
-        assert_eq!(
-            stable_hash("dstream"),
-            stable_hash(&String::from("dstream"))
-        );
+        assert_eq!(stable_hash("dstream"), stable_hash(&String::from("dstream")));
         assert_eq!(partition_of(&42u64, 1), 0);
         let counts = (0..10_000u64).fold([0usize; 4], |mut c, k| {
             c[partition_of(&k, 4)] += 1;
             c
         });
-        assert!(
-            counts.iter().all(|c| (2_300..2_700).contains(c)),
-            "unbalanced: {counts:?}"
-        );
+        assert!(counts.iter().all(|c| (2_300..2_700).contains(c)), "unbalanced: {counts:?}");
     }
 
     #[test]

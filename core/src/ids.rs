@@ -105,11 +105,7 @@ impl fmt::Display for BlockId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BlockId::Rdd { rdd, partition } => write!(f, "{rdd}/p{partition}"),
-            BlockId::Shuffle {
-                shuffle,
-                map,
-                reduce,
-            } => write!(f, "{shuffle}/m{map}/r{reduce}"),
+            BlockId::Shuffle { shuffle, map, reduce } => write!(f, "{shuffle}/m{map}/r{reduce}"),
         }
     }
 }

@@ -32,19 +32,13 @@ impl Payload {
     }
 
     /// The data as a `V`: downcast if local, decoded if encoded.
-    pub fn typed<V: serde::de::DeserializeOwned + Any + Send + Sync>(
-        &self,
-    ) -> Result<Arc<V>, CodecError> {
+    pub fn typed<V: serde::de::DeserializeOwned + Any + Send + Sync>(&self) -> Result<Arc<V>, CodecError> {
         match self {
-            Payload::Local(any) => {
-                Arc::clone(any)
-                    .downcast::<V>()
-                    .map_err(|_| CodecError::Decode {
-                        type_name: std::any::type_name::<V>(),
-                        len: 0,
-                        message: "the payload holds a different type".into(),
-                    })
-            }
+            Payload::Local(any) => Arc::clone(any).downcast::<V>().map_err(|_| CodecError::Decode {
+                type_name: std::any::type_name::<V>(),
+                len: 0,
+                message: "the payload holds a different type".into(),
+            }),
             Payload::Encoded(bytes) => codec::decode::<V>(bytes).map(Arc::new),
         }
     }

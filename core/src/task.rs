@@ -41,10 +41,7 @@ pub(crate) struct TaskContext<'a> {
 
 impl<'a> TaskContext<'a> {
     pub(crate) fn new(inputs: &'a BTreeMap<BlockId, Payload>) -> TaskContext<'a> {
-        TaskContext {
-            inputs,
-            new_blocks: Vec::new(),
-        }
+        TaskContext { inputs, new_blocks: Vec::new() }
     }
 
     /// The input block `block` as a `V`, if the driver listed it (or this task produced it).
@@ -59,19 +56,12 @@ impl<'a> TaskContext<'a> {
                 None => return Ok(None),
             },
         };
-        payload
-            .typed::<V>()
-            .map(Some)
-            .map_err(|e| TaskError::new(TaskErrorKind::Decode, format!("block {block}: {e}")))
+        payload.typed::<V>().map(Some).map_err(|e| TaskError::new(TaskErrorKind::Decode, format!("block {block}: {e}")))
     }
 
     /// Hands a computed block to the worker for storage.
     pub(crate) fn store(&mut self, block: BlockId, payload: Payload, bytes: u64) {
-        self.new_blocks.push(NewBlock {
-            block,
-            payload,
-            bytes,
-        });
+        self.new_blocks.push(NewBlock { block, payload, bytes });
     }
 }
 
@@ -91,11 +81,7 @@ pub(crate) fn push_shared<T: Clone>(data: &[T], out: &mut Sink<'_, T>) -> Result
 pub(crate) fn push_owned<T>(data: Vec<T>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
     if data.len() <= CHUNK_RECORDS {
         let mut data = data;
-        return if data.is_empty() {
-            Ok(())
-        } else {
-            out(&mut data)
-        };
+        return if data.is_empty() { Ok(()) } else { out(&mut data) };
     }
     let mut buf = Vec::with_capacity(CHUNK_RECORDS);
     let mut it = data.into_iter();
@@ -109,10 +95,22 @@ pub(crate) fn push_owned<T>(data: Vec<T>, out: &mut Sink<'_, T>) -> Result<(), T
     }
 }
 
+/// Pushes the records of an iterator into `out` in chunks.
+pub(crate) fn push_iter<T>(records: impl IntoIterator<Item = T>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
+    let mut it = records.into_iter();
+    let mut buf = Vec::with_capacity(CHUNK_RECORDS.min(it.size_hint().0.max(1)));
+    loop {
+        buf.extend(it.by_ref().take(CHUNK_RECORDS));
+        if buf.is_empty() {
+            return Ok(());
+        }
+        out(&mut buf)?;
+        buf.clear();
+    }
+}
+
 /// Collects everything pushed into a sink into one vector.
-pub(crate) fn collect_into<T>(
-    dst: &mut Vec<T>,
-) -> impl FnMut(&mut Vec<T>) -> Result<(), TaskError> + '_ {
+pub(crate) fn collect_into<T>(dst: &mut Vec<T>) -> impl FnMut(&mut Vec<T>) -> Result<(), TaskError> + '_ {
     move |chunk: &mut Vec<T>| {
         dst.append(chunk);
         Ok(())
@@ -159,13 +157,7 @@ mod tests {
 
     #[test]
     fn push_owned_chunks_everything_in_order() {
-        for n in [
-            0,
-            1,
-            CHUNK_RECORDS,
-            CHUNK_RECORDS + 1,
-            3 * CHUNK_RECORDS + 7,
-        ] {
+        for n in [0, 1, CHUNK_RECORDS, CHUNK_RECORDS + 1, 3 * CHUNK_RECORDS + 7] {
             let data: Vec<usize> = (0..n).collect();
             let mut got = Vec::new();
             let mut sizes = Vec::new();
@@ -176,10 +168,7 @@ mod tests {
             })
             .unwrap();
             assert_eq!(got, data);
-            assert!(
-                sizes.iter().all(|s| *s > 0 && *s <= CHUNK_RECORDS.max(1)),
-                "{sizes:?}"
-            );
+            assert!(sizes.iter().all(|s| *s > 0 && *s <= CHUNK_RECORDS.max(1)), "{sizes:?}");
         }
     }
 

@@ -20,9 +20,7 @@ use serde::{Deserialize, Serialize};
 /// let t = Time::from_millis(500) + Duration::from_millis(250);
 /// assert_eq!(t.as_millis(), 750);
 /// ```
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Time(u64);
 
 impl Time {
@@ -72,12 +70,7 @@ impl Sub<Time> for Time {
 
 impl fmt::Display for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{:03}s",
-            self.0 / 1_000_000_000,
-            (self.0 / 1_000_000) % 1000
-        )
+        write!(f, "{}.{:03}s", self.0 / 1_000_000_000, (self.0 / 1_000_000) % 1000)
     }
 }
 
@@ -104,9 +97,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `start`.
     pub fn new(start: Time) -> ManualClock {
-        ManualClock {
-            nanos: AtomicU64::new(start.as_nanos()),
-        }
+        ManualClock { nanos: AtomicU64::new(start.as_nanos()) }
     }
 
     /// Moves the clock forward by `by`.
@@ -138,9 +129,7 @@ pub struct SystemClock {
 impl SystemClock {
     /// A clock whose origin is now.
     pub fn new() -> SystemClock {
-        SystemClock {
-            origin: std::time::Instant::now(),
-        }
+        SystemClock { origin: std::time::Instant::now() }
     }
 }
 
@@ -164,10 +153,7 @@ mod tests {
     #[test]
     fn arithmetic_saturates() {
         assert_eq!(Time::from_nanos(5) - Time::from_nanos(9), Duration::ZERO);
-        assert_eq!(
-            Time::from_nanos(u64::MAX) + Duration::from_secs(1),
-            Time::from_nanos(u64::MAX)
-        );
+        assert_eq!(Time::from_nanos(u64::MAX) + Duration::from_secs(1), Time::from_nanos(u64::MAX));
         assert_eq!(Time::from_millis(1500).to_string(), "1.500s");
     }
 

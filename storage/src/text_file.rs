@@ -41,16 +41,8 @@ impl TextFile {
     pub fn open(path: impl AsRef<Path>, partitions: usize) -> io::Result<TextFile> {
         let path = path.as_ref().to_path_buf();
         let len = File::open(&path)?.metadata()?.len();
-        let partitions = if len == 0 {
-            1
-        } else {
-            partitions.clamp(1, usize::try_from(len).unwrap_or(usize::MAX))
-        };
-        Ok(TextFile {
-            path,
-            len,
-            partitions,
-        })
+        let partitions = if len == 0 { 1 } else { partitions.clamp(1, usize::try_from(len).unwrap_or(usize::MAX)) };
+        Ok(TextFile { path, len, partitions })
     }
 
     fn range(&self, split: usize) -> (u64, u64) {
@@ -87,10 +79,7 @@ impl TextFile {
                 }
             }
             let line = String::from_utf8(std::mem::take(&mut buf)).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("invalid UTF-8 in the line at byte {line_start}"),
-                )
+                io::Error::new(io::ErrorKind::InvalidData, format!("invalid UTF-8 in the line at byte {line_start}"))
             })?;
             lines.push(line);
         }
@@ -117,8 +106,7 @@ mod tests {
     use super::*;
 
     fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("dstream-storage-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("dstream-storage-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f.txt");
         std::fs::write(&path, contents).unwrap();
@@ -126,33 +114,19 @@ mod tests {
     }
 
     fn all_lines(file: &TextFile) -> Vec<String> {
-        (0..file.partitions())
-            .flat_map(|p| file.read(p).unwrap())
-            .collect()
+        (0..file.partitions()).flat_map(|p| file.read(p).unwrap()).collect()
     }
 
     #[test]
     fn every_split_count_reads_every_line_once() {
-        let cases: &[&str] = &[
-            "",
-            "a",
-            "a\n",
-            "a\nbb\nccc",
-            "a\nbb\nccc\n",
-            "\n\n\n",
-            "one line\r\ntwo\r\n",
-            "x\n\ny\n",
-        ];
+        let cases: &[&str] =
+            &["", "a", "a\n", "a\nbb\nccc", "a\nbb\nccc\n", "\n\n\n", "one line\r\ntwo\r\n", "x\n\ny\n"];
         for (i, contents) in cases.iter().enumerate() {
             let path = temp_file(&format!("case{i}"), contents.as_bytes());
             let expected: Vec<String> = contents.lines().map(str::to_owned).collect();
             for partitions in 1..=12 {
                 let file = TextFile::open(&path, partitions).unwrap();
-                assert_eq!(
-                    all_lines(&file),
-                    expected,
-                    "contents {contents:?}, {partitions} partitions"
-                );
+                assert_eq!(all_lines(&file), expected, "contents {contents:?}, {partitions} partitions");
             }
             std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
         }
@@ -163,10 +137,7 @@ mod tests {
         let path = temp_file("utf8", b"ok\n\xff\xfe\nok\n");
         let file = TextFile::open(&path, 1).unwrap();
         let err = file.read(0).unwrap_err();
-        assert!(
-            err.contains("invalid UTF-8") && err.contains("byte 3"),
-            "{err}"
-        );
+        assert!(err.contains("invalid UTF-8") && err.contains("byte 3"), "{err}");
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
         assert!(TextFile::open("/nonexistent/dstream/file", 2).is_err());
     }

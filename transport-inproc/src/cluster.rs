@@ -7,8 +7,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use dstream::transport::Transport;
 use dstream::{
-    Clock, Context, Driver, DriverConfig, DriverEvent, Error, Graph, JobRequest, JobRunner, NodeId,
-    Payload, SystemClock, TaskDone, Worker, WorkerConfig, WorkerId,
+    Clock, Context, Driver, DriverConfig, DriverEvent, Error, Graph, JobRequest, JobRunner, NodeId, Payload,
+    SystemClock, TaskDone, Worker, WorkerConfig, WorkerId,
 };
 
 use crate::transport::{InProcTransport, Inboxes};
@@ -20,10 +20,7 @@ pub(crate) enum Input {
     /// A task this worker's executor finished.
     Done(TaskDone),
     /// A job from the host (driver only).
-    Submit {
-        request: JobRequest,
-        reply: Sender<Result<Vec<Payload>, Error>>,
-    },
+    Submit { request: JobRequest, reply: Sender<Result<Vec<Payload>, Error>> },
     /// Shut down.
     Stop,
 }
@@ -90,8 +87,7 @@ impl LocalClusterBuilder {
             .map_err(|e| Error::ClusterStopped(format!("cannot start the task pool: {e}")))?;
         let pool = Arc::new(pool);
         let (driver_tx, driver_rx) = unbounded();
-        let worker_channels: Vec<(Sender<Input>, Receiver<Input>)> =
-            (0..self.workers).map(|_| unbounded()).collect();
+        let worker_channels: Vec<(Sender<Input>, Receiver<Input>)> = (0..self.workers).map(|_| unbounded()).collect();
         let inboxes = Arc::new(Inboxes {
             driver: driver_tx.clone(),
             workers: worker_channels.iter().map(|(tx, _)| tx.clone()).collect(),
@@ -103,9 +99,7 @@ impl LocalClusterBuilder {
         driver_config.task_attempts_max = self.task_attempts_max;
         let driver = Driver::new(driver_config, Arc::clone(&graph));
         let transport = InProcTransport::new(NodeId::Driver, Arc::clone(&inboxes));
-        threads.push(spawn("dstream-driver", move || {
-            run_driver(driver, driver_rx, transport, clock)
-        })?);
+        threads.push(spawn("dstream-driver", move || run_driver(driver, driver_rx, transport, clock))?);
 
         for (i, (tx, rx)) in worker_channels.into_iter().enumerate() {
             let mut config = self.worker.clone();
@@ -119,15 +113,8 @@ impl LocalClusterBuilder {
                 run_worker(worker, rx, tx, transport, pool, clock)
             })?);
         }
-        let runner = Arc::new(LocalRunner {
-            driver: driver_tx,
-            pool,
-        });
-        Ok(LocalCluster {
-            context: Context::new(graph, runner),
-            inboxes,
-            threads,
-        })
+        let runner = Arc::new(LocalRunner { driver: driver_tx, pool });
+        Ok(LocalCluster { context: Context::new(graph, runner), inboxes, threads })
     }
 }
 
@@ -154,12 +141,7 @@ impl LocalCluster {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut worker = WorkerConfig::new(0);
         worker.slots = cores as u32;
-        LocalClusterBuilder {
-            workers: cores as u32,
-            threads: cores,
-            worker,
-            task_attempts_max: 4,
-        }
+        LocalClusterBuilder { workers: cores as u32, threads: cores, worker, task_attempts_max: 4 }
     }
 
     /// The context to create datasets in.
@@ -184,9 +166,7 @@ impl Drop for LocalCluster {
 
 impl std::fmt::Debug for LocalCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalCluster")
-            .field("workers", &self.inboxes.workers.len())
-            .finish()
+        f.debug_struct("LocalCluster").field("workers", &self.inboxes.workers.len()).finish()
     }
 }
 
@@ -199,35 +179,22 @@ impl JobRunner for LocalRunner {
     fn run_job(&self, request: JobRequest) -> Result<Vec<Payload>, Error> {
         if self.pool.current_thread_index().is_some() {
             // Blocking a pool thread on a job that needs pool threads could deadlock.
-            return Err(Error::ClusterStopped(
-                "an action was called from inside a task".into(),
-            ));
+            return Err(Error::ClusterStopped("an action was called from inside a task".into()));
         }
         let (reply, result) = bounded(1);
         self.driver
             .send(Input::Submit { request, reply })
             .map_err(|_| Error::ClusterStopped("the driver thread has stopped".into()))?;
-        result.recv().map_err(|_| {
-            Error::ClusterStopped("the driver stopped before the job finished".into())
-        })?
+        result.recv().map_err(|_| Error::ClusterStopped("the driver stopped before the job finished".into()))?
     }
 }
 
-fn run_driver(
-    mut driver: Driver,
-    inbox: Receiver<Input>,
-    transport: InProcTransport,
-    clock: SystemClock,
-) {
-    let mut waiting: BTreeMap<dstream::JobId, Sender<Result<Vec<Payload>, Error>>> =
-        BTreeMap::new();
+fn run_driver(mut driver: Driver, inbox: Receiver<Input>, transport: InProcTransport, clock: SystemClock) {
+    let mut waiting: BTreeMap<dstream::JobId, Sender<Result<Vec<Payload>, Error>>> = BTreeMap::new();
     while let Ok(input) = inbox.recv() {
         let now = clock.now();
         match input {
-            Input::Net {
-                from: NodeId::Worker(w),
-                msg,
-            } => driver.handle_message(now, w, msg),
+            Input::Net { from: NodeId::Worker(w), msg } => driver.handle_message(now, w, msg),
             Input::Submit { request, reply } => {
                 let job = driver.submit_job(now, request);
                 waiting.insert(job, reply);

@@ -45,11 +45,6 @@ impl Transport for InProcTransport {
 
     fn send(&self, to: NodeId, msg: Message) -> Result<(), TransportError> {
         let inbox = self.inboxes.of(to).ok_or(TransportError::Unreachable(to))?;
-        inbox
-            .send(Input::Net {
-                from: self.local,
-                msg,
-            })
-            .map_err(|_| TransportError::Unreachable(to))
+        inbox.send(Input::Net { from: self.local, msg }).map_err(|_| TransportError::Unreachable(to))
     }
 }

@@ -38,11 +38,7 @@ impl DriverConfig {
     /// The defaults for a program with fingerprint `program`: 4 attempts per task (as Spark),
     /// 16 relaunches for missing blocks.
     pub fn new(program: u64) -> DriverConfig {
-        DriverConfig {
-            program,
-            task_attempts_max: 4,
-            fetch_failures_max: 16,
-        }
+        DriverConfig { program, task_attempts_max: 4, fetch_failures_max: 16 }
     }
 }
 
@@ -191,10 +187,7 @@ impl Driver {
         let job = JobId(self.fresh_id());
         let n = request.partitions.len();
         if n == 0 {
-            self.events.push_back(DriverEvent::JobFinished {
-                job,
-                result: Ok(Vec::new()),
-            });
+            self.events.push_back(DriverEvent::JobFinished { job, result: Ok(Vec::new()) });
             return job;
         }
         let stage = StageId(self.fresh_id());
@@ -230,15 +223,10 @@ impl Driver {
         self.advance(now);
         match msg {
             Message::Register { slots, program } => self.register(from, slots, program),
-            Message::TaskFinished {
-                task,
-                attempt,
-                outcome,
-                stored,
-            } => self.task_finished(from, task, attempt, outcome, stored),
-            Message::BlocksDropped { blocks } => blocks
-                .iter()
-                .for_each(|b| self.forget_block(*b, Some(from))),
+            Message::TaskFinished { task, attempt, outcome, stored } => {
+                self.task_finished(from, task, attempt, outcome, stored)
+            }
+            Message::BlocksDropped { blocks } => blocks.iter().for_each(|b| self.forget_block(*b, Some(from))),
             other => {
                 tracing::warn!(kind = other.kind(), %from, "driver ignores an unexpected message")
             }
@@ -252,25 +240,12 @@ impl Driver {
                 "the worker runs program {program:016x}, the driver runs {:016x}: start every process from the same binary",
                 self.config.program
             );
-            self.outbox.push_back((
-                NodeId::Worker(worker),
-                Message::Refused {
-                    reason: reason.clone(),
-                },
-            ));
-            self.events
-                .push_back(DriverEvent::WorkerRefused { worker, reason });
+            self.outbox.push_back((NodeId::Worker(worker), Message::Refused { reason: reason.clone() }));
+            self.events.push_back(DriverEvent::WorkerRefused { worker, reason });
             return;
         }
-        self.workers.insert(
-            worker,
-            WorkerSlots {
-                slots: slots.max(1),
-                running: 0,
-            },
-        );
-        self.outbox
-            .push_back((NodeId::Worker(worker), Message::Registered));
+        self.workers.insert(worker, WorkerSlots { slots: slots.max(1), running: 0 });
+        self.outbox.push_back((NodeId::Worker(worker), Message::Registered));
         self.events.push_back(DriverEvent::WorkerRegistered(worker));
     }
 
@@ -286,10 +261,7 @@ impl Driver {
         let rdds: BTreeSet<RddId> = released.rdds.iter().copied().collect();
         self.cached.retain(|(rdd, _), _| !rdds.contains(rdd));
         for w in self.workers.keys() {
-            let msg = Message::Release {
-                shuffles: released.shuffles.clone(),
-                rdds: released.rdds.clone(),
-            };
+            let msg = Message::Release { shuffles: released.shuffles.clone(), rdds: released.rdds.clone() };
             self.outbox.push_back((NodeId::Worker(*w), msg));
         }
     }
@@ -310,11 +282,7 @@ impl Driver {
                 }
             }
             BlockId::Shuffle { shuffle, map, .. } => {
-                if let Some(slot) = self
-                    .map_outputs
-                    .get_mut(&shuffle)
-                    .and_then(|o| o.get_mut(map as usize))
-                {
+                if let Some(slot) = self.map_outputs.get_mut(&shuffle).and_then(|o| o.get_mut(map as usize)) {
                     if holder.is_none() || *slot == holder {
                         *slot = None;
                     }
@@ -336,16 +304,10 @@ impl Driver {
         }
         for block in &stored {
             if let BlockId::Rdd { rdd, partition } = *block {
-                self.cached
-                    .entry((rdd, partition))
-                    .or_default()
-                    .insert(from);
+                self.cached.entry((rdd, partition)).or_default().insert(from);
             }
         }
-        let current = self
-            .tasks
-            .get(&task_id)
-            .is_some_and(|t| t.attempt == attempt && t.worker == Some(from));
+        let current = self.tasks.get(&task_id).is_some_and(|t| t.attempt == attempt && t.worker == Some(from));
         if !current {
             return; // A stale attempt, or a task of a job that already ended.
         }
@@ -365,20 +327,14 @@ impl Driver {
             }
             TaskOutcome::ShuffleMapDone => {
                 stage.missing.remove(&task.partition);
-                if let StageKind::ShuffleMap(shuffle) = stage.kind {
-                    let n = self
-                        .graph
-                        .rdd(stage.rdd)
-                        .map_or(0, |node| node.info().partitions);
-                    let outputs = self
-                        .map_outputs
-                        .entry(shuffle)
-                        .or_insert_with(|| vec![None; n]);
-                    if let Some(slot) = outputs.get_mut(task.partition as usize) {
+                let (kind, rdd) = (stage.kind, stage.rdd);
+                let done = stage.missing.is_empty() && stage.active.is_empty();
+                if let StageKind::ShuffleMap(shuffle) = kind {
+                    if let Some(slot) = self.outputs_of(shuffle, rdd).get_mut(task.partition as usize) {
                         *slot = Some(from);
                     }
                 }
-                if stage.missing.is_empty() && stage.active.is_empty() {
+                if done {
                     self.stage_done(task.stage);
                 }
             }
@@ -402,10 +358,7 @@ impl Driver {
         }
         if let Some(job) = self.jobs.remove(&job_id) {
             let results = job.results.into_iter().flatten().collect();
-            self.events.push_back(DriverEvent::JobFinished {
-                job: job_id,
-                result: Ok(results),
-            });
+            self.events.push_back(DriverEvent::JobFinished { job: job_id, result: Ok(results) });
         }
         self.drop_job_stages(job_id);
     }
@@ -464,18 +417,8 @@ impl Driver {
         };
         for job in jobs {
             if self.jobs.remove(&job).is_some() {
-                let error = Error::TaskFailed {
-                    job,
-                    stage: stage_id,
-                    rdd,
-                    partition,
-                    attempts,
-                    cause: cause.clone(),
-                };
-                self.events.push_back(DriverEvent::JobFinished {
-                    job,
-                    result: Err(error),
-                });
+                let error = Error::TaskFailed { job, stage: stage_id, rdd, partition, attempts, cause: cause.clone() };
+                self.events.push_back(DriverEvent::JobFinished { job, result: Err(error) });
             }
             self.drop_job_stages(job);
         }
@@ -530,8 +473,7 @@ impl Driver {
         let Some(stage) = self.stages.get(&task.stage) else {
             return Launch::Dropped;
         };
-        let (stage_id, partition, attempt, rdd) =
-            (task.stage, task.partition, task.attempt, stage.rdd);
+        let (stage_id, partition, attempt, rdd) = (task.stage, task.partition, task.attempt, stage.rdd);
         let kind = match stage.kind {
             StageKind::Result(job) => match self.jobs.get(&job) {
                 Some(j) => TaskKind::Result { action: j.action },
@@ -540,20 +482,19 @@ impl Driver {
             StageKind::ShuffleMap(shuffle) => TaskKind::ShuffleMap { shuffle },
         };
         let job = stage.jobs.iter().next().copied().unwrap_or(JobId(0));
-        let inputs =
-            match plan::task_inputs(&self.graph, &self.cached, &self.map_outputs, rdd, partition) {
-                Ok(inputs) => inputs,
-                Err(_) => {
-                    // A shuffle output it needs is gone: the task leaves the queue and the stage
-                    // waits for its parent to redo the output, then queues the partition again.
-                    if let Some(stage) = self.stages.get_mut(&stage_id) {
-                        stage.active.remove(&partition);
-                    }
-                    self.tasks.remove(&task_id);
-                    self.submit_stage(stage_id);
-                    return Launch::Dropped;
+        let inputs = match plan::task_inputs(&self.graph, &self.cached, &self.map_outputs, rdd, partition) {
+            Ok(inputs) => inputs,
+            Err(_) => {
+                // A shuffle output it needs is gone: the task leaves the queue and the stage
+                // waits for its parent to redo the output, then queues the partition again.
+                if let Some(stage) = self.stages.get_mut(&stage_id) {
+                    stage.active.remove(&partition);
                 }
-            };
+                self.tasks.remove(&task_id);
+                self.submit_stage(stage_id);
+                return Launch::Dropped;
+            }
+        };
         let worker = plan::choose_worker(&self.workers_free(), &inputs, partition);
         let Some(worker) = worker else {
             return Launch::NoSlot;
@@ -564,27 +505,13 @@ impl Driver {
         if let Some(t) = self.tasks.get_mut(&task_id) {
             t.worker = Some(worker);
         }
-        let desc = TaskDesc {
-            task: task_id,
-            attempt,
-            job,
-            stage: stage_id,
-            kind,
-            rdd,
-            partition,
-            inputs,
-        };
-        self.outbox
-            .push_back((NodeId::Worker(worker), Message::Launch(desc)));
+        let desc = TaskDesc { task: task_id, attempt, job, stage: stage_id, kind, rdd, partition, inputs };
+        self.outbox.push_back((NodeId::Worker(worker), Message::Launch(desc)));
         Launch::Sent
     }
 
     fn workers_free(&self) -> Vec<(WorkerId, u32)> {
-        self.workers
-            .iter()
-            .filter(|(_, w)| w.running < w.slots)
-            .map(|(id, w)| (*id, w.slots - w.running))
-            .collect()
+        self.workers.iter().filter(|(_, w)| w.running < w.slots).map(|(id, w)| (*id, w.slots - w.running)).collect()
     }
 
     /// Queues the missing partitions of a stage whose parents are complete; otherwise makes sure
@@ -613,24 +540,12 @@ impl Driver {
         let Some(stage) = self.stages.get(&stage_id) else {
             return;
         };
-        let todo: Vec<u32> = stage
-            .missing
-            .iter()
-            .filter(|p| !stage.active.contains_key(p))
-            .copied()
-            .collect();
+        let todo: Vec<u32> = stage.missing.iter().filter(|p| !stage.active.contains_key(p)).copied().collect();
         for partition in todo {
             let task_id = TaskId(self.fresh_id());
             self.tasks.insert(
                 task_id,
-                Task {
-                    stage: stage_id,
-                    partition,
-                    attempt: 0,
-                    failures: 0,
-                    fetch_failures: 0,
-                    worker: None,
-                },
+                Task { stage: stage_id, partition, attempt: 0, failures: 0, fetch_failures: 0, worker: None },
             );
             if let Some(stage) = self.stages.get_mut(&stage_id) {
                 stage.active.insert(partition, task_id);
@@ -640,9 +555,7 @@ impl Driver {
     }
 
     fn shuffle_complete(&self, shuffle: ShuffleId) -> bool {
-        self.map_outputs
-            .get(&shuffle)
-            .is_some_and(|o| o.iter().all(Option::is_some))
+        self.map_outputs.get(&shuffle).is_some_and(|o| o.iter().all(Option::is_some))
     }
 
     fn stage_for_shuffle(&mut self, shuffle: ShuffleId) -> StageId {
@@ -652,11 +565,7 @@ impl Driver {
             return s;
         }
         let id = StageId(self.fresh_id());
-        let rdd = self
-            .graph
-            .shuffle(shuffle)
-            .map(|s| s.map_rdd())
-            .unwrap_or(RddId(u64::MAX));
+        let rdd = self.graph.shuffle(shuffle).map(|s| s.map_rdd()).unwrap_or(RddId(u64::MAX));
         self.stages.insert(
             id,
             Stage {
@@ -677,20 +586,23 @@ impl Driver {
         let Some(stage) = self.stages.get(&stage_id) else {
             return;
         };
-        let n = self
-            .graph
-            .rdd(stage.rdd)
-            .map_or(0, |node| node.info().partitions);
-        let outputs = self
-            .map_outputs
-            .entry(shuffle)
-            .or_insert_with(|| vec![None; n]);
-        let missing: BTreeSet<u32> = (0..n as u32)
-            .filter(|m| outputs[*m as usize].is_none())
-            .collect();
+        let rdd = stage.rdd;
+        let outputs = self.outputs_of(shuffle, rdd);
+        let missing: BTreeSet<u32> =
+            (0u32..).zip(outputs.iter()).filter(|(_, o)| o.is_none()).map(|(m, _)| m).collect();
         if let Some(stage) = self.stages.get_mut(&stage_id) {
             stage.missing = missing;
         }
+    }
+
+    /// Where each map partition's output of `shuffle` lives, created empty on first use;
+    /// `map_rdd` is the shuffle's map-side dataset.
+    fn outputs_of(&mut self, shuffle: ShuffleId, map_rdd: RddId) -> &mut Vec<Option<WorkerId>> {
+        let graph = &self.graph;
+        self.map_outputs.entry(shuffle).or_insert_with(|| {
+            let n = graph.rdd(map_rdd).map_or(0, |node| node.info().partitions);
+            vec![None; n]
+        })
     }
 }
 

@@ -12,11 +12,7 @@ use crate::message::TaskInput;
 pub(super) struct MissingShuffle;
 
 /// Whether every partition of a persisted dataset is cached somewhere.
-fn fully_cached(
-    cached: &BTreeMap<(RddId, u32), BTreeSet<WorkerId>>,
-    rdd: RddId,
-    partitions: usize,
-) -> bool {
+fn fully_cached(cached: &BTreeMap<(RddId, u32), BTreeSet<WorkerId>>, rdd: RddId, partitions: usize) -> bool {
     (0..partitions as u32).all(|p| cached.get(&(rdd, p)).is_some_and(|w| !w.is_empty()))
 }
 
@@ -71,14 +67,8 @@ pub(super) fn task_inputs(
         let info = node.info();
         if info.persisted {
             if let Some(holders) = cached.get(&(id, p)).filter(|h| !h.is_empty()) {
-                let block = BlockId::Rdd {
-                    rdd: id,
-                    partition: p,
-                };
-                inputs.push(TaskInput {
-                    block,
-                    locations: holders.iter().copied().collect(),
-                });
+                let block = BlockId::Rdd { rdd: id, partition: p };
+                inputs.push(TaskInput { block, locations: holders.iter().copied().collect() });
                 continue;
             }
         }
@@ -93,15 +83,8 @@ pub(super) fn task_inputs(
                     let outputs = map_outputs.get(&shuffle).ok_or(MissingShuffle)?;
                     for (m, holder) in outputs.iter().enumerate() {
                         let holder = holder.ok_or(MissingShuffle)?;
-                        let block = BlockId::Shuffle {
-                            shuffle,
-                            map: m as u32,
-                            reduce: p,
-                        };
-                        inputs.push(TaskInput {
-                            block,
-                            locations: vec![holder],
-                        });
+                        let block = BlockId::Shuffle { shuffle, map: m as u32, reduce: p };
+                        inputs.push(TaskInput { block, locations: vec![holder] });
                     }
                 }
             }
@@ -113,11 +96,7 @@ pub(super) fn task_inputs(
 /// The worker a task runs on: among workers with a free slot (`free`: id and free slots, in id
 /// order), the one holding the most of its input blocks; without locality, the one with the most
 /// free slots, ties broken by the partition number so partitions spread over workers.
-pub(super) fn choose_worker(
-    free: &[(WorkerId, u32)],
-    inputs: &[TaskInput],
-    partition: u32,
-) -> Option<WorkerId> {
+pub(super) fn choose_worker(free: &[(WorkerId, u32)], inputs: &[TaskInput], partition: u32) -> Option<WorkerId> {
     if free.is_empty() {
         return None;
     }
@@ -126,18 +105,10 @@ pub(super) fn choose_worker(
     let most_free = free.iter().map(|(_, s)| *s).max().unwrap_or(0);
     let candidates: Vec<WorkerId> = free
         .iter()
-        .filter(|(w, s)| {
-            if best_local > 0 {
-                local(*w) == best_local
-            } else {
-                *s == most_free
-            }
-        })
+        .filter(|(w, s)| if best_local > 0 { local(*w) == best_local } else { *s == most_free })
         .map(|(w, _)| *w)
         .collect();
-    candidates
-        .get(partition as usize % candidates.len())
-        .copied()
+    candidates.get(partition as usize % candidates.len()).copied()
 }
 
 #[cfg(test)]
@@ -146,10 +117,7 @@ mod tests {
 
     fn input(block: u32, at: &[u32]) -> TaskInput {
         TaskInput {
-            block: BlockId::Rdd {
-                rdd: RddId(0),
-                partition: block,
-            },
+            block: BlockId::Rdd { rdd: RddId(0), partition: block },
             locations: at.iter().map(|w| WorkerId(*w)).collect(),
         }
     }
@@ -162,26 +130,12 @@ mod tests {
             (vec![(w(0), 1), (w(1), 1)], vec![], 0, Some(w(0))),
             (vec![(w(0), 1), (w(1), 1)], vec![], 1, Some(w(1))),
             (vec![(w(0), 1), (w(1), 2)], vec![], 0, Some(w(1))),
-            (
-                vec![(w(0), 1), (w(1), 1)],
-                vec![input(0, &[1])],
-                0,
-                Some(w(1)),
-            ),
-            (
-                vec![(w(0), 1), (w(1), 1)],
-                vec![input(0, &[1]), input(1, &[0]), input(2, &[0])],
-                0,
-                Some(w(0)),
-            ),
+            (vec![(w(0), 1), (w(1), 1)], vec![input(0, &[1])], 0, Some(w(1))),
+            (vec![(w(0), 1), (w(1), 1)], vec![input(0, &[1]), input(1, &[0]), input(2, &[0])], 0, Some(w(0))),
             (vec![(w(0), 1)], vec![input(0, &[3])], 5, Some(w(0))),
         ];
         for (free, inputs, partition, expected) in cases {
-            assert_eq!(
-                choose_worker(&free, &inputs, partition),
-                expected,
-                "free={free:?} partition={partition}"
-            );
+            assert_eq!(choose_worker(&free, &inputs, partition), expected, "free={free:?} partition={partition}");
         }
     }
 }

@@ -48,9 +48,7 @@ where
     }
 
     fn encode_result(&self, payload: &Payload) -> Result<Payload, TaskError> {
-        payload
-            .encoded::<R>()
-            .map_err(|e| TaskError::new(TaskErrorKind::Encode, e.to_string()))
+        payload.encoded::<R>().map_err(|e| TaskError::new(TaskErrorKind::Encode, e.to_string()))
     }
 }
 
@@ -67,13 +65,8 @@ impl<T: Data> Rdd<T> {
     {
         let graph = self.context().graph();
         let id = graph.next_action_id();
-        let action: Arc<dyn ActionNode> = Arc::new(Action {
-            rdd: Arc::clone(self.node()),
-            init,
-            step,
-            finish,
-            _types: PhantomData,
-        });
+        let action: Arc<dyn ActionNode> =
+            Arc::new(Action { rdd: Arc::clone(self.node()), init, step, finish, _types: PhantomData });
         graph.register_action(id, &action);
         let partitions: Vec<u32> = (0..self.num_partitions() as u32).collect();
         let results = self.context().run_job(id, action, partitions)?;
@@ -97,11 +90,7 @@ impl<T: Data> Rdd<T> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn collect(&self) -> Result<Vec<T>, Error> {
-        let parts = self.run_action(
-            |_| Vec::new(),
-            |acc: &mut Vec<T>, chunk| acc.append(chunk),
-            |acc| acc,
-        )?;
+        let parts = self.run_action(|_| Vec::new(), |acc: &mut Vec<T>, chunk| acc.append(chunk), |acc| acc)?;
         Ok(parts.into_iter().flatten().collect())
     }
 
@@ -147,14 +136,7 @@ impl<T: Data> Rdd<T> {
             },
             |acc| acc,
         )?;
-        parts
-            .into_iter()
-            .flatten()
-            .reduce(|a, b| f(a, b))
-            .ok_or(Error::EmptyRdd {
-                action: "reduce",
-                rdd: self.id(),
-            })
+        parts.into_iter().flatten().reduce(|a, b| f(a, b)).ok_or(Error::EmptyRdd { action: "reduce", rdd: self.id() })
     }
 
     /// The records folded into `zero` with `f`, per partition and then across partitions;
@@ -223,10 +205,7 @@ impl<T: Data> Rdd<T> {
     /// assert_eq!(seen.load(Ordering::SeqCst), 3);
     /// # Ok::<(), dstream::Error>(())
     /// ```
-    pub fn foreach_partition(
-        &self,
-        f: impl Fn(usize, Vec<T>) + Send + Sync + 'static,
-    ) -> Result<(), Error> {
+    pub fn foreach_partition(&self, f: impl Fn(usize, Vec<T>) + Send + Sync + 'static) -> Result<(), Error> {
         self.run_action(
             |split| (split, Vec::new()),
             |acc: &mut (usize, Vec<T>), chunk| acc.1.append(chunk),

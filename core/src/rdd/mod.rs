@@ -29,12 +29,7 @@ use crate::Data;
 /// How one dataset computes a partition: it pushes the partition's records, in order, into
 /// `out` in chunks.
 pub(crate) trait Compute<T>: Send + Sync {
-    fn compute(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, T>,
-    ) -> Result<(), TaskError>;
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError>;
 }
 
 /// A dataset node with its record type.
@@ -48,28 +43,16 @@ pub(crate) struct RddNode<T> {
 impl<T: Data> RddNode<T> {
     /// Pushes the records of partition `split`. A persisted dataset reads its cached block when
     /// the task has it, and otherwise computes the partition and hands it to the worker to cache.
-    pub(crate) fn run(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, T>,
-    ) -> Result<(), TaskError> {
+    pub(crate) fn run(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
         if !self.info.persisted {
             return self.compute.compute(split, tc, out);
         }
-        let block = BlockId::Rdd {
-            rdd: self.info.id,
-            partition: split as u32,
-        };
+        let block = BlockId::Rdd { rdd: self.info.id, partition: split as u32 };
         let data = match tc.input::<Vec<T>>(block)? {
             Some(data) => data,
             None => {
                 let data = Arc::new(self.collect_partition(split, tc, false)?);
-                tc.store(
-                    block,
-                    Payload::local(Arc::clone(&data)),
-                    task::estimate_bytes(&data),
-                );
+                tc.store(block, Payload::local(Arc::clone(&data)), task::estimate_bytes(&data));
                 data
             }
         };
@@ -114,9 +97,7 @@ impl<T: Data> Node for RddNode<T> {
     }
 
     fn encode_block(&self, payload: &Payload) -> Result<Payload, TaskError> {
-        payload
-            .encoded::<Vec<T>>()
-            .map_err(|e| TaskError::new(TaskErrorKind::Encode, e.to_string()))
+        payload.encoded::<Vec<T>>().map_err(|e| TaskError::new(TaskErrorKind::Encode, e.to_string()))
     }
 }
 
@@ -151,10 +132,7 @@ pub struct Rdd<T> {
 
 impl<T> Clone for Rdd<T> {
     fn clone(&self) -> Self {
-        Rdd {
-            node: Arc::clone(&self.node),
-            ctx: self.ctx.clone(),
-        }
+        Rdd { node: Arc::clone(&self.node), ctx: self.ctx.clone() }
     }
 }
 
@@ -178,16 +156,7 @@ impl<T: Data> Rdd<T> {
         partitioner: Option<PartitionerKind>,
         compute: impl Compute<T> + 'static,
     ) -> Rdd<T> {
-        Rdd::with_id(
-            ctx,
-            ctx.graph().next_rdd_id(),
-            name,
-            partitions,
-            deps,
-            partitioner,
-            false,
-            Box::new(compute),
-        )
+        Rdd::with_id(ctx, ctx.graph().next_rdd_id(), name, partitions, deps, partitioner, false, Box::new(compute))
     }
 
     #[allow(clippy::too_many_arguments)] // Internal constructor; every caller names its fields.
@@ -201,27 +170,11 @@ impl<T: Data> Rdd<T> {
         persisted: bool,
         compute: Box<dyn Compute<T>>,
     ) -> Rdd<T> {
-        let info = NodeInfo {
-            id,
-            name,
-            partitions,
-            deps,
-            partitioner,
-            persisted,
-        };
-        let node = Arc::new(RddNode {
-            info,
-            compute,
-            graph: Arc::clone(ctx.graph()),
-            _records: PhantomData,
-        });
+        let info = NodeInfo { id, name, partitions, deps, partitioner, persisted };
+        let node = Arc::new(RddNode { info, compute, graph: Arc::clone(ctx.graph()), _records: PhantomData });
         let erased: Arc<dyn Node> = node.clone();
-        ctx.graph()
-            .register_rdd(&erased, std::any::type_name::<T>());
-        Rdd {
-            node,
-            ctx: ctx.clone(),
-        }
+        ctx.graph().register_rdd(&erased, std::any::type_name::<T>());
+        Rdd { node, ctx: ctx.clone() }
     }
 
     /// The dataset's id in the program's graph.
@@ -265,10 +218,7 @@ impl<T: Data> Rdd<T> {
             self.ctx.graph().next_rdd_id(),
             "persist",
             self.num_partitions(),
-            vec![Dep::Narrow {
-                parent: parent.id(),
-                map: crate::graph::NarrowMap::OneToOne,
-            }],
+            vec![Dep::Narrow { parent: parent.id(), map: crate::graph::NarrowMap::OneToOne }],
             parent.partitioner(),
             true,
             Box::new(narrow::Identity(parent)),

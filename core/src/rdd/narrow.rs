@@ -6,19 +6,14 @@ use std::sync::Arc;
 use super::{Compute, Rdd, RddNode};
 use crate::error::TaskError;
 use crate::graph::{Dep, NarrowMap};
-use crate::task::{Sink, TaskContext, CHUNK_RECORDS};
+use crate::task::{self, Sink, TaskContext, CHUNK_RECORDS};
 use crate::Data;
 
 /// Passes the parent's records through (used by `persist`).
 pub(super) struct Identity<T>(pub(super) Arc<RddNode<T>>);
 
 impl<T: Data> Compute<T> for Identity<T> {
-    fn compute(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, T>,
-    ) -> Result<(), TaskError> {
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
         self.0.run(split, tc, out)
     }
 }
@@ -29,12 +24,7 @@ struct Map<T, F> {
 }
 
 impl<T: Data, U: Data, F: Fn(T) -> U + Send + Sync> Compute<U> for Map<T, F> {
-    fn compute(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, U>,
-    ) -> Result<(), TaskError> {
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, U>) -> Result<(), TaskError> {
         let mut buf = Vec::with_capacity(CHUNK_RECORDS);
         self.parent.run(split, tc, &mut |chunk: &mut Vec<T>| {
             buf.extend(chunk.drain(..).map(&self.f));
@@ -51,12 +41,7 @@ struct Filter<T, F> {
 }
 
 impl<T: Data, F: Fn(&T) -> bool + Send + Sync> Compute<T> for Filter<T, F> {
-    fn compute(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, T>,
-    ) -> Result<(), TaskError> {
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
         self.parent.run(split, tc, &mut |chunk: &mut Vec<T>| {
             chunk.retain(|x| (self.f)(x));
             if chunk.is_empty() {
@@ -80,12 +65,7 @@ where
     I: IntoIterator<Item = U>,
     F: Fn(T) -> I + Send + Sync,
 {
-    fn compute(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, U>,
-    ) -> Result<(), TaskError> {
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, U>) -> Result<(), TaskError> {
         let mut buf = Vec::with_capacity(CHUNK_RECORDS);
         self.parent.run(split, tc, &mut |chunk: &mut Vec<T>| {
             for x in chunk.drain(..) {
@@ -117,26 +97,9 @@ where
     I: IntoIterator<Item = U>,
     F: Fn(usize, Vec<T>) -> I + Send + Sync,
 {
-    fn compute(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, U>,
-    ) -> Result<(), TaskError> {
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, U>) -> Result<(), TaskError> {
         let all = self.parent.collect_partition(split, tc, true)?;
-        let mut buf = Vec::with_capacity(CHUNK_RECORDS);
-        for y in (self.f)(split, all) {
-            buf.push(y);
-            if buf.len() >= CHUNK_RECORDS {
-                out(&mut buf)?;
-                buf.clear();
-            }
-        }
-        if buf.is_empty() {
-            Ok(())
-        } else {
-            out(&mut buf)
-        }
+        task::push_iter((self.f)(split, all), out)
     }
 }
 
@@ -145,12 +108,7 @@ struct Union<T> {
 }
 
 impl<T: Data> Compute<T> for Union<T> {
-    fn compute(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, T>,
-    ) -> Result<(), TaskError> {
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
         let mut start = 0;
         for parent in &self.parents {
             if split < start + parent.partitions() {
@@ -169,23 +127,9 @@ impl<T: Data> Rdd<T> {
         keeps_partitioner: bool,
         compute: impl Compute<U> + 'static,
     ) -> Rdd<U> {
-        let partitioner = if keeps_partitioner {
-            self.node.partitioner()
-        } else {
-            None
-        };
-        let deps = vec![Dep::Narrow {
-            parent: self.id(),
-            map: NarrowMap::OneToOne,
-        }];
-        Rdd::from_compute(
-            &self.ctx,
-            name,
-            self.num_partitions(),
-            deps,
-            partitioner,
-            compute,
-        )
+        let partitioner = if keeps_partitioner { self.node.partitioner() } else { None };
+        let deps = vec![Dep::Narrow { parent: self.id(), map: NarrowMap::OneToOne }];
+        Rdd::from_compute(&self.ctx, name, self.num_partitions(), deps, partitioner, compute)
     }
 
     /// A dataset of `f` applied to every record.
@@ -200,14 +144,7 @@ impl<T: Data> Rdd<T> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn map<U: Data>(&self, f: impl Fn(T) -> U + Send + Sync + 'static) -> Rdd<U> {
-        self.narrow(
-            "map",
-            false,
-            Map {
-                parent: Arc::clone(&self.node),
-                f,
-            },
-        )
+        self.narrow("map", false, Map { parent: Arc::clone(&self.node), f })
     }
 
     /// A dataset of the records for which `f` is true.
@@ -222,14 +159,7 @@ impl<T: Data> Rdd<T> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn filter(&self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> Rdd<T> {
-        self.narrow(
-            "filter",
-            true,
-            Filter {
-                parent: Arc::clone(&self.node),
-                f,
-            },
-        )
+        self.narrow("filter", true, Filter { parent: Arc::clone(&self.node), f })
     }
 
     /// A dataset of all the records of the collections `f` returns for every record.
@@ -244,18 +174,8 @@ impl<T: Data> Rdd<T> {
     /// assert_eq!(words.collect()?, vec!["to", "be", "or", "not"]);
     /// # Ok::<(), dstream::Error>(())
     /// ```
-    pub fn flat_map<U: Data, I: IntoIterator<Item = U>>(
-        &self,
-        f: impl Fn(T) -> I + Send + Sync + 'static,
-    ) -> Rdd<U> {
-        self.narrow(
-            "flat_map",
-            false,
-            FlatMap {
-                parent: Arc::clone(&self.node),
-                f,
-            },
-        )
+    pub fn flat_map<U: Data, I: IntoIterator<Item = U>>(&self, f: impl Fn(T) -> I + Send + Sync + 'static) -> Rdd<U> {
+        self.narrow("flat_map", false, FlatMap { parent: Arc::clone(&self.node), f })
     }
 
     /// A dataset computed by `f` from each whole partition: `f` receives the partition's index
@@ -274,14 +194,7 @@ impl<T: Data> Rdd<T> {
         &self,
         f: impl Fn(usize, Vec<T>) -> I + Send + Sync + 'static,
     ) -> Rdd<U> {
-        self.narrow(
-            "map_partitions",
-            false,
-            MapPartitions {
-                parent: Arc::clone(&self.node),
-                f,
-            },
-        )
+        self.narrow("map_partitions", false, MapPartitions { parent: Arc::clone(&self.node), f })
     }
 
     /// A dataset with one record per partition: the partition's records as a vector.
@@ -318,13 +231,7 @@ impl<T: Data> Rdd<T> {
         let mut deps = Vec::with_capacity(parents.len());
         let mut start = 0;
         for p in &parents {
-            deps.push(Dep::Narrow {
-                parent: p.id(),
-                map: NarrowMap::Slice {
-                    start,
-                    len: p.partitions(),
-                },
-            });
+            deps.push(Dep::Narrow { parent: p.id(), map: NarrowMap::Slice { start, len: p.partitions() } });
             start += p.partitions();
         }
         Rdd::from_compute(&self.ctx, "union", start, deps, None, Union { parents })
@@ -344,14 +251,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn map_values<W: Data>(&self, f: impl Fn(V) -> W + Send + Sync + 'static) -> Rdd<(K, W)> {
-        self.narrow(
-            "map_values",
-            true,
-            Map {
-                parent: Arc::clone(&self.node),
-                f: move |(k, v)| (k, f(v)),
-            },
-        )
+        self.narrow("map_values", true, Map { parent: Arc::clone(&self.node), f: move |(k, v)| (k, f(v)) })
     }
 
     /// A pair dataset with each value replaced by every value of the collection `f` returns for
@@ -371,13 +271,6 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
         f: impl Fn(V) -> I + Send + Sync + 'static,
     ) -> Rdd<(K, W)> {
         let f = move |(k, v): (K, V)| f(v).into_iter().map(move |w| (k.clone(), w));
-        self.narrow(
-            "flat_map_values",
-            true,
-            FlatMap {
-                parent: Arc::clone(&self.node),
-                f,
-            },
-        )
+        self.narrow("flat_map_values", true, FlatMap { parent: Arc::clone(&self.node), f })
     }
 }

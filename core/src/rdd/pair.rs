@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::shuffle::{
-    AggregateRead, Aggregator, CombineWriter, DirectPartitioner, HashPartitioner, KeyPartitioner,
-    LocalCombine, MergeRead, PlainRead, PlainWriter, RangePartitioner, ShuffleDep,
+    AggregateRead, Aggregator, CombineWriter, DirectPartitioner, HashPartitioner, KeyPartitioner, LocalCombine,
+    MergeRead, PlainRead, PlainWriter, RangePartitioner, ShuffleDep,
 };
 use super::{check_partitions, Compute, Rdd, RddNode};
 use crate::error::{Error, TaskError};
@@ -43,11 +43,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         map_side_combine: bool,
     ) -> Result<Rdd<(K, C)>, Error> {
         let n = check_partitions("combine_by_key", partitions)?;
-        Ok(self.combine_with(
-            Arc::new(agg),
-            Arc::new(HashPartitioner(n)),
-            map_side_combine,
-        ))
+        Ok(self.combine_with(Arc::new(agg), Arc::new(HashPartitioner(n)), map_side_combine))
     }
 
     fn combine_with<C: Data>(
@@ -59,38 +55,18 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let kind = partitioner.kind();
         let n = partitioner.partitions();
         if kind.is_some() && self.node().partitioner() == kind {
-            let deps = vec![Dep::Narrow {
-                parent: self.id(),
-                map: NarrowMap::OneToOne,
-            }];
-            let compute = LocalCombine {
-                parent: Arc::clone(self.node()),
-                agg,
-            };
+            let deps = vec![Dep::Narrow { parent: self.id(), map: NarrowMap::OneToOne }];
+            let compute = LocalCombine { parent: Arc::clone(self.node()), agg };
             return Rdd::from_compute(self.context(), "combine_by_key", n, deps, kind, compute);
         }
         if map_side_combine {
             let dep = ShuffleDep::register(self, partitioner, CombineWriter(Arc::clone(&agg)));
             let deps = vec![dep.dep()];
-            Rdd::from_compute(
-                self.context(),
-                "combine_by_key",
-                n,
-                deps,
-                kind,
-                MergeRead { dep, agg },
-            )
+            Rdd::from_compute(self.context(), "combine_by_key", n, deps, kind, MergeRead { dep, agg })
         } else {
             let dep = ShuffleDep::register(self, partitioner, PlainWriter);
             let deps = vec![dep.dep()];
-            Rdd::from_compute(
-                self.context(),
-                "combine_by_key",
-                n,
-                deps,
-                kind,
-                AggregateRead { dep, agg },
-            )
+            Rdd::from_compute(self.context(), "combine_by_key", n, deps, kind, AggregateRead { dep, agg })
         }
     }
 
@@ -121,11 +97,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         Ok(self.reduce_by_key_hashed(f, check_partitions("reduce_by_key", partitions)?))
     }
 
-    fn reduce_by_key_hashed(
-        &self,
-        f: impl Fn(V, V) -> V + Send + Sync + 'static,
-        partitions: usize,
-    ) -> Rdd<(K, V)> {
+    fn reduce_by_key_hashed(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static, partitions: usize) -> Rdd<(K, V)> {
         // The combined value is an `Option` so the merge can move the old value out of its slot;
         // it is `None` only transiently, inside a merge.
         let f = Arc::new(f);
@@ -145,8 +117,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                 }
             },
         );
-        let combined =
-            self.combine_with(Arc::new(agg), Arc::new(HashPartitioner(partitions)), true);
+        let combined = self.combine_with(Arc::new(agg), Arc::new(HashPartitioner(partitions)), true);
         combined.flat_map_values(|c| c)
     }
 
@@ -168,22 +139,12 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// [`Rdd::group_by_key`] into `partitions` partitions.
-    pub fn group_by_key_with_partitions(
-        &self,
-        partitions: usize,
-    ) -> Result<Rdd<(K, Vec<V>)>, Error> {
-        Ok(self.group_with(Arc::new(HashPartitioner(check_partitions(
-            "group_by_key",
-            partitions,
-        )?))))
+    pub fn group_by_key_with_partitions(&self, partitions: usize) -> Result<Rdd<(K, Vec<V>)>, Error> {
+        Ok(self.group_with(Arc::new(HashPartitioner(check_partitions("group_by_key", partitions)?))))
     }
 
     fn group_with(&self, partitioner: Arc<dyn KeyPartitioner<K>>) -> Rdd<(K, Vec<V>)> {
-        let agg = Aggregator::new(
-            |v| vec![v],
-            |c: &mut Vec<V>, v| c.push(v),
-            |c: &mut Vec<V>, mut o| c.append(&mut o),
-        );
+        let agg = Aggregator::new(|v| vec![v], |c: &mut Vec<V>, v| c.push(v), |c: &mut Vec<V>, mut o| c.append(&mut o));
         self.combine_with(Arc::new(agg), partitioner, false)
     }
 
@@ -224,20 +185,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let left = self.group_with(Arc::new(HashPartitioner(n)));
         let right = other.group_with(Arc::new(HashPartitioner(n)));
         let deps = vec![
-            Dep::Narrow {
-                parent: left.id(),
-                map: NarrowMap::OneToOne,
-            },
-            Dep::Narrow {
-                parent: right.id(),
-                map: NarrowMap::OneToOne,
-            },
+            Dep::Narrow { parent: left.id(), map: NarrowMap::OneToOne },
+            Dep::Narrow { parent: right.id(), map: NarrowMap::OneToOne },
         ];
         let kind = left.node().partitioner();
-        let compute = CoGroup {
-            left: Arc::clone(left.node()),
-            right: Arc::clone(right.node()),
-        };
+        let compute = CoGroup { left: Arc::clone(left.node()), right: Arc::clone(right.node()) };
         Rdd::from_compute(self.context(), "cogroup", n, deps, kind, compute)
     }
 
@@ -256,8 +208,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
-        self.cogroup(other)
-            .flat_map_values(|(vs, ws)| cross(vs, ws))
+        self.cogroup(other).flat_map_values(|(vs, ws)| cross(vs, ws))
     }
 
     /// Like [`Rdd::join`], keeping keys of `self` that `other` lacks, with `None`.
@@ -276,11 +227,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// ```
     pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
         self.cogroup(other).flat_map_values(|(vs, ws)| {
-            let ws: Vec<Option<W>> = if ws.is_empty() {
-                vec![None]
-            } else {
-                ws.into_iter().map(Some).collect()
-            };
+            let ws: Vec<Option<W>> = if ws.is_empty() { vec![None] } else { ws.into_iter().map(Some).collect() };
             cross(vs, ws)
         })
     }
@@ -301,11 +248,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// ```
     pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
         self.cogroup(other).flat_map_values(|(vs, ws)| {
-            let vs: Vec<Option<V>> = if vs.is_empty() {
-                vec![None]
-            } else {
-                vs.into_iter().map(Some).collect()
-            };
+            let vs: Vec<Option<V>> = if vs.is_empty() { vec![None] } else { vs.into_iter().map(Some).collect() };
             cross(vs, ws)
         })
     }
@@ -324,21 +267,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// assert_eq!(j, vec![(1, (Some('a'), Some(10))), (2, (Some('b'), None)), (3, (None, Some(30)))]);
     /// # Ok::<(), dstream::Error>(())
     /// ```
-    pub fn full_outer_join<W: Data>(
-        &self,
-        other: &Rdd<(K, W)>,
-    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+    pub fn full_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, Option<W>))> {
         self.cogroup(other).flat_map_values(|(vs, ws)| {
-            let vs: Vec<Option<V>> = if vs.is_empty() {
-                vec![None]
-            } else {
-                vs.into_iter().map(Some).collect()
-            };
-            let ws: Vec<Option<W>> = if ws.is_empty() {
-                vec![None]
-            } else {
-                ws.into_iter().map(Some).collect()
-            };
+            let vs: Vec<Option<V>> = if vs.is_empty() { vec![None] } else { vs.into_iter().map(Some).collect() };
+            let ws: Vec<Option<W>> = if ws.is_empty() { vec![None] } else { ws.into_iter().map(Some).collect() };
             cross(vs, ws)
         })
     }
@@ -363,22 +295,13 @@ impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
         let n = check_partitions("sort_by_key", partitions)?;
         let sample_rdd = self.map_partitions(|_, xs: Vec<(K, V)>| {
             let step = xs.len().div_ceil(SORT_SAMPLE_PER_PARTITION).max(1);
-            xs.into_iter()
-                .step_by(step)
-                .map(|(k, _)| k)
-                .collect::<Vec<K>>()
+            xs.into_iter().step_by(step).map(|(k, _)| k).collect::<Vec<K>>()
         });
         let mut sample = sample_rdd.collect()?;
         sample.sort();
-        let mut bounds: Vec<K> = (1..n)
-            .filter_map(|i| sample.get(i * sample.len() / n).cloned())
-            .collect();
+        let mut bounds: Vec<K> = (1..n).filter_map(|i| sample.get(i * sample.len() / n).cloned()).collect();
         bounds.dedup();
-        let partitioner = Arc::new(RangePartitioner {
-            bounds,
-            ascending,
-            id: sample_rdd.id(),
-        });
+        let partitioner = Arc::new(RangePartitioner { bounds, ascending, id: sample_rdd.id() });
         let kind = partitioner.kind();
         let parts = KeyPartitioner::<K>::partitions(&*partitioner);
         let dep = ShuffleDep::register(self, partitioner, PlainWriter);
@@ -389,10 +312,7 @@ impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
             parts,
             deps,
             kind,
-            PlainRead {
-                dep,
-                sort: Some(ascending),
-            },
+            PlainRead { dep, sort: Some(ascending) },
         ))
     }
 }
@@ -411,9 +331,7 @@ impl<T: Key> Rdd<T> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn distinct(&self) -> Rdd<T> {
-        self.map(|x| (x, ()))
-            .reduce_by_key(|_, _| ())
-            .map(|(x, ())| x)
+        self.map(|x| (x, ())).reduce_by_key(|_, _| ()).map(|(x, ())| x)
     }
 }
 
@@ -434,21 +352,11 @@ impl<T: Data> Rdd<T> {
     pub fn repartition(&self, partitions: usize) -> Result<Rdd<T>, Error> {
         let n = check_partitions("repartition", partitions)?;
         let keyed = self.map_partitions(move |split, xs| {
-            xs.into_iter()
-                .enumerate()
-                .map(move |(i, x)| ((split + i) % n, x))
-                .collect::<Vec<_>>()
+            xs.into_iter().enumerate().map(move |(i, x)| ((split + i) % n, x)).collect::<Vec<_>>()
         });
         let dep = ShuffleDep::register(&keyed, Arc::new(DirectPartitioner(n)), PlainWriter);
         let deps = vec![dep.dep()];
-        let shuffled = Rdd::from_compute(
-            self.context(),
-            "repartition",
-            n,
-            deps,
-            None,
-            PlainRead { dep, sort: None },
-        );
+        let shuffled = Rdd::from_compute(self.context(), "repartition", n, deps, None, PlainRead { dep, sort: None });
         Ok(shuffled.map(|(_, x)| x))
     }
 }
@@ -478,20 +386,18 @@ impl<K: Key, V: Data, W: Data> Compute<(K, (Vec<V>, Vec<W>))> for CoGroup<K, V, 
         out: &mut Sink<'_, (K, (Vec<V>, Vec<W>))>,
     ) -> Result<(), TaskError> {
         let mut groups: FixedMap<K, (Vec<V>, Vec<W>)> = FixedMap::default();
-        self.left
-            .run(split, tc, &mut |chunk: &mut Vec<(K, Vec<V>)>| {
-                for (k, mut vs) in chunk.drain(..) {
-                    groups.entry(k).or_default().0.append(&mut vs);
-                }
-                Ok(())
-            })?;
-        self.right
-            .run(split, tc, &mut |chunk: &mut Vec<(K, Vec<W>)>| {
-                for (k, mut ws) in chunk.drain(..) {
-                    groups.entry(k).or_default().1.append(&mut ws);
-                }
-                Ok(())
-            })?;
-        task::push_owned(groups.into_iter().collect(), out)
+        self.left.run(split, tc, &mut |chunk: &mut Vec<(K, Vec<V>)>| {
+            for (k, mut vs) in chunk.drain(..) {
+                groups.entry(k).or_default().0.append(&mut vs);
+            }
+            Ok(())
+        })?;
+        self.right.run(split, tc, &mut |chunk: &mut Vec<(K, Vec<W>)>| {
+            for (k, mut ws) in chunk.drain(..) {
+                groups.entry(k).or_default().1.append(&mut ws);
+            }
+            Ok(())
+        })?;
+        task::push_iter(groups, out)
     }
 }

@@ -164,9 +164,7 @@ impl<K: Data + Eq + Hash, V: Data, C: Data> MapWriter<K, V, C> for CombineWriter
     ) -> Result<(), TaskError> {
         let mut combined: FixedMap<K, C> = FixedMap::default();
         parent.run(map, tc, &mut |chunk: &mut Vec<(K, V)>| {
-            chunk
-                .drain(..)
-                .for_each(|(k, v)| self.0.add_value(&mut combined, k, v));
+            chunk.drain(..).for_each(|(k, v)| self.0.add_value(&mut combined, k, v));
             Ok(())
         })?;
         combined.into_iter().for_each(|(k, c)| put(k, c));
@@ -206,10 +204,7 @@ impl<K: Data, V: Data, X: Data> ShuffleDep<K, V, X> {
 
     /// The dependency of a reduce-side dataset on this shuffle.
     pub(crate) fn dep(&self) -> Dep {
-        Dep::Shuffle {
-            shuffle: self.id,
-            parent: self.parent.id(),
-        }
+        Dep::Shuffle { shuffle: self.id, parent: self.parent.id() }
     }
 
     /// Calls `f` on every record of the buckets for reduce partition `split`, in map order.
@@ -220,16 +215,9 @@ impl<K: Data, V: Data, X: Data> ShuffleDep<K, V, X> {
         mut f: impl FnMut(K, X),
     ) -> Result<(), TaskError> {
         for map in 0..self.parent.partitions() {
-            let block = BlockId::Shuffle {
-                shuffle: self.id,
-                map: map as u32,
-                reduce: split as u32,
-            };
+            let block = BlockId::Shuffle { shuffle: self.id, map: map as u32, reduce: split as u32 };
             let bucket = tc.input::<Vec<(K, X)>>(block)?.ok_or_else(|| {
-                TaskError::new(
-                    TaskErrorKind::FetchFailed { block },
-                    "the task was launched without it",
-                )
+                TaskError::new(TaskErrorKind::FetchFailed { block }, "the task was launched without it")
             })?;
             match Arc::try_unwrap(bucket) {
                 Ok(owned) => owned.into_iter().for_each(|(k, x)| f(k, x)),
@@ -245,17 +233,10 @@ impl<K: Data, V: Data, X: Data> ShuffleNode for ShuffleDep<K, V, X> {
         self.parent.id()
     }
 
-    fn run_map(
-        &self,
-        map: usize,
-        tc: &mut TaskContext<'_>,
-    ) -> Result<Vec<(Payload, u64)>, TaskError> {
+    fn run_map(&self, map: usize, tc: &mut TaskContext<'_>) -> Result<Vec<(Payload, u64)>, TaskError> {
         let partitioner = &self.partitioner;
-        let mut buckets: Vec<Vec<(K, X)>> =
-            (0..partitioner.partitions()).map(|_| Vec::new()).collect();
-        self.writer.write(&self.parent, map, tc, &mut |k, x| {
-            buckets[partitioner.partition(&k)].push((k, x))
-        })?;
+        let mut buckets: Vec<Vec<(K, X)>> = (0..partitioner.partitions()).map(|_| Vec::new()).collect();
+        self.writer.write(&self.parent, map, tc, &mut |k, x| buckets[partitioner.partition(&k)].push((k, x)))?;
         Ok(buckets
             .into_iter()
             .map(|b| {
@@ -266,9 +247,7 @@ impl<K: Data, V: Data, X: Data> ShuffleNode for ShuffleDep<K, V, X> {
     }
 
     fn encode_bucket(&self, payload: &Payload) -> Result<Payload, TaskError> {
-        payload
-            .encoded::<Vec<(K, X)>>()
-            .map_err(|e| TaskError::new(TaskErrorKind::Encode, e.to_string()))
+        payload.encoded::<Vec<(K, X)>>().map_err(|e| TaskError::new(TaskErrorKind::Encode, e.to_string()))
     }
 }
 
@@ -289,12 +268,7 @@ impl<K: Data, V: Data> Compute<(K, V)> for PlainRead<K, V>
 where
     K: Ord,
 {
-    fn compute(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, (K, V)>,
-    ) -> Result<(), TaskError> {
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, (K, V)>) -> Result<(), TaskError> {
         let mut all = Vec::new();
         self.dep.read(split, tc, |k, v| all.push((k, v)))?;
         match self.sort {
@@ -313,16 +287,8 @@ pub(crate) struct AggregateRead<K, V, C> {
 }
 
 impl<K: Data + Eq + Hash, V: Data, C: Data> Compute<(K, C)> for AggregateRead<K, V, C> {
-    fn compute(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, (K, C)>,
-    ) -> Result<(), TaskError> {
-        let mut map: FixedMap<K, C> = FixedMap::default();
-        self.dep
-            .read(split, tc, |k, v| self.agg.add_value(&mut map, k, v))?;
-        task::push_owned(map.into_iter().collect(), out)
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, (K, C)>) -> Result<(), TaskError> {
+        emit_combined(out, |map| self.dep.read(split, tc, |k, v| self.agg.add_value(map, k, v)))
     }
 }
 
@@ -333,16 +299,8 @@ pub(crate) struct MergeRead<K, V, C> {
 }
 
 impl<K: Data + Eq + Hash, V: Data, C: Data> Compute<(K, C)> for MergeRead<K, V, C> {
-    fn compute(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, (K, C)>,
-    ) -> Result<(), TaskError> {
-        let mut map: FixedMap<K, C> = FixedMap::default();
-        self.dep
-            .read(split, tc, |k, c| self.agg.add_combiner(&mut map, k, c))?;
-        task::push_owned(map.into_iter().collect(), out)
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, (K, C)>) -> Result<(), TaskError> {
+        emit_combined(out, |map| self.dep.read(split, tc, |k, c| self.agg.add_combiner(map, k, c)))
     }
 }
 
@@ -353,19 +311,22 @@ pub(crate) struct LocalCombine<K, V, C> {
 }
 
 impl<K: Data + Eq + Hash, V: Data, C: Data> Compute<(K, C)> for LocalCombine<K, V, C> {
-    fn compute(
-        &self,
-        split: usize,
-        tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, (K, C)>,
-    ) -> Result<(), TaskError> {
-        let mut map: FixedMap<K, C> = FixedMap::default();
-        self.parent.run(split, tc, &mut |chunk: &mut Vec<(K, V)>| {
-            chunk
-                .drain(..)
-                .for_each(|(k, v)| self.agg.add_value(&mut map, k, v));
-            Ok(())
-        })?;
-        task::push_owned(map.into_iter().collect(), out)
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, (K, C)>) -> Result<(), TaskError> {
+        emit_combined(out, |map| {
+            self.parent.run(split, tc, &mut |chunk: &mut Vec<(K, V)>| {
+                chunk.drain(..).for_each(|(k, v)| self.agg.add_value(map, k, v));
+                Ok(())
+            })
+        })
     }
+}
+
+/// Fills a map of combined values with `feed`, then pushes its entries into `out`.
+fn emit_combined<K, C>(
+    out: &mut Sink<'_, (K, C)>,
+    feed: impl FnOnce(&mut FixedMap<K, C>) -> Result<(), TaskError>,
+) -> Result<(), TaskError> {
+    let mut map = FixedMap::default();
+    feed(&mut map)?;
+    task::push_iter(map, out)
 }

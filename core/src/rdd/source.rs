@@ -28,12 +28,7 @@ struct Parallelized<T> {
 }
 
 impl<T: Data> Compute<T> for Parallelized<T> {
-    fn compute(
-        &self,
-        split: usize,
-        _tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, T>,
-    ) -> Result<(), TaskError> {
+    fn compute(&self, split: usize, _tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
         task::push_shared(&self.slices[split], out)
     }
 }
@@ -43,17 +38,9 @@ struct FromSource<S> {
 }
 
 impl<T: Data, S: PartitionSource<T>> Compute<T> for FromSource<S> {
-    fn compute(
-        &self,
-        split: usize,
-        _tc: &mut TaskContext<'_>,
-        out: &mut Sink<'_, T>,
-    ) -> Result<(), TaskError> {
+    fn compute(&self, split: usize, _tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
         let records = self.source.read(split).map_err(|e| {
-            TaskError::new(
-                TaskErrorKind::Source,
-                format!("{} partition {split}: {e}", self.source.describe()),
-            )
+            TaskError::new(TaskErrorKind::Source, format!("{} partition {split}: {e}", self.source.describe()))
         })?;
         task::push_owned(records, out)
     }
@@ -82,14 +69,7 @@ impl Context {
                 Arc::new(it.by_ref().take(end - start).collect::<Vec<T>>())
             })
             .collect();
-        Ok(Rdd::from_compute(
-            self,
-            "parallelize",
-            n,
-            Vec::new(),
-            None,
-            Parallelized { slices },
-        ))
+        Ok(Rdd::from_compute(self, "parallelize", n, Vec::new(), None, Parallelized { slices }))
     }
 
     /// A dataset whose partitions are read by `source` on the workers.
@@ -110,13 +90,6 @@ impl Context {
     /// ```
     pub fn from_source<T: Data, S: PartitionSource<T>>(&self, source: S) -> Result<Rdd<T>, Error> {
         let n = check_partitions("from_source", source.partitions())?;
-        Ok(Rdd::from_compute(
-            self,
-            "source",
-            n,
-            Vec::new(),
-            None,
-            FromSource { source },
-        ))
+        Ok(Rdd::from_compute(self, "source", n, Vec::new(), None, FromSource { source }))
     }
 }

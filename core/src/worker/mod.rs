@@ -45,12 +45,7 @@ impl WorkerConfig {
     /// Defaults for a program with fingerprint `program`: 2 slots, a 1 GiB block store, no
     /// encoding.
     pub fn new(program: u64) -> WorkerConfig {
-        WorkerConfig {
-            program,
-            slots: 2,
-            block_store_bytes_max: 1 << 30,
-            encode_payloads: false,
-        }
+        WorkerConfig { program, slots: 2, block_store_bytes_max: 1 << 30, encode_payloads: false }
     }
 }
 
@@ -73,10 +68,7 @@ pub struct TaskDone {
 
 enum Output {
     Result(Payload),
-    Buckets {
-        shuffle: crate::ids::ShuffleId,
-        buckets: Vec<(Payload, u64)>,
-    },
+    Buckets { shuffle: crate::ids::ShuffleId, buckets: Vec<(Payload, u64)> },
 }
 
 impl RunnableTask {
@@ -87,12 +79,7 @@ impl RunnableTask {
 
     /// Runs the task. User code that panics makes the task fail; it never unwinds past here.
     pub fn run(self) -> TaskDone {
-        let RunnableTask {
-            graph,
-            desc,
-            inputs,
-            encode,
-        } = self;
+        let RunnableTask { graph, desc, inputs, encode } = self;
         let mut new_blocks = Vec::new();
         let result = catch_panic(|| {
             let mut tc = TaskContext::new(&inputs);
@@ -115,22 +102,13 @@ impl RunnableTask {
                             *bytes = payload.encoded_len().unwrap_or(0) as u64;
                         }
                     }
-                    Output::Buckets {
-                        shuffle: id,
-                        buckets,
-                    }
+                    Output::Buckets { shuffle: id, buckets }
                 }
             };
             new_blocks = tc.new_blocks;
             Ok(out)
         });
-        TaskDone {
-            task: desc.task,
-            attempt: desc.attempt,
-            partition: desc.partition,
-            result,
-            new_blocks,
-        }
+        TaskDone { task: desc.task, attempt: desc.attempt, partition: desc.partition, result, new_blocks }
     }
 }
 
@@ -159,10 +137,7 @@ pub struct Worker {
 impl Worker {
     /// A worker named `id` for the program whose nodes are in `graph`.
     pub fn new(id: WorkerId, config: WorkerConfig, graph: Arc<Graph>) -> Worker {
-        let register = Message::Register {
-            slots: config.slots,
-            program: config.program,
-        };
+        let register = Message::Register { slots: config.slots, program: config.program };
         Worker {
             id,
             store: BlockStore::new(config.block_store_bytes_max),
@@ -223,11 +198,7 @@ impl Worker {
             Message::Refused { reason } => self.refused = Some(reason),
             Message::Launch(desc) => self.launch(desc),
             Message::Fetch { request, block } => self.serve(from, request, block),
-            Message::FetchReply {
-                request,
-                block,
-                data,
-            } => self.fetched(request, block, data),
+            Message::FetchReply { request, block, data } => self.fetched(request, block, data),
             Message::Release { shuffles, rdds } => self.store.remove_where(|b| match b {
                 BlockId::Shuffle { shuffle, .. } => shuffles.contains(shuffle),
                 BlockId::Rdd { rdd, .. } => rdds.contains(rdd),
@@ -250,17 +221,10 @@ impl Worker {
                 None => wanted.push((input.block, input.locations.clone())),
             }
         }
-        let mut g = Gathering {
-            desc,
-            inputs,
-            outstanding: 0,
-        };
+        let mut g = Gathering { desc, inputs, outstanding: 0 };
         for (block, locations) in wanted {
             if !self.request(key, block, &locations, 0) {
-                let error = TaskError::new(
-                    TaskErrorKind::FetchFailed { block },
-                    format!("not held by {}", self.id),
-                );
+                let error = TaskError::new(TaskErrorKind::FetchFailed { block }, format!("not held by {}", self.id));
                 return self.finish(key, TaskOutcome::Failed(error), Vec::new());
             }
             g.outstanding += 1;
@@ -270,30 +234,13 @@ impl Worker {
     }
 
     /// Asks the first location from index `from_index` on, other than this worker, for `block`.
-    fn request(
-        &mut self,
-        key: (TaskId, u32),
-        block: BlockId,
-        locations: &[WorkerId],
-        from_index: usize,
-    ) -> bool {
-        let Some((index, holder)) = locations
-            .iter()
-            .enumerate()
-            .skip(from_index)
-            .find(|(_, w)| **w != self.id)
-        else {
+    fn request(&mut self, key: (TaskId, u32), block: BlockId, locations: &[WorkerId], from_index: usize) -> bool {
+        let Some((index, holder)) = locations.iter().enumerate().skip(from_index).find(|(_, w)| **w != self.id) else {
             return false;
         };
         self.next_request += 1;
         self.fetches.insert(self.next_request, (key, block, index));
-        self.outbox.push_back((
-            NodeId::Worker(*holder),
-            Message::Fetch {
-                request: self.next_request,
-                block,
-            },
-        ));
+        self.outbox.push_back((NodeId::Worker(*holder), Message::Fetch { request: self.next_request, block }));
         true
     }
 
@@ -313,29 +260,14 @@ impl Worker {
 
     fn serve(&mut self, to: NodeId, request: u64, block: BlockId) {
         let data = match self.store.get(block) {
-            None => Err(TaskError::new(
-                TaskErrorKind::FetchFailed { block },
-                format!("not held by {}", self.id),
-            )),
+            None => Err(TaskError::new(TaskErrorKind::FetchFailed { block }, format!("not held by {}", self.id))),
             Some(payload) if self.config.encode_payloads => match block {
-                BlockId::Rdd { rdd, .. } => {
-                    self.graph.rdd(rdd).and_then(|n| n.encode_block(&payload))
-                }
-                BlockId::Shuffle { shuffle, .. } => self
-                    .graph
-                    .shuffle(shuffle)
-                    .and_then(|s| s.encode_bucket(&payload)),
+                BlockId::Rdd { rdd, .. } => self.graph.rdd(rdd).and_then(|n| n.encode_block(&payload)),
+                BlockId::Shuffle { shuffle, .. } => self.graph.shuffle(shuffle).and_then(|s| s.encode_bucket(&payload)),
             },
             Some(payload) => Ok(payload),
         };
-        self.outbox.push_back((
-            to,
-            Message::FetchReply {
-                request,
-                block,
-                data,
-            },
-        ));
+        self.outbox.push_back((to, Message::FetchReply { request, block, data }));
     }
 
     fn fetched(&mut self, request: u64, block: BlockId, data: Result<Payload, TaskError>) {
@@ -353,12 +285,7 @@ impl Worker {
             }
             Err(error) => {
                 let locations = match self.gathering.get(&key) {
-                    Some(g) => g
-                        .desc
-                        .inputs
-                        .iter()
-                        .find(|i| i.block == block)
-                        .map(|i| i.locations.clone()),
+                    Some(g) => g.desc.inputs.iter().find(|i| i.block == block).map(|i| i.locations.clone()),
                     None => return,
                 };
                 if locations.is_some_and(|l| self.request(key, block, &l, index + 1)) {
@@ -386,8 +313,7 @@ impl Worker {
             }
         };
         if !dropped.is_empty() {
-            self.outbox
-                .push_back((NodeId::Driver, Message::BlocksDropped { blocks: dropped }));
+            self.outbox.push_back((NodeId::Driver, Message::BlocksDropped { blocks: dropped }));
         }
         self.finish(key, outcome, stored);
     }
@@ -402,11 +328,7 @@ impl Worker {
             Output::Result(payload) => TaskOutcome::Result(payload),
             Output::Buckets { shuffle, buckets } => {
                 for (reduce, (payload, bytes)) in buckets.into_iter().enumerate() {
-                    let block = BlockId::Shuffle {
-                        shuffle,
-                        map: done.partition,
-                        reduce: reduce as u32,
-                    };
+                    let block = BlockId::Shuffle { shuffle, map: done.partition, reduce: reduce as u32 };
                     dropped.extend(self.store.insert(block, payload, bytes, true)?);
                     stored.push(block);
                 }
@@ -421,12 +343,7 @@ impl Worker {
     }
 
     fn finish(&mut self, key: (TaskId, u32), outcome: TaskOutcome, stored: Vec<BlockId>) {
-        let msg = Message::TaskFinished {
-            task: key.0,
-            attempt: key.1,
-            outcome,
-            stored,
-        };
+        let msg = Message::TaskFinished { task: key.0, attempt: key.1, outcome, stored };
         self.outbox.push_back((NodeId::Driver, msg));
     }
 }

@@ -68,15 +68,8 @@ impl BlockStore {
         pinned: bool,
     ) -> Result<Vec<BlockId>, TaskError> {
         if bytes > self.limit_bytes {
-            let kind = TaskErrorKind::BlockTooLarge {
-                block: id,
-                bytes,
-                limit_bytes: self.limit_bytes,
-            };
-            return Err(TaskError::new(
-                kind,
-                "raise the worker's block_store_bytes_max or use more partitions",
-            ));
+            let kind = TaskErrorKind::BlockTooLarge { block: id, bytes, limit_bytes: self.limit_bytes };
+            return Err(TaskError::new(kind, "raise the worker's block_store_bytes_max or use more partitions"));
         }
         self.remove(id);
         let mut evicted = Vec::new();
@@ -87,10 +80,7 @@ impl BlockStore {
                     pinned_bytes: self.pinned_bytes,
                     limit_bytes: self.limit_bytes,
                 };
-                return Err(TaskError::new(
-                    kind,
-                    "raise the worker's block_store_bytes_max",
-                ));
+                return Err(TaskError::new(kind, "raise the worker's block_store_bytes_max"));
             };
             if let Some(e) = self.blocks.remove(&victim) {
                 self.used_bytes -= e.bytes;
@@ -104,15 +94,7 @@ impl BlockStore {
             self.lru.insert(self.clock, id);
         }
         self.used_bytes += bytes;
-        self.blocks.insert(
-            id,
-            Entry {
-                payload,
-                bytes,
-                pinned,
-                stamp: self.clock,
-            },
-        );
+        self.blocks.insert(id, Entry { payload, bytes, pinned, stamp: self.clock });
         Ok(evicted)
     }
 
@@ -147,10 +129,7 @@ mod tests {
     use crate::ids::{RddId, ShuffleId};
 
     fn rdd(p: u32) -> BlockId {
-        BlockId::Rdd {
-            rdd: RddId(1),
-            partition: p,
-        }
+        BlockId::Rdd { rdd: RddId(1), partition: p }
     }
 
     fn payload() -> Payload {
@@ -163,45 +142,22 @@ mod tests {
         s.insert(rdd(0), payload(), 40, false).unwrap();
         s.insert(rdd(1), payload(), 40, false).unwrap();
         assert!(s.get(rdd(0)).is_some()); // rdd(1) is now the oldest
-        assert_eq!(
-            s.insert(rdd(2), payload(), 40, false).unwrap(),
-            vec![rdd(1)]
-        );
+        assert_eq!(s.insert(rdd(2), payload(), 40, false).unwrap(), vec![rdd(1)]);
         assert_eq!(s.used_bytes(), 80);
         assert_eq!(s.len(), 2);
     }
 
     #[test]
     fn pinned_blocks_are_never_evicted() {
-        let shuffle = BlockId::Shuffle {
-            shuffle: ShuffleId(0),
-            map: 0,
-            reduce: 0,
-        };
+        let shuffle = BlockId::Shuffle { shuffle: ShuffleId(0), map: 0, reduce: 0 };
         let mut s = BlockStore::new(100);
         s.insert(shuffle, payload(), 70, true).unwrap();
         s.insert(rdd(0), payload(), 30, false).unwrap();
-        assert_eq!(
-            s.insert(rdd(1), payload(), 30, false).unwrap(),
-            vec![rdd(0)]
-        );
+        assert_eq!(s.insert(rdd(1), payload(), 30, false).unwrap(), vec![rdd(0)]);
         let err = s.insert(rdd(2), payload(), 31, false).unwrap_err();
-        assert!(
-            matches!(
-                err.kind,
-                TaskErrorKind::StoreFull {
-                    pinned_bytes: 70,
-                    limit_bytes: 100,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err.kind, TaskErrorKind::StoreFull { pinned_bytes: 70, limit_bytes: 100, .. }), "{err}");
         let err = s.insert(rdd(3), payload(), 101, false).unwrap_err();
-        assert!(
-            matches!(err.kind, TaskErrorKind::BlockTooLarge { bytes: 101, .. }),
-            "{err}"
-        );
+        assert!(matches!(err.kind, TaskErrorKind::BlockTooLarge { bytes: 101, .. }), "{err}");
         s.remove_where(|b| matches!(b, BlockId::Shuffle { .. }));
         assert_eq!(s.used_bytes(), 0); // rdd(1) was evicted by the failed insert of rdd(2)
     }
