@@ -11,8 +11,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dstream::{
-    BlockId, JobId, Message, RddId, ShuffleId, SplitMix64, StageId, TaskDesc, TaskId, TaskInput,
-    TaskKind, WorkerId,
+    BlockId, JobId, Message, RddId, ShuffleId, SplitMix64, StageId, TaskDesc, TaskId, TaskInput, TaskKind, WorkerId,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -35,12 +34,7 @@ enum Codec {
     Bitcode,
 }
 
-const CODECS: [Codec; 4] = [
-    Codec::Postcard,
-    Codec::Bincode1,
-    Codec::Bincode2,
-    Codec::Bitcode,
-];
+const CODECS: [Codec; 4] = [Codec::Postcard, Codec::Bincode1, Codec::Bincode2, Codec::Bitcode];
 
 impl Codec {
     fn name(self) -> &'static str {
@@ -56,8 +50,9 @@ impl Codec {
         match self {
             Codec::Postcard => dstream::codec::encode(value).map_err(|e| e.to_string()),
             Codec::Bincode1 => bincode1::serialize(value).map_err(|e| e.to_string()),
-            Codec::Bincode2 => bincode2::serde::encode_to_vec(value, bincode2::config::standard())
-                .map_err(|e| e.to_string()),
+            Codec::Bincode2 => {
+                bincode2::serde::encode_to_vec(value, bincode2::config::standard()).map_err(|e| e.to_string())
+            }
             Codec::Bitcode => bitcode::serialize(value).map_err(|e| e.to_string()),
         }
     }
@@ -66,11 +61,9 @@ impl Codec {
         match self {
             Codec::Postcard => dstream::codec::decode(bytes).map_err(|e| e.to_string()),
             Codec::Bincode1 => bincode1::deserialize(bytes).map_err(|e| e.to_string()),
-            Codec::Bincode2 => {
-                bincode2::serde::decode_from_slice(bytes, bincode2::config::standard())
-                    .map(|(value, _)| value)
-                    .map_err(|e| e.to_string())
-            }
+            Codec::Bincode2 => bincode2::serde::decode_from_slice(bytes, bincode2::config::standard())
+                .map(|(value, _)| value)
+                .map_err(|e| e.to_string()),
             Codec::Bitcode => bitcode::deserialize(bytes).map_err(|e| e.to_string()),
         }
     }
@@ -79,9 +72,7 @@ impl Codec {
 /// A lowercase word of 3 to 10 letters.
 fn word(rng: &mut SplitMix64) -> String {
     let len = 3 + rng.below(8);
-    (0..len)
-        .map(|_| char::from(b'a' + rng.below(26) as u8))
-        .collect()
+    (0..len).map(|_| char::from(b'a' + rng.below(26) as u8)).collect()
 }
 
 /// Payload 1: (word, count) pairs, counts below one million.
@@ -120,9 +111,7 @@ fn lines() -> Vec<String> {
 /// Payload 3: (full-range 64-bit key, value below one million): mixed varint sizes.
 fn pairs() -> Vec<(u64, u64)> {
     let mut rng = SplitMix64::new(SEED);
-    (0..RECORDS)
-        .map(|_| (rng.next_u64(), rng.below(1_000_000) as u64))
-        .collect()
+    (0..RECORDS).map(|_| (rng.next_u64(), rng.below(1_000_000) as u64)).collect()
 }
 
 /// Payload 4: one `Message::Launch` of a reduce task reading 16 shuffle buckets, each held by
@@ -144,9 +133,7 @@ fn launch() -> Message {
         attempt: 1,
         job: JobId(7),
         stage: StageId(3),
-        kind: TaskKind::ShuffleMap {
-            shuffle: ShuffleId(9),
-        },
+        kind: TaskKind::ShuffleMap { shuffle: ShuffleId(9) },
         rdd: RddId(42),
         partition: 17,
         inputs,
@@ -166,36 +153,21 @@ fn raw_pairs(v: &[(u64, u64)]) -> u64 {
 }
 
 fn raw_launch(m: &Message) -> u64 {
-    let Message::Launch(desc) = m else {
-        unreachable!("the message payload is a launch")
-    };
+    let Message::Launch(desc) = m else { unreachable!("the message payload is a launch") };
     // task, attempt, job, stage, kind's shuffle, rdd, partition; each input: its block's
     // shuffle, map and reduce, then 4 bytes per location.
     let fixed = 8 + 4 + 8 + 8 + 8 + 8 + 4;
-    let inputs: u64 = desc
-        .inputs
-        .iter()
-        .map(|i| 8 + 4 + 4 + 4 * i.locations.len() as u64)
-        .sum();
+    let inputs: u64 = desc.inputs.iter().map(|i| 8 + 4 + 4 + 4 * i.locations.len() as u64).sum();
     fixed + inputs
 }
 
-fn bench_payload<T: Serialize + DeserializeOwned>(
-    c: &mut Criterion,
-    name: &str,
-    value: &T,
-    raw: u64,
-) {
+fn bench_payload<T: Serialize + DeserializeOwned>(c: &mut Criterion, name: &str, value: &T, raw: u64) {
     let reference = dstream::codec::encode(value).expect("postcard encodes every payload");
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Bytes(raw));
     for codec in CODECS {
-        let bytes = codec
-            .encode(value)
-            .unwrap_or_else(|e| panic!("{} cannot encode {name}: {e}", codec.name()));
-        let back: T = codec
-            .decode(&bytes)
-            .unwrap_or_else(|e| panic!("{} cannot decode {name}: {e}", codec.name()));
+        let bytes = codec.encode(value).unwrap_or_else(|e| panic!("{} cannot encode {name}: {e}", codec.name()));
+        let back: T = codec.decode(&bytes).unwrap_or_else(|e| panic!("{} cannot decode {name}: {e}", codec.name()));
         // Compared through postcard, so payloads without `PartialEq` (Message) are checked too.
         assert_eq!(
             dstream::codec::encode(&back).expect("postcard encodes every payload"),
@@ -203,11 +175,7 @@ fn bench_payload<T: Serialize + DeserializeOwned>(
             "{} does not round-trip {name}",
             codec.name()
         );
-        eprintln!(
-            "codec-size payload={name} codec={} raw={raw} encoded={}",
-            codec.name(),
-            bytes.len()
-        );
+        eprintln!("codec-size payload={name} codec={} raw={raw} encoded={}", codec.name(), bytes.len());
 
         group.bench_function(format!("encode/{}", codec.name()), |b| {
             b.iter(|| codec.encode(black_box(value)).expect("encodes"));
