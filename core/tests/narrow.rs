@@ -26,40 +26,18 @@ fn repartitioned<T: Clone>(parts: &[Vec<T>], n: usize) -> Vec<Vec<T>> {
 #[test]
 fn number_to_number_transformations() {
     let table: Vec<Case<u64, u64>> = vec![
-        ordered(
-            "map",
-            |r| Ok(r.map(|x| x * 3 + 1)),
-            |p| flat(p).into_iter().map(|x| x * 3 + 1).collect(),
-        ),
-        ordered(
-            "filter",
-            |r| Ok(r.filter(|x| x % 3 == 0)),
-            |p| flat(p).into_iter().filter(|x| x % 3 == 0).collect(),
-        ),
-        ordered(
-            "filter everything out",
-            |r| Ok(r.filter(|_| false)),
-            |_| vec![],
-        ),
+        ordered("map", |r| Ok(r.map(|x| x * 3 + 1)), |p| flat(p).into_iter().map(|x| x * 3 + 1).collect()),
+        ordered("filter", |r| Ok(r.filter(|x| x % 3 == 0)), |p| flat(p).into_iter().filter(|x| x % 3 == 0).collect()),
+        ordered("filter everything out", |r| Ok(r.filter(|_| false)), |_| vec![]),
         ordered(
             "flat_map to 0..=2 records each",
             |r| Ok(r.flat_map(|x| vec![x; (x % 3) as usize])),
-            |p| {
-                flat(p)
-                    .into_iter()
-                    .flat_map(|x| vec![x; (x % 3) as usize])
-                    .collect()
-            },
+            |p| flat(p).into_iter().flat_map(|x| vec![x; (x % 3) as usize]).collect(),
         ),
         ordered(
             "flat_map to many records each (crosses chunks)",
             |r| Ok(r.flat_map(|x| (0..5).map(move |i| x * 10 + i))),
-            |p| {
-                flat(p)
-                    .into_iter()
-                    .flat_map(|x| (0..5).map(move |i| x * 10 + i))
-                    .collect()
-            },
+            |p| flat(p).into_iter().flat_map(|x| (0..5).map(move |i| x * 10 + i)).collect(),
         ),
         ordered(
             "map_partitions sees the partition index and its records in order",
@@ -85,13 +63,15 @@ fn number_to_number_transformations() {
         ordered(
             "map_partitions emitting nothing for odd partitions",
             |r| {
-                Ok(r.map_partitions(|split, xs: Vec<u64>| {
-                    if split % 2 == 1 {
-                        Vec::new()
-                    } else {
-                        xs.into_iter().rev().collect()
-                    }
-                }))
+                Ok(r.map_partitions(
+                    |split, xs: Vec<u64>| {
+                        if split % 2 == 1 {
+                            Vec::new()
+                        } else {
+                            xs.into_iter().rev().collect()
+                        }
+                    },
+                ))
             },
             |parts| {
                 parts
@@ -105,14 +85,7 @@ fn number_to_number_transformations() {
         ordered(
             "map -> filter -> map is one pipelined pass",
             |r| Ok(r.map(|x| x + 1).filter(|x| x % 2 == 0).map(|x| x / 2)),
-            |p| {
-                flat(p)
-                    .into_iter()
-                    .map(|x| x + 1)
-                    .filter(|x| x % 2 == 0)
-                    .map(|x| x / 2)
-                    .collect()
-            },
+            |p| flat(p).into_iter().map(|x| x + 1).filter(|x| x % 2 == 0).map(|x| x / 2).collect(),
         ),
         ordered(
             "union with a derived dataset and a new one",
@@ -129,37 +102,15 @@ fn number_to_number_transformations() {
             },
         ),
         ordered("union of nothing else", |r| Ok(r.union(&[])), flat),
-        ordered(
-            "union of itself",
-            |r| Ok(r.union(&[r.clone()])),
-            |p| [flat(p), flat(p)].concat(),
-        ),
-        ordered(
-            "repartition(1)",
-            |r| r.repartition(1),
-            |p| repartitioned(p, 1).concat(),
-        ),
-        ordered(
-            "repartition(2)",
-            |r| r.repartition(2),
-            |p| repartitioned(p, 2).concat(),
-        ),
+        ordered("union of itself", |r| Ok(r.union(std::slice::from_ref(r))), |p| [flat(p), flat(p)].concat()),
+        ordered("repartition(1)", |r| r.repartition(1), |p| repartitioned(p, 1).concat()),
+        ordered("repartition(2)", |r| r.repartition(2), |p| repartitioned(p, 2).concat()),
         ordered(
             "repartition(5) then map",
             |r| Ok(r.repartition(5)?.map(|x| x ^ 1)),
-            |p| {
-                repartitioned(p, 5)
-                    .concat()
-                    .into_iter()
-                    .map(|x| x ^ 1)
-                    .collect()
-            },
+            |p| repartitioned(p, 5).concat().into_iter().map(|x| x ^ 1).collect(),
         ),
-        ordered(
-            "persist",
-            |r| Ok(r.map(|x| x * 2).persist()),
-            |p| flat(p).into_iter().map(|x| x * 2).collect(),
-        ),
+        ordered("persist", |r| Ok(r.map(|x| x * 2).persist()), |p| flat(p).into_iter().map(|x| x * 2).collect()),
         ordered(
             "cache then filter",
             |r| Ok(r.cache().filter(|x| x % 2 == 1)),
@@ -169,7 +120,7 @@ fn number_to_number_transformations() {
             "persist then union with itself",
             |r| {
                 let p = r.map(|x| x + 1).persist();
-                Ok(p.union(&[p.clone()]))
+                Ok(p.union(std::slice::from_ref(&p)))
             },
             |p| {
                 let once: Vec<u64> = flat(p).into_iter().map(|x| x + 1).collect();
@@ -187,17 +138,9 @@ fn partition_shaped_transformations() {
         ordered(
             "glom after filter keeps empty partitions",
             |r| Ok(r.filter(|x| x % 2 == 0).glom()),
-            |p| {
-                p.iter()
-                    .map(|xs| xs.iter().copied().filter(|x| x % 2 == 0).collect())
-                    .collect()
-            },
+            |p| p.iter().map(|xs| xs.iter().copied().filter(|x| x % 2 == 0).collect()).collect(),
         ),
-        ordered(
-            "glom of repartition(4)",
-            |r| Ok(r.repartition(4)?.glom()),
-            |p| repartitioned(p, 4),
-        ),
+        ordered("glom of repartition(4)", |r| Ok(r.repartition(4)?.glom()), |p| repartitioned(p, 4)),
         ordered(
             "glom of a union lists both inputs' partitions",
             |r| Ok(r.union(&[r.map(|x| x + 1)]).glom()),
@@ -207,11 +150,7 @@ fn partition_shaped_transformations() {
                 out
             },
         ),
-        ordered(
-            "glom of persist",
-            |r| Ok(r.persist().glom()),
-            <[Vec<u64>]>::to_vec,
-        ),
+        ordered("glom of persist", |r| Ok(r.persist().glom()), <[Vec<u64>]>::to_vec),
     ];
     check_table(&number_inputs(), &table);
 }

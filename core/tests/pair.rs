@@ -21,10 +21,7 @@ use common::{check_table, flat, groups, ordered, pair_inputs, unordered, Case, P
 type Pair = (u32, i64);
 
 fn sums(records: &[Pair]) -> Vec<Pair> {
-    groups(records)
-        .into_iter()
-        .map(|(k, vs)| (k, vs.iter().sum()))
-        .collect()
+    groups(records).into_iter().map(|(k, vs)| (k, vs.iter().sum())).collect()
 }
 
 /// (sum, count) per key, as an aggregator: the example of Spark's `combineByKey`.
@@ -45,11 +42,7 @@ fn sum_count() -> Aggregator<i64, (i64, u32)> {
 /// The values of a key as a list: order-sensitive, so it checks that combining keeps the
 /// input order (map partitions merged in order).
 fn listing() -> Aggregator<i64, Vec<i64>> {
-    Aggregator::new(
-        |v| vec![v],
-        |c: &mut Vec<i64>, v| c.push(v),
-        |c: &mut Vec<i64>, mut o: Vec<i64>| c.append(&mut o),
-    )
+    Aggregator::new(|v| vec![v], |c: &mut Vec<i64>, v| c.push(v), |c: &mut Vec<i64>, mut o: Vec<i64>| c.append(&mut o))
 }
 
 #[test]
@@ -63,12 +56,7 @@ fn values_transformations_keep_order() {
         ordered(
             "flat_map_values to 0..=2 values",
             |r| Ok(r.flat_map_values(|v: i64| (0..v.rem_euclid(3)).map(move |i| v + i))),
-            |p| {
-                flat(p)
-                    .into_iter()
-                    .flat_map(|(k, v)| (0..v.rem_euclid(3)).map(move |i| (k, v + i)))
-                    .collect()
-            },
+            |p| flat(p).into_iter().flat_map(|(k, v)| (0..v.rem_euclid(3)).map(move |i| (k, v + i))).collect(),
         ),
     ];
     check_table(&pair_inputs(), &table);
@@ -77,20 +65,11 @@ fn values_transformations_keep_order() {
 #[test]
 fn reductions_by_key() {
     let table: Vec<Case<Pair, Pair>> = vec![
-        unordered(
-            "reduce_by_key(+)",
-            |r| Ok(r.reduce_by_key(|a, b| a + b)),
-            |p| sums(&flat(p)),
-        ),
+        unordered("reduce_by_key(+)", |r| Ok(r.reduce_by_key(|a, b| a + b)), |p| sums(&flat(p))),
         unordered(
             "reduce_by_key(max)",
             |r| Ok(r.reduce_by_key(i64::max)),
-            |p| {
-                groups(&flat(p))
-                    .into_iter()
-                    .map(|(k, vs)| (k, vs.into_iter().max().unwrap()))
-                    .collect()
-            },
+            |p| groups(&flat(p)).into_iter().map(|(k, vs)| (k, vs.into_iter().max().unwrap())).collect(),
         ),
         unordered(
             "map_values after reduce_by_key",
@@ -109,12 +88,7 @@ fn reductions_by_key() {
         ),
         unordered(
             "reduce_by_key twice (second one is co-partitioned, no shuffle)",
-            |r| {
-                Ok(r
-                    .reduce_by_key(|a, b| a + b)
-                    .reduce_by_key(|a, b| a * b)
-                    .map_values(|v| v + 1))
-            },
+            |r| Ok(r.reduce_by_key(|a, b| a + b).reduce_by_key(|a, b| a * b).map_values(|v| v + 1)),
             |p| sums(&flat(p)).into_iter().map(|(k, v)| (k, v + 1)).collect(),
         ),
         unordered(
@@ -161,31 +135,11 @@ fn groupings_by_key() {
     let by_key = |p: &[Vec<Pair>]| -> Vec<Grouped> { groups(&flat(p)).into_iter().collect() };
     let table: Vec<Case<Pair, Grouped>> = vec![
         unordered("group_by_key", |r| Ok(r.group_by_key()), by_key),
-        unordered(
-            "group_by_key_with_partitions(1)",
-            |r| r.group_by_key_with_partitions(1),
-            by_key,
-        ),
-        unordered(
-            "group_by_key_with_partitions(6)",
-            |r| r.group_by_key_with_partitions(6),
-            by_key,
-        ),
-        unordered(
-            "combine_by_key(list, 1, map-side combine)",
-            |r| r.combine_by_key(listing(), 1, true),
-            by_key,
-        ),
-        unordered(
-            "combine_by_key(list, 5, map-side combine)",
-            |r| r.combine_by_key(listing(), 5, true),
-            by_key,
-        ),
-        unordered(
-            "combine_by_key(list, 5, no map-side combine)",
-            |r| r.combine_by_key(listing(), 5, false),
-            by_key,
-        ),
+        unordered("group_by_key_with_partitions(1)", |r| r.group_by_key_with_partitions(1), by_key),
+        unordered("group_by_key_with_partitions(6)", |r| r.group_by_key_with_partitions(6), by_key),
+        unordered("combine_by_key(list, 1, map-side combine)", |r| r.combine_by_key(listing(), 1, true), by_key),
+        unordered("combine_by_key(list, 5, map-side combine)", |r| r.combine_by_key(listing(), 5, true), by_key),
+        unordered("combine_by_key(list, 5, no map-side combine)", |r| r.combine_by_key(listing(), 5, false), by_key),
         unordered(
             "group_by_key of a reduced dataset (co-partitioned)",
             |r| Ok(r.reduce_by_key(|a, b| a + b).group_by_key()),
@@ -213,32 +167,13 @@ fn groupings_by_key() {
 fn combine_by_key_with_and_without_map_side_combine() {
     type Combined = (u32, (i64, u32));
     let reference = |p: &[Vec<Pair>]| -> Vec<Combined> {
-        groups(&flat(p))
-            .into_iter()
-            .map(|(k, vs)| (k, (vs.iter().sum(), vs.len() as u32)))
-            .collect()
+        groups(&flat(p)).into_iter().map(|(k, vs)| (k, (vs.iter().sum(), vs.len() as u32))).collect()
     };
     let table: Vec<Case<Pair, Combined>> = vec![
-        unordered(
-            "combine_by_key(sum_count, 1, true)",
-            |r| r.combine_by_key(sum_count(), 1, true),
-            reference,
-        ),
-        unordered(
-            "combine_by_key(sum_count, 3, true)",
-            |r| r.combine_by_key(sum_count(), 3, true),
-            reference,
-        ),
-        unordered(
-            "combine_by_key(sum_count, 3, false)",
-            |r| r.combine_by_key(sum_count(), 3, false),
-            reference,
-        ),
-        unordered(
-            "combine_by_key(sum_count, 8, false)",
-            |r| r.combine_by_key(sum_count(), 8, false),
-            reference,
-        ),
+        unordered("combine_by_key(sum_count, 1, true)", |r| r.combine_by_key(sum_count(), 1, true), reference),
+        unordered("combine_by_key(sum_count, 3, true)", |r| r.combine_by_key(sum_count(), 3, true), reference),
+        unordered("combine_by_key(sum_count, 3, false)", |r| r.combine_by_key(sum_count(), 3, false), reference),
+        unordered("combine_by_key(sum_count, 8, false)", |r| r.combine_by_key(sum_count(), 8, false), reference),
     ];
     check_table(&pair_inputs(), &table);
 }

@@ -27,18 +27,14 @@ pub(crate) fn cluster(workers: u32, seed: u64) -> StepCluster {
 
 /// Every (workers, seed) configuration of a check.
 pub(crate) fn configs() -> impl Iterator<Item = (u32, u64)> {
-    WORKERS
-        .into_iter()
-        .flat_map(|w| SEEDS.into_iter().map(move |s| (w, s ^ u64::from(w))))
+    WORKERS.into_iter().flat_map(|w| SEEDS.into_iter().map(move |s| (w, s ^ u64::from(w))))
 }
 
 /// The reference of `Context::parallelize`: `data` cut into `n` contiguous slices of nearly
 /// equal size, the i-th being `data[i * len / n .. (i + 1) * len / n]`.
 pub(crate) fn split<T: Clone>(data: &[T], n: usize) -> Vec<Vec<T>> {
     let len = data.len();
-    (0..n)
-        .map(|i| data[i * len / n..(i + 1) * len / n].to_vec())
-        .collect()
+    (0..n).map(|i| data[i * len / n..(i + 1) * len / n].to_vec()).collect()
 }
 
 /// All records of the partitions, in partition order.
@@ -47,10 +43,10 @@ pub(crate) fn flat<T: Clone>(parts: &[Vec<T>]) -> Vec<T> {
 }
 
 /// Leaves a result as it is: its order is defined.
-pub(crate) fn exact<U>(_: &mut Vec<U>) {}
+pub(crate) fn exact<U>(_: &mut [U]) {}
 
 /// Sorts a result whose order depends on hashing.
-pub(crate) fn sorted<U: Ord>(v: &mut Vec<U>) {
+pub(crate) fn sorted<U: Ord>(v: &mut [U]) {
     v.sort();
 }
 
@@ -80,22 +76,12 @@ pub(crate) fn pairs(seed: u64, n: usize, keys: u32) -> Vec<(u32, i64)> {
 /// The inputs of the number tables: empty, one record, a short run and one large enough to
 /// span several chunks of the pipeline (1024 records) in one partition.
 pub(crate) fn number_inputs() -> Vec<Vec<u64>> {
-    vec![
-        vec![],
-        vec![42],
-        (0..23).collect(),
-        numbers(1, 2_500, 1_000),
-    ]
+    vec![vec![], vec![42], (0..23).collect(), numbers(1, 2_500, 1_000)]
 }
 
 /// The inputs of the pair tables: empty, one pair, few keys with many values and many keys.
 pub(crate) fn pair_inputs() -> Vec<Vec<(u32, i64)>> {
-    vec![
-        vec![],
-        vec![(7, 1)],
-        pairs(2, 40, 5),
-        pairs(3, 2_100, 97),
-    ]
+    vec![vec![], vec![(7, 1)], pairs(2, 40, 5), pairs(3, 2_100, 97)]
 }
 
 /// The values of each key, in input order.
@@ -118,7 +104,7 @@ pub(crate) struct Case<T, U> {
     pub(crate) op: Op<T, U>,
     pub(crate) reference: Reference<T, U>,
     /// How to normalize both results before comparing them (`exact` or `sorted`).
-    pub(crate) norm: fn(&mut Vec<U>),
+    pub(crate) norm: fn(&mut [U]),
 }
 
 /// A row whose result order is defined: compared exactly.
@@ -127,12 +113,7 @@ pub(crate) fn ordered<T, U>(
     op: impl Fn(&Rdd<T>) -> Result<Rdd<U>, Error> + 'static,
     reference: impl Fn(&[Vec<T>]) -> Vec<U> + 'static,
 ) -> Case<T, U> {
-    Case {
-        name,
-        op: Box::new(op),
-        reference: Box::new(reference),
-        norm: exact,
-    }
+    Case { name, op: Box::new(op), reference: Box::new(reference), norm: exact }
 }
 
 /// A row whose result order depends on hashing: compared after sorting (and its raw order is
@@ -142,12 +123,7 @@ pub(crate) fn unordered<T, U: Ord>(
     op: impl Fn(&Rdd<T>) -> Result<Rdd<U>, Error> + 'static,
     reference: impl Fn(&[Vec<T>]) -> Vec<U> + 'static,
 ) -> Case<T, U> {
-    Case {
-        name,
-        op: Box::new(op),
-        reference: Box::new(reference),
-        norm: sorted,
-    }
+    Case { name, op: Box::new(op), reference: Box::new(reference), norm: sorted }
 }
 
 /// Runs every case of `table` over every input, partition count, worker count and seed:
@@ -176,23 +152,16 @@ where
         (case.norm)(&mut expected);
         let mut first: Option<(Vec<u8>, u32, u64)> = None;
         for (workers, seed) in configs() {
-            let at = format!(
-                "{}: {} records, {p} partitions, {workers} workers, seed {seed}",
-                case.name,
-                input.len()
-            );
+            let at = format!("{}: {} records, {p} partitions, {workers} workers, seed {seed}", case.name, input.len());
             let cluster = cluster(workers, seed);
             let rdd = cluster.context().parallelize(input.to_vec(), p).unwrap();
-            let out = (case.op)(&rdd)
-                .and_then(|r| r.collect())
-                .unwrap_or_else(|e| panic!("{at}: {e}"));
+            let out = (case.op)(&rdd).and_then(|r| r.collect()).unwrap_or_else(|e| panic!("{at}: {e}"));
             let raw = bytes(&out);
             match &first {
                 None => first = Some((raw, workers, seed)),
-                Some((raw0, w0, s0)) => assert!(
-                    *raw0 == raw,
-                    "{at}: raw output differs from the one with {w0} workers, seed {s0}"
-                ),
+                Some((raw0, w0, s0)) => {
+                    assert!(*raw0 == raw, "{at}: raw output differs from the one with {w0} workers, seed {s0}")
+                }
             }
             let mut out = out;
             (case.norm)(&mut out);
@@ -216,10 +185,7 @@ pub(crate) fn check_action<T, R>(
         for p in PARTITIONS {
             let expected = reference(&split(input, p));
             for (workers, seed) in configs() {
-                let at = format!(
-                    "{name}: {} records, {p} partitions, {workers} workers, seed {seed}",
-                    input.len()
-                );
+                let at = format!("{name}: {} records, {p} partitions, {workers} workers, seed {seed}", input.len());
                 let cluster = cluster(workers, seed);
                 let rdd = cluster.context().parallelize(input.clone(), p).unwrap();
                 let got = action(&rdd).unwrap_or_else(|e| panic!("{at}: {e}"));
