@@ -106,6 +106,16 @@ impl RunnableTask {
                 }
             };
             new_blocks = tc.new_blocks;
+            if encode {
+                // Cached blocks are stored encoded, as they would be served to another process:
+                // a record that cannot be encoded fails here, in every schedule alike.
+                for b in &mut new_blocks {
+                    if let BlockId::Rdd { rdd, .. } = b.block {
+                        b.payload = graph.rdd(rdd)?.encode_block(&b.payload)?;
+                        b.bytes = b.payload.encoded_len().unwrap_or(0) as u64;
+                    }
+                }
+            }
             Ok(out)
         });
         TaskDone { task: desc.task, attempt: desc.attempt, partition: desc.partition, result, new_blocks }
@@ -259,14 +269,11 @@ impl Worker {
     }
 
     fn serve(&mut self, to: NodeId, request: u64, block: BlockId) {
-        let data = match self.store.get(block) {
-            None => Err(TaskError::new(TaskErrorKind::FetchFailed { block }, format!("not held by {}", self.id))),
-            Some(payload) if self.config.encode_payloads => match block {
-                BlockId::Rdd { rdd, .. } => self.graph.rdd(rdd).and_then(|n| n.encode_block(&payload)),
-                BlockId::Shuffle { shuffle, .. } => self.graph.shuffle(shuffle).and_then(|s| s.encode_bucket(&payload)),
-            },
-            Some(payload) => Ok(payload),
-        };
+        // With `encode_payloads`, tasks store every block encoded, so blocks are served as stored.
+        let data = self
+            .store
+            .get(block)
+            .ok_or_else(|| TaskError::new(TaskErrorKind::FetchFailed { block }, format!("not held by {}", self.id)));
         self.outbox.push_back((to, Message::FetchReply { request, block, data }));
     }
 
@@ -306,12 +313,16 @@ impl Worker {
         let outcome = match self.store_blocks(done, &mut stored, &mut dropped) {
             Ok(outcome) => outcome,
             Err(error) => {
+                // Undo the attempt's stores; a block it replaced is gone too, so report them all.
                 for block in stored.drain(..) {
                     self.store.remove(block);
+                    dropped.push(block);
                 }
                 TaskOutcome::Failed(error)
             }
         };
+        // A block stored and then evicted by the same attempt was never there for the driver.
+        stored.retain(|b| !dropped.contains(b));
         if !dropped.is_empty() {
             self.outbox.push_back((NodeId::Driver, Message::BlocksDropped { blocks: dropped }));
         }
@@ -336,8 +347,18 @@ impl Worker {
             }
         };
         for b in done.new_blocks {
-            dropped.extend(self.store.insert(b.block, b.payload, b.bytes, false)?);
-            stored.push(b.block);
+            match self.store.insert(b.block, b.payload, b.bytes, false) {
+                Ok(evicted) => {
+                    dropped.extend(evicted);
+                    stored.push(b.block);
+                }
+                // Caching is an optimization: a partition that finds no room among pinned
+                // blocks is not cached, and is recomputed from lineage when needed again.
+                Err(TaskError { kind: TaskErrorKind::StoreFull { .. }, .. }) => {
+                    tracing::debug!(block = %b.block, worker = %self.id, "no room to cache a partition");
+                }
+                Err(error) => return Err(error),
+            }
         }
         Ok(outcome)
     }

@@ -71,16 +71,22 @@ impl BlockStore {
             let kind = TaskErrorKind::BlockTooLarge { block: id, bytes, limit_bytes: self.limit_bytes };
             return Err(TaskError::new(kind, "raise the worker's block_store_bytes_max or use more partitions"));
         }
+        // Only unpinned blocks can make room: if they cannot make enough, fail before evicting
+        // anything, so a failed insert changes nothing.
+        let replaced_pinned = self.blocks.get(&id).filter(|e| e.pinned).map_or(0, |e| e.bytes);
+        let limit_bytes = self.limit_bytes;
+        let full = |pinned_bytes: u64| {
+            let kind = TaskErrorKind::StoreFull { block: id, pinned_bytes, limit_bytes };
+            TaskError::new(kind, "raise the worker's block_store_bytes_max")
+        };
+        if self.pinned_bytes - replaced_pinned + bytes > self.limit_bytes {
+            return Err(full(self.pinned_bytes));
+        }
         self.remove(id);
         let mut evicted = Vec::new();
         while self.used_bytes + bytes > self.limit_bytes {
             let Some((_, victim)) = self.lru.pop_first() else {
-                let kind = TaskErrorKind::StoreFull {
-                    block: id,
-                    pinned_bytes: self.pinned_bytes,
-                    limit_bytes: self.limit_bytes,
-                };
-                return Err(TaskError::new(kind, "raise the worker's block_store_bytes_max"));
+                return Err(full(self.pinned_bytes));
             };
             if let Some(e) = self.blocks.remove(&victim) {
                 self.used_bytes -= e.bytes;
@@ -159,7 +165,8 @@ mod tests {
         let err = s.insert(rdd(3), payload(), 101, false).unwrap_err();
         assert!(matches!(err.kind, TaskErrorKind::BlockTooLarge { bytes: 101, .. }), "{err}");
         s.remove_where(|b| matches!(b, BlockId::Shuffle { .. }));
-        assert_eq!(s.used_bytes(), 0); // rdd(1) was evicted by the failed insert of rdd(2)
+        assert_eq!(s.used_bytes(), 30, "a failed insert evicts nothing");
+        assert!(s.get(rdd(1)).is_some());
     }
 
     #[test]
