@@ -57,6 +57,29 @@ pub enum Error {
     /// The cluster stopped, or was never running, so the request could not be served.
     #[error("the cluster is not running: {0}")]
     ClusterStopped(String),
+    /// A duration (batch interval, window length or slide) is not valid.
+    #[error("invalid {what}: {reason}")]
+    InvalidDuration {
+        /// Which duration.
+        what: String,
+        /// Why it is not valid.
+        reason: String,
+    },
+    /// A streaming context was started without any output operation.
+    #[error("no output operation is registered: nothing would run (add foreach_rdd or print)")]
+    NoOutputOperations,
+    /// An operation that must happen before the streaming context starts came after.
+    #[error("{operation}: the streaming context has already started")]
+    StreamingStarted {
+        /// The operation.
+        operation: &'static str,
+    },
+    /// The streaming context has stopped (or stops accepting input).
+    #[error("the streaming context has stopped")]
+    StreamingStopped,
+    /// A batch failed and stopped the streaming context.
+    #[error("a batch failed: {0}")]
+    BatchFailed(String),
     /// A message came from, or went to, a peer the receiver does not know.
     #[error("unknown peer {0}")]
     UnknownPeer(NodeId),

@@ -30,6 +30,7 @@ mod ids;
 mod message;
 mod rdd;
 mod rng;
+mod stream;
 mod task;
 mod time;
 pub mod transport;
@@ -44,6 +45,11 @@ pub use ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskI
 pub use message::{Message, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
 pub use rdd::{Aggregator, PartitionSource, Rdd};
 pub use rng::SplitMix64;
+pub use stream::testing;
+pub use stream::{
+    BatchInfo, DStream, InputHandle, QueueHandle, StreamId, StreamingContext, StreamingHandle, StreamingListener,
+    StreamingState,
+};
 pub use time::{Clock, ManualClock, SystemClock, Time};
 pub use worker::{RunnableTask, TaskDone, Worker, WorkerConfig};
 

@@ -5,7 +5,8 @@
 
 use std::fmt;
 use std::ops::{Add, Sub};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,45 @@ impl fmt::Display for Time {
 pub trait Clock: Send + Sync {
     /// The current time. Successive calls never go backwards.
     fn now(&self) -> Time;
+
+    /// Blocks until the clock reaches `deadline` or `stop` is set (and [`Clock::wake`] called).
+    /// Returns whether the deadline was reached.
+    fn wait_until(&self, deadline: Time, stop: &AtomicBool) -> bool;
+
+    /// Wakes every thread blocked in [`Clock::wait_until`], so it rechecks its stop flag.
+    fn wake(&self);
+}
+
+/// Waiting and waking for clocks: a condition variable with a generation counter.
+#[derive(Debug, Default)]
+struct Waiters {
+    generation: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Waiters {
+    fn wake(&self) {
+        let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        *g += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `done()` holds or `stop` is set, waking at least every `poll` (if given).
+    fn wait(&self, stop: &AtomicBool, poll: impl Fn() -> Option<Duration>, done: impl Fn() -> bool) -> bool {
+        let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if done() {
+                return true;
+            }
+            if stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            g = match poll() {
+                Some(timeout) => self.changed.wait_timeout(g, timeout).unwrap_or_else(|p| p.into_inner()).0,
+                None => self.changed.wait(g).unwrap_or_else(|p| p.into_inner()),
+            };
+        }
+    }
 }
 
 /// A clock that only moves when told to: tests step it batch by batch.
@@ -92,23 +132,26 @@ pub trait Clock: Send + Sync {
 #[derive(Debug, Default)]
 pub struct ManualClock {
     nanos: AtomicU64,
+    waiters: Waiters,
 }
 
 impl ManualClock {
     /// A clock standing at `start`.
     pub fn new(start: Time) -> ManualClock {
-        ManualClock { nanos: AtomicU64::new(start.as_nanos()) }
+        ManualClock { nanos: AtomicU64::new(start.as_nanos()), waiters: Waiters::default() }
     }
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         self.nanos.fetch_add(nanos, Ordering::SeqCst);
+        self.waiters.wake();
     }
 
     /// Moves the clock to `to`; a time earlier than the current one leaves the clock where it is.
     pub fn set(&self, to: Time) {
         self.nanos.fetch_max(to.as_nanos(), Ordering::SeqCst);
+        self.waiters.wake();
     }
 }
 
@@ -116,20 +159,29 @@ impl Clock for ManualClock {
     fn now(&self) -> Time {
         Time(self.nanos.load(Ordering::SeqCst))
     }
+
+    fn wait_until(&self, deadline: Time, stop: &AtomicBool) -> bool {
+        self.waiters.wait(stop, || None, || self.now() >= deadline)
+    }
+
+    fn wake(&self) {
+        self.waiters.wake();
+    }
 }
 
 /// The system's monotonic clock, with its origin at the moment the clock was created.
 ///
 /// Runtimes read it; the state machines never do.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SystemClock {
     origin: std::time::Instant,
+    waiters: std::sync::Arc<Waiters>,
 }
 
 impl SystemClock {
     /// A clock whose origin is now.
     pub fn new() -> SystemClock {
-        SystemClock { origin: std::time::Instant::now() }
+        SystemClock { origin: std::time::Instant::now(), waiters: std::sync::Arc::default() }
     }
 }
 
@@ -144,6 +196,14 @@ impl Clock for SystemClock {
         let nanos = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
         Time(nanos)
     }
+
+    fn wait_until(&self, deadline: Time, stop: &AtomicBool) -> bool {
+        self.waiters.wait(stop, || Some(deadline.saturating_since(self.now())), || self.now() >= deadline)
+    }
+
+    fn wake(&self) {
+        self.waiters.wake();
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +215,22 @@ mod tests {
         assert_eq!(Time::from_nanos(5) - Time::from_nanos(9), Duration::ZERO);
         assert_eq!(Time::from_nanos(u64::MAX) + Duration::from_secs(1), Time::from_nanos(u64::MAX));
         assert_eq!(Time::from_millis(1500).to_string(), "1.500s");
+    }
+
+    #[test]
+    fn waiting_on_a_manual_clock_ends_when_it_is_advanced_or_stopped() {
+        let clock = std::sync::Arc::new(ManualClock::new(Time::ZERO));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (c, s) = (clock.clone(), stop.clone());
+        let waiter = std::thread::spawn(move || c.wait_until(Time::from_millis(100), &s));
+        clock.advance(Duration::from_millis(60));
+        clock.advance(Duration::from_millis(40));
+        assert!(waiter.join().unwrap());
+        let (c, s) = (clock.clone(), stop.clone());
+        let waiter = std::thread::spawn(move || c.wait_until(Time::from_millis(500), &s));
+        stop.store(true, Ordering::SeqCst);
+        clock.wake();
+        assert!(!waiter.join().unwrap());
     }
 
     #[test]

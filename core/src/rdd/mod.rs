@@ -11,12 +11,14 @@ mod narrow;
 mod pair;
 mod shuffle;
 mod source;
+mod window;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 pub use shuffle::Aggregator;
 pub use source::PartitionSource;
+pub(crate) use window::{KeepKey, Reduce};
 
 use crate::context::Context;
 use crate::error::{Error, TaskError, TaskErrorKind};

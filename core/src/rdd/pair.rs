@@ -46,7 +46,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         Ok(self.combine_with(Arc::new(agg), Arc::new(HashPartitioner(n)), map_side_combine))
     }
 
-    fn combine_with<C: Data>(
+    pub(super) fn combine_with<C: Data>(
         &self,
         agg: Arc<Aggregator<V, C>>,
         partitioner: Arc<dyn KeyPartitioner<K>>,
@@ -97,7 +97,16 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         Ok(self.reduce_by_key_hashed(f, check_partitions("reduce_by_key", partitions)?))
     }
 
-    fn reduce_by_key_hashed(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static, partitions: usize) -> Rdd<(K, V)> {
+    /// [`Rdd::reduce_by_key`] into a single partition.
+    pub(crate) fn reduce_by_key_single(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> Rdd<(K, V)> {
+        self.reduce_by_key_hashed(f, 1)
+    }
+
+    pub(super) fn reduce_by_key_hashed(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        partitions: usize,
+    ) -> Rdd<(K, V)> {
         // The combined value is an `Option` so the merge can move the old value out of its slot;
         // it is `None` only transiently, inside a merge.
         let f = Arc::new(f);

@@ -72,6 +72,15 @@ impl Context {
         Ok(Rdd::from_compute(self, "parallelize", n, Vec::new(), None, Parallelized { slices }))
     }
 
+    /// A dataset with the given partitions (one empty partition if there are none).
+    pub(crate) fn parallelize_partitions<T: Data>(&self, mut partitions: Vec<Vec<T>>) -> Rdd<T> {
+        if partitions.is_empty() {
+            partitions.push(Vec::new());
+        }
+        let slices: Vec<Arc<Vec<T>>> = partitions.into_iter().map(Arc::new).collect();
+        Rdd::from_compute(self, "parallelize", slices.len(), Vec::new(), None, Parallelized { slices })
+    }
+
     /// A dataset whose partitions are read by `source` on the workers.
     ///
     /// # Examples

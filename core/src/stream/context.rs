@@ -1,0 +1,417 @@
+//! [`StreamingContext`]: the stream graph, its output operations, and the batches that run it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::input::InputDyn;
+use super::{duration_nanos, lock, BatchCtx, StreamId, StreamNodeDyn};
+use crate::error::Error;
+use crate::time::{Clock, Time};
+use crate::Context;
+
+/// An output operation: runs once per batch, in definition order.
+pub(crate) struct OutputOp {
+    pub(crate) name: &'static str,
+    pub(crate) run: Box<dyn Fn(Time, &BatchCtx<'_>) -> Result<(), Error> + Send + Sync>,
+}
+
+/// Where a streaming context is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamingState {
+    /// Built, not started: streams and outputs may be added.
+    Initialized,
+    /// Running batches.
+    Active,
+    /// Stopped; it cannot be started again.
+    Stopped,
+}
+
+/// What happened in one batch, reported to [`StreamingListener`]s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// The batch time.
+    pub time: Time,
+    /// Records the inputs received for the batch.
+    pub records: u64,
+    /// From the batch time to the start of its processing.
+    pub scheduling_delay: Duration,
+    /// From the start to the end of its processing.
+    pub processing_delay: Duration,
+    /// From the batch time to the end of its processing.
+    pub total_delay: Duration,
+    /// Each output operation's name and running time, in definition order.
+    pub output_ops: Vec<(&'static str, Duration)>,
+}
+
+/// Receives events of a running streaming context. Methods have empty defaults.
+pub trait StreamingListener: Send + Sync {
+    /// A batch's processing is about to start.
+    fn on_batch_started(&self, _time: Time) {}
+    /// A batch completed.
+    fn on_batch_completed(&self, _info: &BatchInfo) {}
+    /// A batch failed; the context stops with this error.
+    fn on_batch_failed(&self, _time: Time, _error: &Error) {}
+    /// A receiver met an error it recovered from (a dropped connection, an invalid line).
+    fn on_receiver_error(&self, _stream: StreamId, _message: &str) {}
+}
+
+struct Run {
+    state: StreamingState,
+    zero: Time,
+    /// The number of batches run so far.
+    batches: u64,
+    result: Option<Result<(), String>>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) ctx: Context,
+    pub(crate) batch_interval: Duration,
+    pub(crate) block_interval: Duration,
+    pub(crate) clock: Arc<dyn Clock>,
+    next_id: AtomicU64,
+    nodes: Mutex<Vec<Arc<dyn StreamNodeDyn>>>,
+    outputs: Mutex<Vec<Arc<OutputOp>>>,
+    inputs: Mutex<Vec<Arc<dyn InputDyn>>>,
+    listeners: Mutex<Vec<Arc<dyn StreamingListener>>>,
+    remember: Mutex<Duration>,
+    run: Mutex<Run>,
+    ended: Condvar,
+    stop_now: AtomicBool,
+    stop_graceful: AtomicBool,
+}
+
+/// The entry point of a streaming program: creates input streams, holds the stream graph and
+/// its output operations, and runs one batch per batch interval.
+///
+/// Streams and outputs are added before [`StreamingContext::start`]; registering an output
+/// after it is an error. Cheap to clone (a handle).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use dstream::{ManualClock, StepCluster, StreamingContext, Time};
+///
+/// let cluster = StepCluster::builder().workers(2).build();
+/// let clock = Arc::new(ManualClock::new(Time::ZERO));
+/// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), clock)?;
+/// let (queue, lines) = ssc.queue_stream::<String>(2);
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let sink = Arc::clone(&seen);
+/// lines.map(|l| l.len()).foreach_rdd(move |rdd, _time| {
+///     sink.lock().unwrap().push(rdd.collect()?);
+///     Ok(())
+/// })?;
+/// queue.push(vec!["a".into(), "bcd".into()]);
+/// ssc.step()?; // runs the first batch now, without waiting for the clock
+/// assert_eq!(*seen.lock().unwrap(), vec![vec![1, 3]]);
+/// # Ok::<(), dstream::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct StreamingContext {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl StreamingContext {
+    /// A context whose batches run every `batch_interval` on the cluster of `ctx`, reading time
+    /// from `clock`. A zero interval is an error.
+    pub fn new(ctx: Context, batch_interval: Duration, clock: Arc<dyn Clock>) -> Result<StreamingContext, Error> {
+        if batch_interval.is_zero() {
+            return Err(Error::InvalidDuration { what: "batch interval".into(), reason: "it must not be zero".into() });
+        }
+        let block_interval = batch_interval.min(Duration::from_millis(200));
+        Ok(StreamingContext {
+            inner: Arc::new(Inner {
+                ctx,
+                batch_interval,
+                block_interval,
+                clock,
+                next_id: AtomicU64::new(0),
+                nodes: Mutex::new(Vec::new()),
+                outputs: Mutex::new(Vec::new()),
+                inputs: Mutex::new(Vec::new()),
+                listeners: Mutex::new(Vec::new()),
+                remember: Mutex::new(Duration::ZERO),
+                run: Mutex::new(Run { state: StreamingState::Initialized, zero: Time::ZERO, batches: 0, result: None }),
+                ended: Condvar::new(),
+                stop_now: AtomicBool::new(false),
+                stop_graceful: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Builds a context and runs `job` on it to define the streams and outputs; returns both.
+    /// Every process of a cluster runs the same job function, so they build the same graph.
+    pub fn create<H>(
+        ctx: Context,
+        batch_interval: Duration,
+        clock: Arc<dyn Clock>,
+        job: impl FnOnce(&StreamingContext) -> Result<H, Error>,
+    ) -> Result<(StreamingContext, H), Error> {
+        let ssc = StreamingContext::new(ctx, batch_interval, clock)?;
+        let handles = job(&ssc)?;
+        Ok((ssc, handles))
+    }
+
+    /// The batch context of the cluster: for static datasets to join streams with.
+    pub fn context(&self) -> &Context {
+        &self.inner.ctx
+    }
+
+    /// The interval between batches.
+    pub fn batch_interval(&self) -> Duration {
+        self.inner.batch_interval
+    }
+
+    /// The clock batches are timed by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Keeps every stream's datasets for at least `duration` after their batch, so they can be
+    /// read with [`DStream::slice`](super::DStream::slice) while the context runs.
+    pub fn remember(&self, duration: Duration) {
+        *lock(&self.inner.remember) = duration;
+    }
+
+    /// Adds a listener of batch events.
+    pub fn add_listener(&self, listener: Arc<dyn StreamingListener>) {
+        lock(&self.inner.listeners).push(listener);
+    }
+
+    /// The context's state.
+    pub fn state(&self) -> StreamingState {
+        lock(&self.inner.run).state
+    }
+
+    pub(crate) fn next_stream_id(&self) -> StreamId {
+        StreamId(self.inner.next_id.fetch_add(1, Ordering::SeqCst))
+    }
+
+    pub(crate) fn register_node(&self, node: Arc<dyn StreamNodeDyn>) {
+        lock(&self.inner.nodes).push(node);
+    }
+
+    pub(crate) fn register_input(&self, input: Arc<dyn InputDyn>) {
+        lock(&self.inner.inputs).push(input);
+    }
+
+    pub(crate) fn register_output(&self, op: OutputOp) -> Result<(), Error> {
+        if self.state() != StreamingState::Initialized {
+            return Err(Error::StreamingStarted { operation: op.name });
+        }
+        lock(&self.inner.outputs).push(Arc::new(op));
+        Ok(())
+    }
+
+    pub(crate) fn listeners(&self) -> Vec<Arc<dyn StreamingListener>> {
+        lock(&self.inner.listeners).clone()
+    }
+
+    /// Moves from `Initialized` to `Active`, fixing the zero time.
+    fn activate(&self) -> Result<(), Error> {
+        if lock(&self.inner.outputs).is_empty() {
+            return Err(Error::NoOutputOperations);
+        }
+        let mut run = lock(&self.inner.run);
+        match run.state {
+            StreamingState::Initialized => {}
+            StreamingState::Active => return Err(Error::StreamingStarted { operation: "start" }),
+            StreamingState::Stopped => return Err(Error::StreamingStopped),
+        }
+        let interval = duration_nanos(self.inner.batch_interval);
+        let now = self.inner.clock.now().as_nanos();
+        run.zero = Time::from_nanos(now - now % interval);
+        run.state = StreamingState::Active;
+        Ok(())
+    }
+
+    /// Runs the next batch now, in the calling thread, without waiting for the clock: for tests
+    /// and deterministic drivers. The first call starts the context.
+    pub fn step(&self) -> Result<BatchInfo, Error> {
+        if self.state() == StreamingState::Initialized {
+            self.activate()?;
+        }
+        if self.state() != StreamingState::Active {
+            return Err(Error::StreamingStopped);
+        }
+        self.run_batch(self.next_batch_time())
+    }
+
+    /// Runs the batch at `time`: closes the inputs' batch, runs the outputs in order, forgets
+    /// datasets no stream needs any more.
+    fn run_batch(&self, time: Time) -> Result<BatchInfo, Error> {
+        let inner = &self.inner;
+        let zero = lock(&inner.run).zero;
+        let started = inner.clock.now();
+        let listeners = self.listeners();
+        listeners.iter().for_each(|l| l.on_batch_started(time));
+        let inputs = lock(&inner.inputs).clone();
+        let prev = Time::from_nanos(time.as_nanos() - duration_nanos(inner.batch_interval));
+        let records = inputs.iter().map(|i| i.close_batch(prev, time)).sum();
+        let b = BatchCtx { ctx: &inner.ctx, zero };
+        let outputs = lock(&inner.outputs).clone();
+        let mut output_ops = Vec::with_capacity(outputs.len());
+        for op in &outputs {
+            let op_started = inner.clock.now();
+            if let Err(error) = (op.run)(time, &b) {
+                listeners.iter().for_each(|l| l.on_batch_failed(time, &error));
+                return Err(error);
+            }
+            output_ops.push((op.name, inner.clock.now() - op_started));
+        }
+        let remember = *lock(&inner.remember);
+        let keep_from = Time::from_nanos(time.as_nanos().saturating_sub(duration_nanos(remember)));
+        lock(&inner.nodes).iter().for_each(|n| n.forget_before(keep_from));
+        inputs.iter().for_each(|i| i.forget_before(keep_from));
+        lock(&inner.run).batches += 1;
+        let ended = inner.clock.now();
+        let info = BatchInfo {
+            time,
+            records,
+            scheduling_delay: started - time,
+            processing_delay: ended - started,
+            total_delay: ended - time,
+            output_ops,
+        };
+        listeners.iter().for_each(|l| l.on_batch_completed(&info));
+        Ok(info)
+    }
+
+    /// Starts running a batch every batch interval on a thread of its own.
+    pub fn start(&self) -> Result<StreamingHandle, Error> {
+        self.activate()?;
+        let ssc = self.clone();
+        let thread = std::thread::Builder::new()
+            .name("dstream-batches".into())
+            .spawn(move || ssc.batch_loop())
+            .map_err(|e| Error::ClusterStopped(format!("cannot start the batch thread: {e}")))?;
+        Ok(StreamingHandle { ssc: self.clone(), thread: Mutex::new(Some(thread)) })
+    }
+
+    fn batch_loop(&self) {
+        let inner = &self.inner;
+        let result = loop {
+            let time = self.next_batch_time();
+            if inner.stop_graceful.load(Ordering::SeqCst) {
+                // A graceful stop runs the remaining batches at once, until every record received
+                // before the stop is in a batch.
+                if lock(&inner.inputs).iter().all(|i| i.drained()) {
+                    break Ok(());
+                }
+            } else if !inner.clock.wait_until(time, &inner.stop_now) {
+                if inner.stop_graceful.load(Ordering::SeqCst) {
+                    continue;
+                }
+                break Ok(());
+            }
+            if let Err(e) = self.run_batch(time) {
+                tracing::error!(%time, error = %e, "batch failed; stopping the streaming context");
+                break Err(e.to_string());
+            }
+        };
+        self.finish(result);
+    }
+
+    /// The time of the batch after the last one run.
+    fn next_batch_time(&self) -> Time {
+        let run = lock(&self.inner.run);
+        let k = run.batches.saturating_add(1);
+        Time::from_nanos(
+            run.zero.as_nanos().saturating_add(duration_nanos(self.inner.batch_interval).saturating_mul(k)),
+        )
+    }
+
+    fn finish(&self, result: Result<(), String>) {
+        let mut run = lock(&self.inner.run);
+        run.state = StreamingState::Stopped;
+        run.result.get_or_insert(result);
+        self.inner.ended.notify_all();
+    }
+}
+
+impl std::fmt::Debug for StreamingContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingContext")
+            .field("batch_interval", &self.inner.batch_interval)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// Controls a started streaming context.
+pub struct StreamingHandle {
+    ssc: StreamingContext,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl StreamingHandle {
+    /// Stops the context. A graceful stop first stops the inputs from accepting records, then
+    /// runs batches until every record received before the stop has been processed; otherwise
+    /// the context stops after the batch in progress. Waits until it has stopped.
+    pub fn stop(&self, graceful: bool) -> Result<(), Error> {
+        let inner = &self.ssc.inner;
+        lock(&inner.inputs).iter().for_each(|i| i.stop_accepting());
+        if graceful {
+            inner.stop_graceful.store(true, Ordering::SeqCst);
+        }
+        inner.stop_now.store(true, Ordering::SeqCst);
+        inner.clock.wake();
+        self.await_termination()
+    }
+
+    /// Waits until the context stops; returns the error that stopped it, if any.
+    pub fn await_termination(&self) -> Result<(), Error> {
+        if let Some(t) = lock(&self.thread).take() {
+            if t.join().is_err() {
+                return Err(Error::ClusterStopped("the batch thread panicked".into()));
+            }
+        }
+        self.outcome()
+    }
+
+    /// Waits at most `timeout` for the context to stop. Returns `Ok(true)` if it stopped,
+    /// `Ok(false)` if it is still running, and the error that stopped it, if any.
+    pub fn await_termination_timeout(&self, timeout: Duration) -> Result<bool, Error> {
+        let inner = &self.ssc.inner;
+        let run = lock(&inner.run);
+        let (run, _) = inner
+            .ended
+            .wait_timeout_while(run, timeout, |r| r.state != StreamingState::Stopped)
+            .unwrap_or_else(|p| p.into_inner());
+        if run.state != StreamingState::Stopped {
+            return Ok(false);
+        }
+        drop(run);
+        self.outcome().map(|()| true)
+    }
+
+    fn outcome(&self) -> Result<(), Error> {
+        match &lock(&self.ssc.inner.run).result {
+            Some(Err(message)) => Err(Error::BatchFailed(message.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The context's state.
+    pub fn state(&self) -> StreamingState {
+        self.ssc.state()
+    }
+}
+
+impl Drop for StreamingHandle {
+    fn drop(&mut self) {
+        if self.state() == StreamingState::Active {
+            let _ = self.stop(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for StreamingHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingHandle").field("state", &self.state()).finish()
+    }
+}

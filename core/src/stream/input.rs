@@ -1,0 +1,219 @@
+//! Input streams fed by the host: a queue of whole batches (tests) and a handle that any thread
+//! can push records into (host applications).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::context::StreamingContext;
+use super::{duration_nanos, lock, BatchCtx, DStream, StreamCompute};
+use crate::error::Error;
+use crate::rdd::Rdd;
+use crate::time::{Clock, Time};
+use crate::Data;
+
+/// What the context needs from an input: closing a batch, stopping, and forgetting.
+pub(crate) trait InputDyn: Send + Sync {
+    /// Freezes the records of the batch `(prev, time]`; returns how many there are.
+    fn close_batch(&self, prev: Time, time: Time) -> u64;
+    /// Refuses records from now on.
+    fn stop_accepting(&self);
+    /// Whether every accepted record is in a closed batch.
+    fn drained(&self) -> bool;
+    /// Drops the frozen records of batches before `time`.
+    fn forget_before(&self, time: Time);
+}
+
+/// The partitions of each closed batch, by batch time.
+type Closed<T> = Mutex<BTreeMap<Time, Vec<Vec<T>>>>;
+
+struct Frozen<T> {
+    closed: Closed<T>,
+}
+
+impl<T: Data> StreamCompute<T> for Arc<Frozen<T>> {
+    fn compute(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<T>>, Error> {
+        // Each block of the batch becomes one partition.
+        let parts = lock(&self.closed).get(&time).cloned().unwrap_or_default();
+        Ok(Some(b.ctx.parallelize_partitions(parts)))
+    }
+}
+
+/// Feeds a [`StreamingContext::queue_stream`]: each batch takes the next queued collection.
+pub struct QueueHandle<T> {
+    queue: Arc<QueueInput<T>>,
+}
+
+impl<T> Clone for QueueHandle<T> {
+    fn clone(&self) -> Self {
+        QueueHandle { queue: Arc::clone(&self.queue) }
+    }
+}
+
+impl<T> std::fmt::Debug for QueueHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueHandle").finish_non_exhaustive()
+    }
+}
+
+impl<T: Data> QueueHandle<T> {
+    /// Queues the records of one future batch. Returns false if the context stopped accepting.
+    pub fn push(&self, batch: Vec<T>) -> bool {
+        if self.queue.stopped.load(Ordering::SeqCst) {
+            return false;
+        }
+        lock(&self.queue.pending).push_back(batch);
+        true
+    }
+}
+
+struct QueueInput<T> {
+    pending: Mutex<VecDeque<Vec<T>>>,
+    partitions: usize,
+    stopped: AtomicBool,
+    frozen: Arc<Frozen<T>>,
+}
+
+impl<T: Data> InputDyn for QueueInput<T> {
+    fn close_batch(&self, _prev: Time, time: Time) -> u64 {
+        let batch = lock(&self.pending).pop_front().unwrap_or_default();
+        let n = batch.len();
+        lock(&self.frozen.closed).insert(time, split(batch, self.partitions));
+        n as u64
+    }
+
+    fn stop_accepting(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    fn drained(&self) -> bool {
+        lock(&self.pending).is_empty()
+    }
+
+    fn forget_before(&self, time: Time) {
+        let mut closed = lock(&self.frozen.closed);
+        *closed = closed.split_off(&time);
+    }
+}
+
+/// Splits `records` into `n` contiguous slices of nearly equal size (as `parallelize` does).
+fn split<T>(records: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let len = records.len();
+    let mut it = records.into_iter();
+    (0..n).map(|i| it.by_ref().take((i + 1) * len / n - i * len / n).collect()).collect()
+}
+
+/// Feeds a [`StreamingContext::input_stream`] from any thread: each record lands in the batch
+/// that is open when it is pushed, in the block of its arrival.
+pub struct InputHandle<T> {
+    input: Arc<PushInput<T>>,
+}
+
+impl<T> Clone for InputHandle<T> {
+    fn clone(&self) -> Self {
+        InputHandle { input: Arc::clone(&self.input) }
+    }
+}
+
+impl<T> std::fmt::Debug for InputHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputHandle").finish_non_exhaustive()
+    }
+}
+
+impl<T: Data> InputHandle<T> {
+    /// Pushes one record. Fails once the context has stopped accepting input.
+    pub fn push(&self, record: T) -> Result<(), Error> {
+        self.push_all(std::iter::once(record))
+    }
+
+    /// Pushes records, all stamped with the same arrival time.
+    pub fn push_all(&self, records: impl IntoIterator<Item = T>) -> Result<(), Error> {
+        let mut buffer = lock(&self.input.buffer);
+        // Checked under the lock, so a record is either refused or seen by the final batch.
+        if self.input.stopped.load(Ordering::SeqCst) {
+            return Err(Error::StreamingStopped);
+        }
+        let now = self.input.clock.now();
+        buffer.extend(records.into_iter().map(|r| (now, r)));
+        Ok(())
+    }
+}
+
+struct PushInput<T> {
+    buffer: Mutex<Vec<(Time, T)>>,
+    block_interval: Duration,
+    clock: Arc<dyn Clock>,
+    stopped: AtomicBool,
+    frozen: Arc<Frozen<T>>,
+}
+
+impl<T: Data> InputDyn for PushInput<T> {
+    fn close_batch(&self, prev: Time, time: Time) -> u64 {
+        let mut buffer = lock(&self.buffer);
+        let stopped = self.stopped.load(Ordering::SeqCst);
+        // Records stamped after `time` wait for their batch; after a stop, everything goes now.
+        let (taken, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut *buffer).into_iter().partition(|(at, _)| stopped || *at <= time);
+        *buffer = rest;
+        drop(buffer);
+        let n = taken.len() as u64;
+        let block = duration_nanos(self.block_interval).max(1);
+        let mut blocks: BTreeMap<u64, Vec<T>> = BTreeMap::new();
+        for (at, record) in taken {
+            let index = at.as_nanos().saturating_sub(prev.as_nanos()) / block;
+            blocks.entry(index).or_default().push(record);
+        }
+        lock(&self.frozen.closed).insert(time, blocks.into_values().collect());
+        n
+    }
+
+    fn stop_accepting(&self) {
+        let _buffer = lock(&self.buffer);
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    fn drained(&self) -> bool {
+        lock(&self.buffer).is_empty()
+    }
+
+    fn forget_before(&self, time: Time) {
+        let mut closed = lock(&self.frozen.closed);
+        *closed = closed.split_off(&time);
+    }
+}
+
+impl StreamingContext {
+    /// A stream fed batch by batch through the returned handle: each batch takes the next queued
+    /// collection (or nothing), split into `partitions` partitions. Mostly for tests.
+    pub fn queue_stream<T: Data>(&self, partitions: usize) -> (QueueHandle<T>, DStream<T>) {
+        let frozen = Arc::new(Frozen { closed: Mutex::new(BTreeMap::new()) });
+        let queue = Arc::new(QueueInput {
+            pending: Mutex::new(VecDeque::new()),
+            partitions: partitions.max(1),
+            stopped: AtomicBool::new(false),
+            frozen: Arc::clone(&frozen),
+        });
+        self.register_input(queue.clone());
+        let stream = DStream::new_node(self, "queue_stream", self.batch_interval(), Vec::new(), frozen);
+        (QueueHandle { queue }, stream)
+    }
+
+    /// A stream of records pushed by the host through the returned handle, from any thread.
+    /// Each batch holds the records pushed since the previous one, one partition per block
+    /// interval of arrival (200 ms, or the batch interval if shorter).
+    pub fn input_stream<T: Data>(&self) -> (InputHandle<T>, DStream<T>) {
+        let frozen = Arc::new(Frozen { closed: Mutex::new(BTreeMap::new()) });
+        let input = Arc::new(PushInput {
+            buffer: Mutex::new(Vec::new()),
+            block_interval: self.inner.block_interval,
+            clock: Arc::clone(&self.inner.clock),
+            stopped: AtomicBool::new(false),
+            frozen: Arc::clone(&frozen),
+        });
+        self.register_input(input.clone());
+        let stream = DStream::new_node(self, "input_stream", self.batch_interval(), Vec::new(), frozen);
+        (InputHandle { input }, stream)
+    }
+}

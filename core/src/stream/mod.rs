@@ -1,0 +1,189 @@
+//! Discretized streams: a [`DStream<T>`] is a sequence of datasets, one per batch interval.
+//!
+//! Each stream node generates, for a batch time `t`, at most one [`Rdd`] from the datasets its
+//! parents generated: a stream computation is a series of short deterministic batch jobs. Nodes
+//! remember what they generated for as long as a child may ask again (windows look back), then
+//! drop it, which lets the workers drop the blocks.
+
+mod context;
+mod input;
+mod ops;
+mod output;
+pub mod testing;
+mod window;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub use context::{BatchInfo, StreamingContext, StreamingHandle, StreamingListener, StreamingState};
+pub use input::{InputHandle, QueueHandle};
+
+use crate::error::Error;
+use crate::rdd::Rdd;
+use crate::time::Time;
+use crate::{Context, Data};
+
+/// A stream in the program's stream graph, numbered in construction order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId(pub u64);
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stream{}", self.0)
+    }
+}
+
+/// What a node sees while generating a batch.
+pub(crate) struct BatchCtx<'a> {
+    pub(crate) ctx: &'a Context,
+    /// The time before the first batch: batch `k` (from 1) is at `zero + k * interval`.
+    pub(crate) zero: Time,
+}
+
+/// How a stream computes its dataset for one batch time.
+pub(crate) trait StreamCompute<T>: Send + Sync {
+    fn compute(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<T>>, Error>;
+}
+
+/// Type-erased view of a node for the stream graph: enough to forget old batches.
+pub(crate) trait StreamNodeDyn: Send + Sync {
+    fn forget_before(&self, time: Time);
+}
+
+/// A stream node: its compute function and the datasets it generated, by batch time.
+pub(crate) struct StreamNode<T> {
+    id: StreamId,
+    name: &'static str,
+    slide: Duration,
+    /// How far back children may ask for this node's datasets.
+    remember: Mutex<Duration>,
+    parents: Vec<Arc<dyn RememberDyn>>,
+    generated: Mutex<BTreeMap<Time, Option<Rdd<T>>>>,
+    compute: Box<dyn StreamCompute<T>>,
+}
+
+/// Raising how long a node remembers, through its ancestors.
+pub(crate) trait RememberDyn: Send + Sync {
+    fn remember_at_least(&self, d: Duration);
+}
+
+fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
+    // Nodes hold plain maps; a panic in user code while a lock is held cannot leave them torn.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<T: Data> StreamNode<T> {
+    /// The dataset of batch `time`, generated once and remembered. Times that are not a
+    /// multiple of this stream's slide after the zero time have no dataset.
+    pub(crate) fn get(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<T>>, Error> {
+        if time <= b.zero || !is_multiple(time - b.zero, self.slide) {
+            return Ok(None);
+        }
+        if let Some(rdd) = lock(&self.generated).get(&time) {
+            return Ok(rdd.clone());
+        }
+        let rdd = self.compute.compute(time, b)?;
+        lock(&self.generated).insert(time, rdd.clone());
+        Ok(rdd)
+    }
+}
+
+impl<T: Data> StreamNodeDyn for StreamNode<T> {
+    fn forget_before(&self, time: Time) {
+        let keep = *lock(&self.remember);
+        let mut generated = lock(&self.generated);
+        let cutoff = Time::from_nanos(time.as_nanos().saturating_sub(duration_nanos(keep)));
+        // Keep everything after the cutoff: a child may still read it.
+        *generated = generated.split_off(&Time::from_nanos(cutoff.as_nanos().saturating_add(1)));
+    }
+}
+
+impl<T: Data> RememberDyn for StreamNode<T> {
+    fn remember_at_least(&self, d: Duration) {
+        let mut r = lock(&self.remember);
+        if *r < d {
+            *r = d;
+        }
+        drop(r);
+        for p in &self.parents {
+            p.remember_at_least(d);
+        }
+    }
+}
+
+pub(crate) fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn is_multiple(d: Duration, of: Duration) -> bool {
+    let of = duration_nanos(of);
+    of != 0 && duration_nanos(d) % of == 0
+}
+
+/// A discretized stream of `T` records: one dataset per slide of the stream.
+///
+/// Handles are cheap to clone. Transformations build new streams; output operations
+/// ([`DStream::foreach_rdd`], [`DStream::print`]) make the stream run once the context starts.
+pub struct DStream<T> {
+    node: Arc<StreamNode<T>>,
+    ssc: StreamingContext,
+}
+
+impl<T> Clone for DStream<T> {
+    fn clone(&self) -> Self {
+        DStream { node: Arc::clone(&self.node), ssc: self.ssc.clone() }
+    }
+}
+
+impl<T: Data> std::fmt::Debug for DStream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DStream").field("id", &self.node.id).field("name", &self.node.name).finish()
+    }
+}
+
+impl<T: Data> DStream<T> {
+    /// Registers a stream computed by `compute` from `parents`, with the given slide.
+    pub(crate) fn new_node(
+        ssc: &StreamingContext,
+        name: &'static str,
+        slide: Duration,
+        parents: Vec<Arc<dyn RememberDyn>>,
+        compute: impl StreamCompute<T> + 'static,
+    ) -> DStream<T> {
+        let node = Arc::new(StreamNode {
+            id: ssc.next_stream_id(),
+            name,
+            slide,
+            remember: Mutex::new(slide),
+            parents,
+            generated: Mutex::new(BTreeMap::new()),
+            compute: Box::new(compute),
+        });
+        ssc.register_node(node.clone());
+        DStream { node, ssc: ssc.clone() }
+    }
+
+    /// This stream's id.
+    pub fn id(&self) -> StreamId {
+        self.node.id
+    }
+
+    /// The interval between this stream's datasets: the batch interval, or a window's slide.
+    pub fn slide_duration(&self) -> Duration {
+        self.node.slide
+    }
+
+    /// The streaming context this stream belongs to.
+    pub fn context(&self) -> &StreamingContext {
+        &self.ssc
+    }
+
+    pub(crate) fn node(&self) -> &Arc<StreamNode<T>> {
+        &self.node
+    }
+
+    pub(crate) fn as_parent(&self) -> Arc<dyn RememberDyn> {
+        self.node.clone()
+    }
+}
