@@ -47,8 +47,8 @@ pub use rdd::{Aggregator, PartitionSource, Rdd};
 pub use rng::SplitMix64;
 pub use stream::testing;
 pub use stream::{
-    BatchInfo, DStream, InputHandle, QueueHandle, StreamId, StreamingContext, StreamingHandle, StreamingListener,
-    StreamingState,
+    BatchInfo, DStream, InputHandle, QueueHandle, Receiver, ReceiverContext, StreamId, StreamingContext,
+    StreamingHandle, StreamingListener, StreamingState,
 };
 pub use time::{Clock, ManualClock, SystemClock, Time};
 pub use worker::{RunnableTask, TaskDone, Worker, WorkerConfig};

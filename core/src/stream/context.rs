@@ -6,6 +6,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::input::InputDyn;
+use super::receiver::ReceiverDyn;
 use super::{duration_nanos, lock, BatchCtx, StreamId, StreamNodeDyn};
 use crate::error::Error;
 use crate::time::{Clock, Time};
@@ -74,6 +75,7 @@ pub(crate) struct Inner {
     nodes: Mutex<Vec<Arc<dyn StreamNodeDyn>>>,
     outputs: Mutex<Vec<Arc<OutputOp>>>,
     inputs: Mutex<Vec<Arc<dyn InputDyn>>>,
+    receivers: Mutex<Vec<Arc<dyn ReceiverDyn>>>,
     listeners: Mutex<Vec<Arc<dyn StreamingListener>>>,
     remember: Mutex<Duration>,
     run: Mutex<Run>,
@@ -133,6 +135,7 @@ impl StreamingContext {
                 nodes: Mutex::new(Vec::new()),
                 outputs: Mutex::new(Vec::new()),
                 inputs: Mutex::new(Vec::new()),
+                receivers: Mutex::new(Vec::new()),
                 listeners: Mutex::new(Vec::new()),
                 remember: Mutex::new(Duration::ZERO),
                 run: Mutex::new(Run { state: StreamingState::Initialized, zero: Time::ZERO, batches: 0, result: None }),
@@ -197,6 +200,14 @@ impl StreamingContext {
 
     pub(crate) fn register_input(&self, input: Arc<dyn InputDyn>) {
         lock(&self.inner.inputs).push(input);
+    }
+
+    pub(crate) fn register_receiver(&self, receiver: Arc<dyn ReceiverDyn>) {
+        lock(&self.inner.receivers).push(receiver);
+    }
+
+    pub(crate) fn receivers(&self) -> Vec<Arc<dyn ReceiverDyn>> {
+        lock(&self.inner.receivers).clone()
     }
 
     pub(crate) fn register_output(&self, op: OutputOp) -> Result<(), Error> {
@@ -284,6 +295,7 @@ impl StreamingContext {
     /// Starts running a batch every batch interval on a thread of its own.
     pub fn start(&self) -> Result<StreamingHandle, Error> {
         self.activate()?;
+        self.start_receivers()?;
         let ssc = self.clone();
         let thread = std::thread::Builder::new()
             .name("dstream-batches".into())
@@ -354,6 +366,8 @@ impl StreamingHandle {
     /// the context stops after the batch in progress. Waits until it has stopped.
     pub fn stop(&self, graceful: bool) -> Result<(), Error> {
         let inner = &self.ssc.inner;
+        // Receivers first: what they stored before stopping is still processed by a graceful stop.
+        self.ssc.stop_receivers();
         lock(&inner.inputs).iter().for_each(|i| i.stop_accepting());
         if graceful {
             inner.stop_graceful.store(true, Ordering::SeqCst);

@@ -9,6 +9,7 @@ mod context;
 mod input;
 mod ops;
 mod output;
+mod receiver;
 pub mod testing;
 mod window;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub use context::{BatchInfo, StreamingContext, StreamingHandle, StreamingListener, StreamingState};
 pub use input::{InputHandle, QueueHandle};
+pub use receiver::{Receiver, ReceiverContext};
 
 use crate::error::Error;
 use crate::rdd::Rdd;

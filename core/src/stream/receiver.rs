@@ -1,0 +1,165 @@
+//! Receivers: user code that pulls records from outside (a socket, a directory, a generator)
+//! on a thread of its own and stores them into an input stream.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+
+use super::context::{Inner, StreamingContext};
+use super::input::InputHandle;
+use super::{lock, DStream, StreamId};
+use crate::error::Error;
+use crate::Data;
+
+/// A source of records that runs on its own thread while the streaming context is active.
+///
+/// `run` should return when [`ReceiverContext::is_stopped`] becomes true (poll it between
+/// blocking reads that have a timeout) or when the source ends. Errors it recovers from are
+/// reported with [`ReceiverContext::report_error`]; an error it returns ends the receiver and is
+/// reported the same way.
+pub trait Receiver<T>: Send + 'static {
+    /// Receives records until stopped.
+    fn run(&mut self, ctx: &ReceiverContext<T>) -> Result<(), String>;
+}
+
+/// What a running receiver stores into, and how it learns that it must stop.
+pub struct ReceiverContext<T> {
+    input: InputHandle<T>,
+    stream: StreamId,
+    stop: Arc<AtomicBool>,
+    ssc: Weak<Inner>,
+}
+
+impl<T: Data> ReceiverContext<T> {
+    /// Stores records; they land in the batch open now. Fails once the context stops
+    /// accepting input.
+    pub fn store(&self, records: Vec<T>) -> Result<(), Error> {
+        self.input.push_all(records)
+    }
+
+    /// Whether the receiver must stop.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Reports an error the receiver met and recovered from (a refused connection, an invalid
+    /// line) to the context's listeners.
+    pub fn report_error(&self, message: &str) {
+        tracing::warn!(stream = %self.stream, message, "receiver error");
+        if let Some(inner) = self.ssc.upgrade() {
+            let ssc = StreamingContext { inner };
+            ssc.listeners().iter().for_each(|l| l.on_receiver_error(self.stream, message));
+        }
+    }
+
+    /// The stream this receiver feeds.
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+}
+
+/// A receiver waiting for the context to start, or running.
+pub(crate) trait ReceiverDyn: Send + Sync {
+    fn start(&self) -> Result<(), Error>;
+    fn stop(&self);
+}
+
+struct Slot<T, R> {
+    receiver: Mutex<Option<R>>,
+    input: InputHandle<T>,
+    stream: StreamId,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    ssc: Weak<Inner>,
+}
+
+impl<T: Data, R: Receiver<T>> ReceiverDyn for Slot<T, R> {
+    fn start(&self) -> Result<(), Error> {
+        let Some(mut receiver) = lock(&self.receiver).take() else { return Ok(()) };
+        let ctx = ReceiverContext {
+            input: self.input.clone(),
+            stream: self.stream,
+            stop: Arc::clone(&self.stop),
+            ssc: self.ssc.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("dstream-receiver-{}", self.stream.0))
+            .spawn(move || {
+                if let Err(message) = receiver.run(&ctx) {
+                    ctx.report_error(&message);
+                }
+            })
+            .map_err(|e| Error::ClusterStopped(format!("cannot start a receiver thread: {e}")))?;
+        *lock(&self.thread) = Some(thread);
+        Ok(())
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = lock(&self.thread).take() {
+            if t.join().is_err() {
+                tracing::error!(stream = %self.stream, "a receiver panicked");
+            }
+        }
+    }
+}
+
+impl StreamingContext {
+    /// A stream of the records `receiver` stores. The receiver runs on a thread of its own from
+    /// the start of the context until it stops; records land in the batch open when stored,
+    /// one partition per block interval of arrival.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use dstream::{ManualClock, Receiver, ReceiverContext, StepCluster, StreamingContext, Time};
+    ///
+    /// struct Countdown(u32);
+    /// impl Receiver<u32> for Countdown {
+    ///     fn run(&mut self, ctx: &ReceiverContext<u32>) -> Result<(), String> {
+    ///         ctx.store((1..=self.0).rev().collect()).map_err(|e| e.to_string())
+    ///     }
+    /// }
+    /// let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// let numbers = ssc.receiver_stream(Countdown(3));
+    /// numbers.foreach_rdd(|_, _| Ok(()))?;
+    /// ssc.start_receivers()?;
+    /// ssc.stop_receivers(); // waits for the receiver, which has stored its records
+    /// let info = ssc.step()?;
+    /// assert_eq!(info.records, 3);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn receiver_stream<T: Data, R: Receiver<T>>(&self, receiver: R) -> DStream<T> {
+        let (input, stream) = self.input_stream::<T>();
+        let slot = Slot {
+            receiver: Mutex::new(Some(receiver)),
+            input,
+            stream: stream.id(),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: Mutex::new(None),
+            ssc: Arc::downgrade(&self.inner),
+        };
+        self.register_receiver(Arc::new(slot));
+        stream
+    }
+
+    /// Starts every receiver that is not running yet. [`StreamingContext::start`] does this;
+    /// a context driven by [`StreamingContext::step`] calls it when it wants input to flow.
+    pub fn start_receivers(&self) -> Result<(), Error> {
+        for r in self.receivers() {
+            r.start()?;
+        }
+        Ok(())
+    }
+
+    /// Tells every receiver to stop and waits for them. Records they stored stay queued for
+    /// the next batches.
+    pub fn stop_receivers(&self) {
+        for r in self.receivers() {
+            r.stop();
+        }
+    }
+}
