@@ -74,7 +74,7 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     nodes: Mutex<Vec<Arc<dyn StreamNodeDyn>>>,
     outputs: Mutex<Vec<Arc<OutputOp>>>,
-    inputs: Mutex<Vec<Arc<dyn InputDyn>>>,
+    inputs: Mutex<Vec<(Arc<dyn InputDyn>, Arc<dyn StreamNodeDyn>)>>,
     receivers: Mutex<Vec<Arc<dyn ReceiverDyn>>>,
     listeners: Mutex<Vec<Arc<dyn StreamingListener>>>,
     remember: Mutex<Duration>,
@@ -198,8 +198,8 @@ impl StreamingContext {
         lock(&self.inner.nodes).push(node);
     }
 
-    pub(crate) fn register_input(&self, input: Arc<dyn InputDyn>) {
-        lock(&self.inner.inputs).push(input);
+    pub(crate) fn register_input(&self, input: Arc<dyn InputDyn>, node: Arc<dyn StreamNodeDyn>) {
+        lock(&self.inner.inputs).push((input, node));
     }
 
     pub(crate) fn register_receiver(&self, receiver: Arc<dyn ReceiverDyn>) {
@@ -262,8 +262,11 @@ impl StreamingContext {
         listeners.iter().for_each(|l| l.on_batch_started(time));
         let inputs = lock(&inner.inputs).clone();
         let prev = Time::from_nanos(time.as_nanos() - duration_nanos(inner.batch_interval));
-        let records = inputs.iter().map(|i| i.close_batch(prev, time)).sum();
+        let records = inputs.iter().map(|(i, _)| i.close_batch(prev, time)).sum();
         let b = BatchCtx { ctx: &inner.ctx, zero };
+        for (_, node) in &inputs {
+            node.generate(time, &b)?;
+        }
         let outputs = lock(&inner.outputs).clone();
         let mut output_ops = Vec::with_capacity(outputs.len());
         for op in &outputs {
@@ -277,7 +280,6 @@ impl StreamingContext {
         let remember = *lock(&inner.remember);
         let keep_from = Time::from_nanos(time.as_nanos().saturating_sub(duration_nanos(remember)));
         lock(&inner.nodes).iter().for_each(|n| n.forget_before(keep_from));
-        inputs.iter().for_each(|i| i.forget_before(keep_from));
         lock(&inner.run).batches += 1;
         let ended = inner.clock.now();
         let info = BatchInfo {
@@ -311,7 +313,7 @@ impl StreamingContext {
             if inner.stop_graceful.load(Ordering::SeqCst) {
                 // A graceful stop runs the remaining batches at once, until every record received
                 // before the stop is in a batch.
-                if lock(&inner.inputs).iter().all(|i| i.drained()) {
+                if lock(&inner.inputs).iter().all(|(i, _)| i.drained()) {
                     break Ok(());
                 }
             } else if !inner.clock.wait_until(time, &inner.stop_now) {
@@ -368,7 +370,7 @@ impl StreamingHandle {
         let inner = &self.ssc.inner;
         // Receivers first: what they stored before stopping is still processed by a graceful stop.
         self.ssc.stop_receivers();
-        lock(&inner.inputs).iter().for_each(|i| i.stop_accepting());
+        lock(&inner.inputs).iter().for_each(|(i, _)| i.stop_accepting());
         if graceful {
             inner.stop_graceful.store(true, Ordering::SeqCst);
         }

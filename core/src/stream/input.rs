@@ -21,8 +21,6 @@ pub(crate) trait InputDyn: Send + Sync {
     fn stop_accepting(&self);
     /// Whether every accepted record is in a closed batch.
     fn drained(&self) -> bool;
-    /// Drops the frozen records of batches before `time`.
-    fn forget_before(&self, time: Time);
 }
 
 /// The partitions of each closed batch, by batch time.
@@ -34,8 +32,9 @@ struct Frozen<T> {
 
 impl<T: Data> StreamCompute<T> for Arc<Frozen<T>> {
     fn compute(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<T>>, Error> {
-        // Each block of the batch becomes one partition.
-        let parts = lock(&self.closed).get(&time).cloned().unwrap_or_default();
+        // Each block of the batch becomes one partition. Input streams are generated as soon as
+        // their batch closes, so the records move into the dataset exactly once.
+        let parts = lock(&self.closed).remove(&time).unwrap_or_default();
         Ok(Some(b.ctx.parallelize_partitions(parts)))
     }
 }
@@ -89,11 +88,6 @@ impl<T: Data> InputDyn for QueueInput<T> {
 
     fn drained(&self) -> bool {
         lock(&self.pending).is_empty()
-    }
-
-    fn forget_before(&self, time: Time) {
-        let mut closed = lock(&self.frozen.closed);
-        *closed = closed.split_off(&time);
     }
 }
 
@@ -177,11 +171,6 @@ impl<T: Data> InputDyn for PushInput<T> {
     fn drained(&self) -> bool {
         lock(&self.buffer).is_empty()
     }
-
-    fn forget_before(&self, time: Time) {
-        let mut closed = lock(&self.frozen.closed);
-        *closed = closed.split_off(&time);
-    }
 }
 
 impl StreamingContext {
@@ -195,8 +184,8 @@ impl StreamingContext {
             stopped: AtomicBool::new(false),
             frozen: Arc::clone(&frozen),
         });
-        self.register_input(queue.clone());
         let stream = DStream::new_node(self, "queue_stream", self.batch_interval(), Vec::new(), frozen);
+        self.register_input(queue.clone(), stream.node().clone());
         (QueueHandle { queue }, stream)
     }
 
@@ -212,8 +201,8 @@ impl StreamingContext {
             stopped: AtomicBool::new(false),
             frozen: Arc::clone(&frozen),
         });
-        self.register_input(input.clone());
         let stream = DStream::new_node(self, "input_stream", self.batch_interval(), Vec::new(), frozen);
+        self.register_input(input.clone(), stream.node().clone());
         (InputHandle { input }, stream)
     }
 }

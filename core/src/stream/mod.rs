@@ -48,9 +48,12 @@ pub(crate) trait StreamCompute<T>: Send + Sync {
     fn compute(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<T>>, Error>;
 }
 
-/// Type-erased view of a node for the stream graph: enough to forget old batches.
+/// Type-erased view of a node for the stream graph.
 pub(crate) trait StreamNodeDyn: Send + Sync {
+    /// Forgets datasets older than the node must remember, counting back from `time`.
     fn forget_before(&self, time: Time);
+    /// Generates (and remembers) the node's dataset for `time`.
+    fn generate(&self, time: Time, b: &BatchCtx<'_>) -> Result<(), Error>;
 }
 
 /// A stream node: its compute function and the datasets it generated, by batch time.
@@ -98,6 +101,10 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
         let cutoff = Time::from_nanos(time.as_nanos().saturating_sub(duration_nanos(keep)));
         // Keep everything after the cutoff: a child may still read it.
         *generated = generated.split_off(&Time::from_nanos(cutoff.as_nanos().saturating_add(1)));
+    }
+
+    fn generate(&self, time: Time, b: &BatchCtx<'_>) -> Result<(), Error> {
+        self.get(time, b).map(drop)
     }
 }
 
