@@ -99,7 +99,8 @@ impl LocalClusterBuilder {
         driver_config.task_attempts_max = self.task_attempts_max;
         let driver = Driver::new(driver_config, Arc::clone(&graph));
         let transport = InProcTransport::new(NodeId::Driver, Arc::clone(&inboxes));
-        threads.push(spawn("dstream-driver", move || run_driver(driver, driver_rx, transport, clock))?);
+        let driver_clock = clock.clone();
+        threads.push(spawn("dstream-driver", move || run_driver(driver, driver_rx, transport, driver_clock))?);
 
         for (i, (tx, rx)) in worker_channels.into_iter().enumerate() {
             let mut config = self.worker.clone();
@@ -109,6 +110,7 @@ impl LocalClusterBuilder {
             let worker = Worker::new(id, config, Arc::clone(&graph));
             let transport = InProcTransport::new(NodeId::Worker(id), Arc::clone(&inboxes));
             let pool = Arc::clone(&pool);
+            let clock = clock.clone();
             threads.push(spawn(&format!("dstream-worker-{i}"), move || {
                 run_worker(worker, rx, tx, transport, pool, clock)
             })?);
