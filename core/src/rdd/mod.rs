@@ -11,6 +11,7 @@ mod narrow;
 mod pair;
 mod shuffle;
 mod source;
+pub(crate) mod state_step;
 mod window;
 
 use std::marker::PhantomData;

@@ -10,6 +10,7 @@ mod input;
 mod ops;
 mod output;
 mod receiver;
+pub(crate) mod state;
 pub mod testing;
 mod window;
 
