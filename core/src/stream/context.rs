@@ -60,6 +60,8 @@ pub trait StreamingListener: Send + Sync {
 
 struct Run {
     state: StreamingState,
+    /// Whether batches run on the batch thread (`start`) rather than through `step`.
+    threaded: bool,
     zero: Time,
     /// The number of batches run so far.
     batches: u64,
@@ -138,7 +140,13 @@ impl StreamingContext {
                 receivers: Mutex::new(Vec::new()),
                 listeners: Mutex::new(Vec::new()),
                 remember: Mutex::new(Duration::ZERO),
-                run: Mutex::new(Run { state: StreamingState::Initialized, zero: Time::ZERO, batches: 0, result: None }),
+                run: Mutex::new(Run {
+                    state: StreamingState::Initialized,
+                    threaded: false,
+                    zero: Time::ZERO,
+                    batches: 0,
+                    result: None,
+                }),
                 ended: Condvar::new(),
                 stop_now: AtomicBool::new(false),
                 stop_graceful: AtomicBool::new(false),
@@ -223,7 +231,7 @@ impl StreamingContext {
     }
 
     /// Moves from `Initialized` to `Active`, fixing the zero time.
-    fn activate(&self) -> Result<(), Error> {
+    fn activate(&self, threaded: bool) -> Result<(), Error> {
         if lock(&self.inner.outputs).is_empty() {
             return Err(Error::NoOutputOperations);
         }
@@ -237,19 +245,33 @@ impl StreamingContext {
         let now = self.inner.clock.now().as_nanos();
         run.zero = Time::from_nanos(now - now % interval);
         run.state = StreamingState::Active;
+        run.threaded = threaded;
         Ok(())
     }
 
     /// Runs the next batch now, in the calling thread, without waiting for the clock: for tests
-    /// and deterministic drivers. The first call starts the context.
+    /// and deterministic drivers. The first call starts the context; a context started with
+    /// [`StreamingContext::start`] refuses it. A failed batch stops the context.
     pub fn step(&self) -> Result<BatchInfo, Error> {
         if self.state() == StreamingState::Initialized {
-            self.activate()?;
+            self.activate(false)?;
         }
-        if self.state() != StreamingState::Active {
-            return Err(Error::StreamingStopped);
+        {
+            let run = lock(&self.inner.run);
+            if run.threaded {
+                return Err(Error::StreamingStarted { operation: "step" });
+            }
+            if run.state != StreamingState::Active {
+                return Err(Error::StreamingStopped);
+            }
         }
-        self.run_batch(self.next_batch_time())
+        let result = self.run_batch(self.next_batch_time());
+        if let Err(e) = &result {
+            // A failed batch stops the context, as it does on the batch thread: its inputs were
+            // consumed, so running on would skip them silently.
+            self.finish(Err(e.to_string()));
+        }
+        result
     }
 
     /// Runs the batch at `time`: closes the inputs' batch, runs the outputs in order, forgets
@@ -296,7 +318,7 @@ impl StreamingContext {
 
     /// Starts running a batch every batch interval on a thread of its own.
     pub fn start(&self) -> Result<StreamingHandle, Error> {
-        self.activate()?;
+        self.activate(true)?;
         self.start_receivers()?;
         let ssc = self.clone();
         let thread = std::thread::Builder::new()

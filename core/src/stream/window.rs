@@ -240,8 +240,11 @@ impl<K: Key, V: Data> StreamCompute<(K, V)> for ReducedWindow<K, V> {
         let batch = self.reduced.slide;
         let state = match prev {
             Some(prev) => {
-                let leaving = times_in(minus(previous, self.length), minus(time, self.length), batch, b.zero);
-                let entering = times_in(previous, time, batch, b.zero);
+                // With a window shorter than its slide, the batches between two windows belong
+                // to neither: they neither enter nor leave.
+                let start = minus(time, self.length);
+                let leaving = times_in(minus(previous, self.length), previous.min(start), batch, b.zero);
+                let entering = times_in(previous.max(start), time, batch, b.zero);
                 let leaving = datasets(&self.reduced, &leaving, b)?;
                 let entering = datasets(&self.reduced, &entering, b)?;
                 let (r, i, k) = (Arc::clone(&self.reduce), Arc::clone(&self.inverse), self.keep.clone());
