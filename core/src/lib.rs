@@ -45,6 +45,7 @@ pub use ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskI
 pub use message::{Message, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
 pub use rdd::{Aggregator, PartitionSource, Rdd};
 pub use rng::SplitMix64;
+pub use stream::generator;
 pub use stream::state::{MapWithStateDStream, State, StateSpec};
 pub use stream::testing;
 pub use stream::{

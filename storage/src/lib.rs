@@ -9,6 +9,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod file_stream;
+mod save;
+mod socket;
+mod stream_ext;
 mod text_file;
+mod wait;
 
+pub use file_stream::{FileStreamStats, TextFileStreamReceiver};
+pub use save::{text_files_dir, write_text_dir, SaveError};
+pub use socket::{SocketStats, SocketTextReceiver};
+pub use stream_ext::{DStreamExt, RddExt, StreamingContextExt};
 pub use text_file::TextFile;

@@ -6,6 +6,7 @@
 //! drop it, which lets the workers drop the blocks.
 
 mod context;
+pub mod generator;
 mod input;
 mod ops;
 mod output;

@@ -9,6 +9,7 @@ use super::context::{Inner, StreamingContext};
 use super::input::InputHandle;
 use super::{lock, DStream, StreamId};
 use crate::error::Error;
+use crate::time::{Clock, Time};
 use crate::Data;
 
 /// A source of records that runs on its own thread while the streaming context is active.
@@ -28,6 +29,7 @@ pub struct ReceiverContext<T> {
     stream: StreamId,
     stop: Arc<AtomicBool>,
     ssc: Weak<Inner>,
+    clock: Arc<dyn Clock>,
 }
 
 impl<T: Data> ReceiverContext<T> {
@@ -56,6 +58,17 @@ impl<T: Data> ReceiverContext<T> {
     pub fn stream(&self) -> StreamId {
         self.stream
     }
+
+    /// The streaming context's clock, for receivers that pace themselves (a generator).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Waits until the context's clock reaches `deadline` or the receiver is told to stop
+    /// (which wakes it at once); returns whether the deadline was reached.
+    pub fn wait_until(&self, deadline: Time) -> bool {
+        self.clock.wait_until(deadline, &self.stop)
+    }
 }
 
 /// A receiver waiting for the context to start, or running.
@@ -71,6 +84,7 @@ struct Slot<T, R> {
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
     ssc: Weak<Inner>,
+    clock: Arc<dyn Clock>,
 }
 
 impl<T: Data, R: Receiver<T>> ReceiverDyn for Slot<T, R> {
@@ -81,6 +95,7 @@ impl<T: Data, R: Receiver<T>> ReceiverDyn for Slot<T, R> {
             stream: self.stream,
             stop: Arc::clone(&self.stop),
             ssc: self.ssc.clone(),
+            clock: Arc::clone(&self.clock),
         };
         let thread = std::thread::Builder::new()
             .name(format!("dstream-receiver-{}", self.stream.0))
@@ -96,6 +111,8 @@ impl<T: Data, R: Receiver<T>> ReceiverDyn for Slot<T, R> {
 
     fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        // Wakes a receiver waiting on the clock (`ReceiverContext::wait_until`).
+        self.clock.wake();
         if let Some(t) = lock(&self.thread).take() {
             if t.join().is_err() {
                 tracing::error!(stream = %self.stream, "a receiver panicked");
@@ -141,6 +158,7 @@ impl StreamingContext {
             stop: Arc::new(AtomicBool::new(false)),
             thread: Mutex::new(None),
             ssc: Arc::downgrade(&self.inner),
+            clock: Arc::clone(&self.inner.clock),
         };
         self.register_receiver(Arc::new(slot));
         stream

@@ -1,0 +1,111 @@
+//! `socket_text_stream` against real TCP connections on the loopback interface.
+
+mod common;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{collect_batches, listen, wait_for_batches, wait_for_message, wait_for_records, EVENT_TIMEOUT};
+use dstream::{ManualClock, StepCluster, StreamingContext, SystemClock, Time};
+use dstream_storage::{SocketTextReceiver, StreamingContextExt};
+
+/// Accepts the next connection, failing the test if none comes.
+fn accept(listener: &TcpListener) -> TcpStream {
+    let listener = listener.try_clone().expect("clone the listener");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(listener.accept().map(|(s, _)| s));
+    });
+    rx.recv_timeout(EVENT_TIMEOUT).expect("the receiver connects").expect("accept")
+}
+
+#[test]
+fn every_valid_line_arrives_once_across_reconnections_and_bad_lines_are_reported() {
+    let server = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let receiver = SocketTextReceiver::new(server.local_addr().expect("address"))
+        .expect("resolve")
+        .backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .max_line_bytes(64)
+        .chunk_lines(2);
+    let stats = receiver.stats();
+    let cluster = StepCluster::builder().workers(2).build();
+    let ssc = StreamingContext::new(cluster.context(), Duration::from_millis(20), Arc::new(SystemClock::new()))
+        .expect("context");
+    let events = listen(&ssc);
+    let batches = collect_batches(&ssc.receiver_stream(receiver));
+    let running = ssc.start().expect("start");
+
+    let mut first = accept(&server);
+    let long = "x".repeat(100);
+    first.write_all(format!("a1\na2\n{long}\n").as_bytes()).expect("write");
+    first.write_all(b"\xff\xfe not UTF-8\na3\r\n").expect("write");
+    drop(first);
+    let mut seen = Vec::new();
+    wait_for_records(&batches, &mut seen, 3, "the lines of the first connection");
+    let mut errors = Vec::new();
+    wait_for_message(&events.errors, &mut errors, "about the closed connection", |m| m.contains("closed by the peer"));
+
+    let mut second = accept(&server);
+    second.write_all(b"b1\nb2\nb3 without terminator").expect("write");
+    drop(second);
+    wait_for_records(&batches, &mut seen, 6, "the lines of the second connection");
+    // More batches, in which a duplicate would show.
+    wait_for_batches(&events.batches, 5);
+    running.stop(true).expect("stop");
+    seen.extend(batches.try_iter().flatten());
+
+    assert_eq!(seen, vec!["a1", "a2", "a3", "b1", "b2", "b3 without terminator"]);
+    errors.extend(events.errors.try_iter());
+    let invalid: Vec<&String> = errors.iter().filter(|m| m.contains("not valid UTF-8")).collect();
+    assert_eq!(invalid.len(), 1, "one report per invalid line: {errors:?}");
+    assert!(invalid[0].contains("line 4"), "{}", invalid[0]);
+    assert_eq!(errors.iter().filter(|m| m.contains("longer than 64 bytes")).count(), 1, "{errors:?}");
+    assert_eq!((stats.lines(), stats.invalid_lines(), stats.oversized_lines()), (6, 1, 1));
+    assert!(stats.connections() >= 2);
+}
+
+#[test]
+fn a_refused_address_is_retried_with_reports_and_stopping_is_prompt() {
+    // A port nobody listens on: bound, then released.
+    let addr = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address");
+    let receiver =
+        SocketTextReceiver::new(addr).expect("resolve").backoff(Duration::from_millis(5), Duration::from_millis(20));
+    let stats = receiver.stats();
+    let cluster = StepCluster::builder().build();
+    let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))
+        .expect("context");
+    let events = listen(&ssc);
+    let _batches = collect_batches(&ssc.receiver_stream(receiver));
+    ssc.start_receivers().expect("start");
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        wait_for_message(&events.errors, &mut errors, "about a refused connection", |m| {
+            m.starts_with("cannot connect")
+        });
+    }
+    for m in &errors {
+        assert!(m.contains(&addr.to_string()) && m.contains("reconnecting in"), "{m}");
+    }
+    // Stopping must not wait for anything but the receiver noticing the stop flag.
+    let (done_tx, done) = mpsc::channel();
+    let stopper = ssc.clone();
+    std::thread::spawn(move || {
+        stopper.stop_receivers();
+        let _ = done_tx.send(());
+    });
+    done.recv_timeout(EVENT_TIMEOUT).expect("stop_receivers returns");
+    assert!(stats.failures() >= 3);
+    assert_eq!((stats.connections(), stats.lines()), (0, 0));
+    assert_eq!(ssc.step().expect("batch").records, 0);
+}
+
+#[test]
+fn an_address_that_does_not_resolve_is_an_error_when_the_stream_is_created() {
+    let cluster = StepCluster::builder().build();
+    let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))
+        .expect("context");
+    assert!(ssc.socket_text_stream("not an address").is_err());
+}
