@@ -52,7 +52,7 @@ fn step_is_refused_once_the_batch_thread_runs() {
     let handle = ssc.start().unwrap();
     assert!(matches!(ssc.step(), Err(Error::StreamingStarted { operation: "step" })));
     handle.stop(false).unwrap();
-    assert!(matches!(ssc.step(), Err(Error::StreamingStarted { .. })));
+    assert!(matches!(ssc.step(), Err(Error::StreamingStopped)));
 }
 
 #[test]

@@ -258,11 +258,11 @@ impl StreamingContext {
         }
         {
             let run = lock(&self.inner.run);
-            if run.threaded {
-                return Err(Error::StreamingStarted { operation: "step" });
-            }
             if run.state != StreamingState::Active {
                 return Err(Error::StreamingStopped);
+            }
+            if run.threaded {
+                return Err(Error::StreamingStarted { operation: "step" });
             }
         }
         let result = self.run_batch(self.next_batch_time());
