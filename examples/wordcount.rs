@@ -1,0 +1,129 @@
+//! Word counts over a 30 s window sliding every batch (the paper's WordCount), printed with a
+//! one-line progress report per batch.
+//!
+//! ```text
+//! cargo run --release --example wordcount                      # synthetic 100-byte records
+//! cargo run --release --example wordcount -- --socket 127.0.0.1:9999
+//! some-command | cargo run --release --example wordcount -- --stdin
+//! ```
+//!
+//! Flags: `--seconds N` (run time, default 10), `--rate N` (synthetic records per second,
+//! default 100000), `--batch-ms N` (default 500), `--window-s N` (default 30), `--workers N`,
+//! `--quiet` (no per-batch lines).
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout)] // An example program reports on stdout.
+
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dstream::generator::RecordPool;
+use dstream::{DStream, Error, StreamingContext, SystemClock};
+use dstream_examples::{run_until, Flags, Progress, Until};
+use dstream_inproc::LocalCluster;
+use dstream_storage::StreamingContextExt;
+
+const USAGE: &str = "usage: wordcount [--socket HOST:PORT | --stdin] [--seconds N] [--rate N] [--batch-ms N] [--window-s N] [--workers N] [--quiet]";
+
+/// The words of the input, from the source the flags name.
+fn words(
+    ssc: &StreamingContext,
+    flags: &Flags,
+) -> Result<(DStream<String>, Option<mpsc::Receiver<()>>), Box<dyn std::error::Error>> {
+    if let Some(addr) = flags.text("socket") {
+        let lines = ssc.socket_text_stream(addr)?;
+        return Ok((lines.flat_map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>()), None));
+    }
+    if flags.has("stdin") {
+        let (input, lines) = ssc.input_stream::<String>();
+        let (done, ended) = mpsc::channel();
+        // Reading stdin blocks, so it has a thread of its own that the context does not wait for.
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines().map_while(Result::ok) {
+                if input.push(line).is_err() {
+                    break;
+                }
+            }
+            let _ = done.send(());
+        });
+        return Ok((lines.flat_map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>()), Some(ended)));
+    }
+    let rate = flags.number("rate", 100_000)?;
+    let records = ssc.generator_stream(RecordPool::standard(), rate);
+    Ok((records.flat_map(|r| r.words().map(str::to_owned).collect::<Vec<_>>()), None))
+}
+
+/// The `k` largest counts of a dataset's partition, largest first (ties by word).
+fn top_k(k: usize, mut counts: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    counts.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts.truncate(k);
+    counts
+}
+
+fn run(flags: &Flags) -> Result<(), Box<dyn std::error::Error>> {
+    let batch = Duration::from_millis(flags.number("batch-ms", 500)?);
+    let window = Duration::from_secs(flags.number("window-s", 30)?);
+    let mut builder = LocalCluster::builder();
+    if flags.has("workers") {
+        builder = builder.workers(flags.number("workers", 2)? as u32);
+    }
+    let cluster = builder.build()?;
+    let partitions = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
+    let ssc = StreamingContext::new(cluster.context(), batch, Arc::new(SystemClock::new()))?;
+    let progress = Progress::new(flags.has("quiet"));
+    ssc.add_listener(progress.clone());
+
+    let (words, input_done) = words(&ssc, flags)?;
+    let counts = words.map(|w| (w, 1u64)).reduce_by_key_and_window_inv_filtered(
+        |a, b| a + b,
+        |a, b| a - b,
+        window,
+        batch,
+        partitions,
+        |(_, n)| *n > 0,
+    )?;
+    let top: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let latest = Arc::clone(&top);
+    let quiet = flags.has("quiet");
+    counts.foreach_rdd(move |rdd, time| {
+        let best = top_k(10, rdd.map_partitions(|_, part| top_k(10, part)).collect()?);
+        if !quiet {
+            let line: Vec<String> = best.iter().take(5).map(|(w, n)| format!("{w}={n}")).collect();
+            println!("window ending {time}: {}", line.join(" "));
+        }
+        *latest.lock().map_err(|_| Error::BatchFailed("a lock was poisoned".into()))? = best;
+        Ok(())
+    })?;
+
+    let handle = ssc.start()?;
+    let until = if input_done.is_some() {
+        Until::InputEnds
+    } else {
+        Until::Elapsed(Duration::from_secs(flags.number("seconds", 10)?))
+    };
+    run_until(&handle, until, input_done)?;
+    progress.summary(batch);
+    println!("top words over the last window:");
+    for (word, n) in top.lock().map_err(|_| "a lock was poisoned")?.iter() {
+        println!("{n:>10}  {word}");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let flags = match Flags::parse(USAGE, &["stdin", "quiet"]) {
+        Ok(flags) => flags,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&flags) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
