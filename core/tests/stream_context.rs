@@ -36,6 +36,7 @@ fn setup() -> (StepCluster, Arc<ManualClock>, StreamingContext) {
 /// A listener that forwards every event to a channel.
 #[derive(Debug, Clone, PartialEq)]
 enum Event {
+    Submitted(Time),
     Started(Time),
     Completed(BatchInfo),
     Failed(Time, String),
@@ -44,6 +45,9 @@ enum Event {
 struct Forward(Mutex<Sender<Event>>);
 
 impl StreamingListener for Forward {
+    fn on_batch_submitted(&self, time: Time) {
+        let _ = self.0.lock().unwrap().send(Event::Submitted(time));
+    }
     fn on_batch_started(&self, time: Time) {
         let _ = self.0.lock().unwrap().send(Event::Started(time));
     }
@@ -243,8 +247,8 @@ fn a_failing_output_stops_the_context() {
     assert!(matches!(&err, Error::BatchFailed(m) if m.contains("sink down")), "{err:?}, {AT}");
     // Batch 1 completed, batch 2 failed, later batches never ran.
     assert!(
-        matches!(&events[..], [Event::Started(t1), Event::Completed(_), Event::Started(t2), Event::Failed(t3, m)]
-        if *t1 == secs(1) && *t2 == secs(2) && *t3 == secs(2) && m.contains("sink down")),
+        matches!(&events[..], [Event::Submitted(t0), Event::Started(t1), Event::Completed(_), Event::Submitted(_), Event::Started(t2), Event::Failed(t3, m)]
+        if *t0 == secs(1) && *t1 == secs(1) && *t2 == secs(2) && *t3 == secs(2) && m.contains("sink down")),
         "{events:?}, {AT}"
     );
 }
@@ -282,8 +286,10 @@ fn listeners_see_every_batch_with_its_records_and_outputs() {
     }
     let infos: Vec<BatchInfo> = (0..4).map(|_| ssc.step().unwrap()).collect();
     let seen: Vec<Event> = events.try_iter().collect();
-    let expected: Vec<Event> =
-        infos.iter().flat_map(|i| [Event::Started(i.time), Event::Completed(i.clone())]).collect();
+    let expected: Vec<Event> = infos
+        .iter()
+        .flat_map(|i| [Event::Submitted(i.time), Event::Started(i.time), Event::Completed(i.clone())])
+        .collect();
     assert_eq!(seen, expected, "{AT}");
     for (k, info) in infos.iter().enumerate() {
         assert_eq!(info.time, secs(k as u64 + 1), "batch {}, {AT}", k + 1);

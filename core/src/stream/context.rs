@@ -48,7 +48,9 @@ pub struct BatchInfo {
 
 /// Receives events of a running streaming context. Methods have empty defaults.
 pub trait StreamingListener: Send + Sync {
-    /// A batch's processing is about to start.
+    /// A batch's time has come: its inputs are about to close.
+    fn on_batch_submitted(&self, _time: Time) {}
+    /// A batch's inputs are closed and its output operations are about to run.
     fn on_batch_started(&self, _time: Time) {}
     /// A batch completed.
     fn on_batch_completed(&self, _info: &BatchInfo) {}
@@ -281,7 +283,7 @@ impl StreamingContext {
         let zero = lock(&inner.run).zero;
         let started = inner.clock.now();
         let listeners = self.listeners();
-        listeners.iter().for_each(|l| l.on_batch_started(time));
+        listeners.iter().for_each(|l| l.on_batch_submitted(time));
         let inputs = lock(&inner.inputs).clone();
         let prev = Time::from_nanos(time.as_nanos() - duration_nanos(inner.batch_interval));
         let records = inputs.iter().map(|(i, _)| i.close_batch(prev, time)).sum();
@@ -289,6 +291,7 @@ impl StreamingContext {
         for (_, node) in &inputs {
             node.generate(time, &b)?;
         }
+        listeners.iter().for_each(|l| l.on_batch_started(time));
         let outputs = lock(&inner.outputs).clone();
         let mut output_ops = Vec::with_capacity(outputs.len());
         for op in &outputs {
