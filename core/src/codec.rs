@@ -31,10 +31,32 @@ pub enum CodecError {
     },
 }
 
+/// Identifies this seam's format (postcard 1.x) in stored files, such as the checkpoint
+/// header: a reader refuses files written with another id. It changes when the format does.
+pub const CODEC_ID: u16 = 1;
+
 /// Encodes `value` into a new byte vector.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     postcard::to_allocvec(value)
         .map_err(|e| CodecError::Encode { type_name: std::any::type_name::<T>(), message: e.to_string() })
+}
+
+/// Encodes `value` at the end of `out`, reusing its capacity: the form for writing many
+/// records through one buffer. On error, `out` is left as it was.
+///
+/// ```
+/// let mut out = Vec::new();
+/// dstream::codec::encode_into(&("a", 1u64), &mut out)?;
+/// dstream::codec::encode_into(&("b", 2u64), &mut out)?;
+/// assert_eq!(out, [1, b'a', 1, 1, b'b', 2]);
+/// # Ok::<(), dstream::codec::CodecError>(())
+/// ```
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let len = out.len();
+    postcard::to_io(value, &mut *out).map(drop).map_err(|e| {
+        out.truncate(len);
+        CodecError::Encode { type_name: std::any::type_name::<T>(), message: e.to_string() }
+    })
 }
 
 /// Decodes a `T` from `bytes`; trailing bytes are an error.
@@ -60,5 +82,27 @@ mod tests {
         longer.push(0);
         assert!(matches!(decode::<Vec<(String, u64)>>(&longer), Err(CodecError::Decode { .. })));
         assert!(matches!(decode::<Vec<(String, u64)>>(&bytes[..bytes.len() - 1]), Err(CodecError::Decode { .. })));
+    }
+
+    /// A value whose encoding fails after its first field was written.
+    struct FailsHalfway;
+
+    impl Serialize for FailsHalfway {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::{Error, SerializeTuple};
+            let mut t = s.serialize_tuple(2)?;
+            t.serialize_element(&7u8)?;
+            let _ = t;
+            Err(S::Error::custom("no encoding"))
+        }
+    }
+
+    #[test]
+    fn encode_into_appends_and_leaves_out_unchanged_on_error() {
+        let mut out = vec![9];
+        encode_into(&(1u8, 2u8), &mut out).unwrap();
+        assert_eq!(out, [9, 1, 2]);
+        assert!(matches!(encode_into(&FailsHalfway, &mut out), Err(CodecError::Encode { .. })));
+        assert_eq!(out, [9, 1, 2]);
     }
 }

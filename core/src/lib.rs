@@ -30,6 +30,7 @@ mod ids;
 mod message;
 mod rdd;
 mod rng;
+pub mod storage;
 mod stream;
 mod task;
 mod time;
@@ -45,6 +46,7 @@ pub use ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskI
 pub use message::{Message, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
 pub use rdd::{Aggregator, PartitionSource, Rdd};
 pub use rng::SplitMix64;
+pub use storage::{Storage, StorageError};
 pub use stream::generator;
 pub use stream::state::{MapWithStateDStream, State, StateSpec};
 pub use stream::testing;
