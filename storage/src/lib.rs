@@ -1,15 +1,19 @@
 //! # dstream-storage
 //!
-//! Storage for dstream: reading datasets from files, and (in later versions) the `Storage`
-//! implementations and the zstd checkpoint format. The core crate does no I/O; this crate does
+//! Storage for dstream: reading datasets from files, the [`Storage`](dstream::Storage)
+//! implementations and (next) the zstd checkpoint format. The core crate does no I/O; this crate does
 //! it on its behalf.
 //!
 //! - [`TextFile`]: a [`PartitionSource`](dstream::PartitionSource) that splits a text file into
 //!   byte ranges and reads the lines of each range on the worker that computes it.
+//! - [`LocalFs`]: objects as files under a directory, each put atomic and crash-safe.
+//! - [`Memory`]: objects in memory, with scripted [`Fault`]s, for tests and the simulation.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod file_stream;
+mod local_fs;
+mod memory;
 mod save;
 mod socket;
 mod stream_ext;
@@ -17,6 +21,8 @@ mod text_file;
 mod wait;
 
 pub use file_stream::{FileStreamStats, TextFileStreamReceiver};
+pub use local_fs::LocalFs;
+pub use memory::{Fault, Memory};
 pub use save::{text_files_dir, write_text_dir, SaveError};
 pub use socket::{SocketStats, SocketTextReceiver};
 pub use stream_ext::{DStreamExt, RddExt, StreamingContextExt};
