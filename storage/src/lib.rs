@@ -1,16 +1,19 @@
 //! # dstream-storage
 //!
 //! Storage for dstream: reading datasets from files, the [`Storage`](dstream::Storage)
-//! implementations and (next) the zstd checkpoint format. The core crate does no I/O; this crate does
+//! implementations and the zstd checkpoint format. The core crate does no I/O; this crate does
 //! it on its behalf.
 //!
 //! - [`TextFile`]: a [`PartitionSource`](dstream::PartitionSource) that splits a text file into
 //!   byte ranges and reads the lines of each range on the worker that computes it.
 //! - [`LocalFs`]: objects as files under a directory, each put atomic and crash-safe.
 //! - [`Memory`]: objects in memory, with scripted [`Fault`]s, for tests and the simulation.
+//! - [`checkpoint`]: the checkpoint file format (header, zstd body, checksums), written and
+//!   read as a stream.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 mod file_stream;
 mod local_fs;
 mod memory;
@@ -20,6 +23,7 @@ mod stream_ext;
 mod text_file;
 mod wait;
 
+pub use checkpoint::{read_checkpoint, write_checkpoint, CheckpointError, CheckpointHeader, CheckpointStats};
 pub use file_stream::{FileStreamStats, TextFileStreamReceiver};
 pub use local_fs::LocalFs;
 pub use memory::{Fault, Memory};
