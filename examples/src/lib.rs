@@ -1,14 +1,18 @@
-//! Pieces shared by the example programs: command-line flags, a per-batch progress report and
-//! a summary, and a run that ends after a duration, at the end of the input, or on Ctrl-C.
+//! Pieces shared by the example programs: command-line flags, the in-process cluster they run
+//! on, a per-batch progress report and a summary, a run that ends after a duration, at the end
+//! of the input, or on Ctrl-C, and the top-k of a dataset of counts.
 //! Each program is `cargo run --release --example NAME -- --help`.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)] // Example programs report on stdout.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dstream::{BatchInfo, Error, StreamingHandle, StreamingListener, Time};
+use dstream::{BatchInfo, Data, Error, Rdd, StreamingHandle, StreamingListener, Time};
+use dstream_inproc::LocalCluster;
 
 /// Command-line flags: `--name value` pairs and bare `--name` switches.
 #[derive(Debug, Default)]
@@ -18,17 +22,29 @@ pub struct Flags {
 }
 
 impl Flags {
-    /// Parses the process's arguments. `usage` is printed for `--help` or a malformed flag;
-    /// `switches` name the flags that take no value.
+    /// Parses the process's arguments. `usage` is printed for `--help` or a malformed flag; a
+    /// flag it does not name is refused. `switches` name the flags that take no value.
     pub fn parse(usage: &str, switches: &[&str]) -> Result<Flags, String> {
+        Flags::parse_from(usage, switches, std::env::args().skip(1))
+    }
+
+    /// [`Flags::parse`] of the given arguments.
+    pub fn parse_from(usage: &str, switches: &[&str], args: impl IntoIterator<Item = String>) -> Result<Flags, String> {
         let mut flags = Flags { values: BTreeMap::new(), usage: usage.to_string() };
-        let mut args = std::env::args().skip(1);
+        let known: Vec<&str> = usage
+            .split(|c: char| c.is_whitespace() || "[]|".contains(c))
+            .filter_map(|w| w.strip_prefix("--"))
+            .collect();
+        let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let Some(name) = arg.strip_prefix("--") else {
                 return Err(format!("unexpected argument {arg}\n{usage}"));
             };
             if name == "help" {
                 return Err(usage.to_string());
+            }
+            if !known.contains(&name) {
+                return Err(format!("unknown flag --{name}\n{usage}"));
             }
             let value = if switches.contains(&name) {
                 String::new()
@@ -74,22 +90,38 @@ impl Progress {
     }
 
     /// Prints the summary of the run.
+    ///
+    /// Two batches are partial: the first (batch times are multiples of the interval, so the
+    /// first starts between two of them), and the one open at a graceful stop, which runs at
+    /// once, before its batch time (so its total delay is shorter than its processing). Both
+    /// count in the records and the processing times; the rate is taken over the batches in
+    /// between (or over all when there are none), the total delays over those on schedule.
     pub fn summary(&self, batch_interval: Duration) {
         let batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
-        let n = batches.len().max(1) as u32;
         let records: u64 = batches.iter().map(|b| b.records).sum();
-        let seconds = batch_interval.as_secs_f64() * batches.len() as f64;
-        let avg = |f: fn(&BatchInfo) -> Duration| batches.iter().map(f).sum::<Duration>() / n;
-        let max = |f: fn(&BatchInfo) -> Duration| batches.iter().map(f).max().unwrap_or_default();
+        let on_schedule: Vec<&BatchInfo> = batches.iter().filter(|b| b.total_delay >= b.processing_delay).collect();
+        let cut_short = batches.len() - on_schedule.len();
+        let all: Vec<&BatchInfo> = batches.iter().collect();
+        let full = if on_schedule.len() > 1 { &on_schedule[1..] } else { &all[..] };
+        let seconds = batch_interval.as_secs_f64() * full.len() as f64;
+        let rate = if seconds > 0.0 { full.iter().map(|b| b.records).sum::<u64>() as f64 / seconds } else { 0.0 };
+        let avg = |bs: &[&BatchInfo], f: fn(&BatchInfo) -> Duration| {
+            bs.iter().map(|b| f(b)).sum::<Duration>() / bs.len().max(1) as u32
+        };
+        let max = |bs: &[&BatchInfo], f: fn(&BatchInfo) -> Duration| bs.iter().map(|b| f(b)).max().unwrap_or_default();
         println!(
-            "summary: {} batches of {} ms, {records} records ({:.0} records/s); processing avg {} ms, max {} ms; total delay avg {} ms, max {} ms; {} receiver errors",
+            "summary: {} batches of {} ms{}, {records} records ({rate:.0} records/s); processing avg {} ms, max {} ms; total delay avg {} ms, max {} ms; {} receiver errors",
             batches.len(),
             batch_interval.as_millis(),
-            if seconds > 0.0 { records as f64 / seconds } else { 0.0 },
-            avg(|b| b.processing_delay).as_millis(),
-            max(|b| b.processing_delay).as_millis(),
-            avg(|b| b.total_delay).as_millis(),
-            max(|b| b.total_delay).as_millis(),
+            match cut_short {
+                0 => String::new(),
+                1 => " (the last cut short by the stop)".to_string(),
+                n => format!(" ({n} cut short by the stop)"),
+            },
+            avg(&all, |b| b.processing_delay).as_millis(),
+            max(&all, |b| b.processing_delay).as_millis(),
+            avg(&on_schedule, |b| b.total_delay).as_millis(),
+            max(&on_schedule, |b| b.total_delay).as_millis(),
             self.receiver_errors.lock().unwrap_or_else(|p| p.into_inner()),
         );
     }
@@ -159,4 +191,128 @@ pub fn run_until(
         }
     }
     handle.stop(true)
+}
+
+/// Parses the flags and runs `run`: the `main` of every example. `--help` prints the usage
+/// (exit code 0); a malformed command line (exit code 2) or an error (exit code 1) is reported
+/// on stderr.
+pub fn main_with(
+    usage: &str,
+    switches: &[&str],
+    run: impl FnOnce(&Flags) -> Result<(), Box<dyn std::error::Error>>,
+) -> ExitCode {
+    let flags = match Flags::parse(usage, switches) {
+        Ok(flags) => flags,
+        Err(message) if message == usage => {
+            println!("{usage}"); // --help
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&flags) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An in-process cluster with `--workers N` workers (default: the cluster's own default).
+pub fn local_cluster(flags: &Flags) -> Result<LocalCluster, Box<dyn std::error::Error>> {
+    let mut builder = LocalCluster::builder();
+    if flags.has("workers") {
+        let workers = flags.number("workers", 2)?;
+        builder = builder.workers(u32::try_from(workers).map_err(|_| format!("--workers: too large: {workers}"))?);
+    }
+    Ok(builder.build()?)
+}
+
+/// The partitions of a keyed stream's state: two per core, so every core has work while the
+/// slowest partition does not hold up the batch.
+pub fn state_partitions() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The `k` largest counts, largest first (ties by key), found by a partial selection:
+/// O(n + k log k) rather than a full sort.
+pub fn top_k<K: Ord>(k: usize, mut counts: Vec<(K, u64)>) -> Vec<(K, u64)> {
+    let order = |a: &(K, u64), b: &(K, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
+    if k == 0 {
+        return Vec::new();
+    }
+    if counts.len() > k {
+        counts.select_nth_unstable_by(k - 1, order);
+        counts.truncate(k);
+    }
+    counts.sort_unstable_by(order);
+    counts
+}
+
+/// The `k` largest counts of a dataset: the top `k` of each partition, on the workers, merged
+/// on the driver (only `k` records per partition travel).
+pub fn top_k_of<K: Data + Ord>(k: usize, counts: &Rdd<(K, u64)>) -> Result<Vec<(K, u64)>, Error> {
+    Ok(top_k(k, counts.map_partitions(move |_, part| top_k(k, part)).collect()?))
+}
+
+/// `key=count` pairs on one line, for a per-batch report.
+pub fn format_top<K: Display>(top: &[(K, u64)]) -> String {
+    top.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(" ")
+}
+
+/// Prints a ranking, one `count  key` line each, under a heading.
+pub fn print_top<K: Display>(heading: &str, top: &[(K, u64)]) {
+    println!("{heading}");
+    for (key, n) in top {
+        println!("{n:>10}  {key}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_take_values_and_switches_and_refuse_unknown_names() {
+        let usage = "usage: x [--socket HOST:PORT | --stdin] [--window-s N] [--quiet]";
+        let flags = Flags::parse_from(usage, &["stdin", "quiet"], args(&["--window-s", "5", "--quiet"])).unwrap();
+        assert_eq!(flags.number("window-s", 30), Ok(5));
+        assert!(flags.has("quiet") && !flags.has("stdin"));
+        assert_eq!(flags.number("seconds", 10), Ok(10));
+        assert!(Flags::parse_from(usage, &[], args(&["--window", "5"]))
+            .unwrap_err()
+            .starts_with("unknown flag --window"));
+        assert!(Flags::parse_from(usage, &[], args(&["--socket"])).unwrap_err().starts_with("--socket needs a value"));
+        assert_eq!(Flags::parse_from(usage, &[], args(&["--help"])).unwrap_err(), usage);
+        assert!(Flags::parse_from(usage, &[], args(&["--window-s", "x"])).unwrap().number("window-s", 1).is_err());
+    }
+
+    #[test]
+    fn top_k_keeps_the_largest_counts_largest_first_ties_by_key() {
+        let counts = vec![("d", 1), ("b", 5), ("a", 5), ("c", 7), ("e", 0)];
+        assert_eq!(top_k(3, counts.clone()), vec![("c", 7), ("a", 5), ("b", 5)]);
+        assert_eq!(top_k(10, counts.clone()).len(), 5);
+        assert_eq!(top_k(0, counts), vec![]);
+        let many: Vec<(u32, u64)> = (0..1000).map(|i| (i, u64::from(i % 97))).collect();
+        let mut sorted = many.clone();
+        sorted.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        sorted.truncate(10);
+        assert_eq!(top_k(10, many), sorted);
+    }
+
+    #[test]
+    fn top_k_of_merges_the_partitions_tops() -> Result<(), Error> {
+        let cluster = dstream::StepCluster::builder().workers(2).build();
+        let counts: Vec<(String, u64)> = (0..100u64).map(|i| (format!("w{i:03}"), i % 10)).collect();
+        let top = top_k_of(3, &cluster.context().parallelize(counts, 4)?)?;
+        assert_eq!(top, vec![("w009".to_string(), 9), ("w019".to_string(), 9), ("w029".to_string(), 9)]);
+        Ok(())
+    }
 }
