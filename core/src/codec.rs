@@ -53,10 +53,31 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// ```
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
     let len = out.len();
-    postcard::to_io(value, &mut *out).map(drop).map_err(|e| {
+    postcard::serialize_with_flavor(value, AppendFlavor(out)).map_err(|e| {
         out.truncate(len);
         CodecError::Encode { type_name: std::any::type_name::<T>(), message: e.to_string() }
     })
+}
+
+/// A postcard output that appends to a vector, a slice at a time.
+struct AppendFlavor<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendFlavor<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Decodes a `T` from `bytes`; trailing bytes are an error.
