@@ -75,7 +75,7 @@ const TRAILERS_BYTES: usize = 2 * TRAILER_BYTES;
 
 /// The zstd level [`write_checkpoint`] callers should use unless they have a reason not to:
 /// chosen by the `checkpoint` benchmark (BENCHMARKS.md, "Checkpoints").
-pub const DEFAULT_LEVEL: i32 = 3;
+pub const DEFAULT_LEVEL: i32 = 1;
 
 /// The largest encoded record the reader accepts, in bytes: a bound on the memory a damaged
 /// length prefix can make it allocate.
