@@ -77,21 +77,12 @@ pub(crate) fn push_shared<T: Clone>(data: &[T], out: &mut Sink<'_, T>) -> Result
     Ok(())
 }
 
-/// Pushes owned records into `out` in chunks.
-pub(crate) fn push_owned<T>(data: Vec<T>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
-    if data.len() <= CHUNK_RECORDS {
-        let mut data = data;
-        return if data.is_empty() { Ok(()) } else { out(&mut data) };
-    }
-    let mut buf = Vec::with_capacity(CHUNK_RECORDS);
-    let mut it = data.into_iter();
-    loop {
-        buf.extend(it.by_ref().take(CHUNK_RECORDS));
-        if buf.is_empty() {
-            return Ok(());
-        }
-        out(&mut buf)?;
-        buf.clear();
+/// Pushes owned records into `out` in chunks; a partition of one chunk or less moves as is.
+pub(crate) fn push_owned<T>(mut data: Vec<T>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
+    match data.len() {
+        0 => Ok(()),
+        n if n <= CHUNK_RECORDS => out(&mut data),
+        _ => push_iter(data, out),
     }
 }
 
