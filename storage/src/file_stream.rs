@@ -12,8 +12,6 @@ use std::time::{Duration, SystemTime};
 
 use dstream::{Receiver, ReceiverContext};
 
-use crate::wait::pause;
-
 /// A [`Receiver`] that watches a directory and stores the lines of every new file once, as
 /// UTF-8 strings without their `\n` (or `\r\n`) terminator.
 ///
@@ -261,7 +259,7 @@ impl Receiver<String> for TextFileStreamReceiver {
             if ctx.is_stopped() || !self.scan(ctx, &mut seen, &mut dir_error) {
                 return Ok(());
             }
-            if !pause(ctx, self.poll) {
+            if !ctx.pause(self.poll) {
                 return Ok(());
             }
         }

@@ -21,7 +21,6 @@ mod save;
 mod socket;
 mod stream_ext;
 mod text_file;
-mod wait;
 
 pub use checkpoint::{read_checkpoint, write_checkpoint, CheckpointError, CheckpointHeader, CheckpointStats};
 pub use file_stream::{FileStreamStats, TextFileStreamReceiver};

@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use dstream::{Receiver, ReceiverContext};
 
-use crate::wait::pause;
-
 /// A [`Receiver`] of the lines of a TCP connection, as UTF-8 strings without their `\n` (or
 /// `\r\n`) terminator.
 ///
@@ -378,7 +376,7 @@ impl Receiver<String> for SocketTextReceiver {
             bump(&self.stats.failures, 1);
             let delay = backoff.next_delay();
             ctx.report_error(&format!("{report}; reconnecting in {delay:?}"));
-            if !pause(ctx, delay) {
+            if !ctx.pause(delay) {
                 return Ok(());
             }
         }

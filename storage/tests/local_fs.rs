@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,8 @@ fn check_version(bytes: &[u8]) -> u64 {
     v
 }
 
-/// The child: overwrites the object with version 1, 2, ... in pieces, until killed.
+/// The child: overwrites the object with version 1, 2, ... in pieces, printing each version
+/// once it is stored, until killed.
 #[test]
 fn child_writer() {
     let Ok(root) = std::env::var(CHILD_ENV) else { return }; // Not in child mode: nothing to do.
@@ -48,6 +50,8 @@ fn child_writer() {
     for v in 1.. {
         let bytes = version_bytes(v);
         fs.put_with(OBJECT, &mut |w| bytes.chunks(4096).try_for_each(|c| w.write_all(c))).expect("put");
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{v}").and_then(|()| out.flush()).expect("report progress");
         if start.elapsed() > Duration::from_secs(CHILD_SECONDS_MAX) {
             break;
         }
@@ -64,25 +68,31 @@ fn a_killed_writer_leaves_a_complete_object() {
     let mut temporaries_seen = 0;
     for round in 0..6 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["child_writer", "--exact", "--test-threads=1"])
+            .args(["child_writer", "--exact", "--test-threads=1", "--nocapture"])
             .env(CHILD_ENV, dir.path())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Let it write a few versions, then kill it at a random moment.
+        // Let it store a few versions past the current one, a random number, then kill it in
+        // the middle of whatever write it is doing then. If the child dies early, its output
+        // ends and the version check below fails.
         let before = check_version(&fs.get(OBJECT).unwrap());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while check_version(&fs.get(OBJECT).unwrap()) < before + 3 {
-            assert!(Instant::now() < deadline, "round {round}: the child made no progress");
-            std::thread::sleep(Duration::from_millis(1));
+        let target = before + 3 + rng.below(8) as u64;
+        // The pipe stays open until the kill, so the child never fails on a closed output.
+        let mut stored = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in stored.by_ref() {
+            // The test harness prints lines of its own around the child's versions.
+            if line.unwrap().trim().parse::<u64>().is_ok_and(|v| v >= target) {
+                break;
+            }
         }
-        std::thread::sleep(Duration::from_micros(rng.below(20_000) as u64));
         child.kill().unwrap();
         child.wait().unwrap();
+        drop(stored);
 
         let v = check_version(&fs.get(OBJECT).unwrap());
-        assert!(v >= before + 3, "round {round}: version {v}");
+        assert!(v >= target, "round {round}: version {v}, the child had stored {target}");
         assert_eq!(fs.list("").unwrap(), [OBJECT], "round {round}: only the object is listed");
         let entries = std::fs::read_dir(&state_dir).unwrap().count();
         temporaries_seen += entries - 1;

@@ -2,8 +2,9 @@
 //! on a thread of its own and stores them into an input stream.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::context::{Inner, StreamingContext};
 use super::input::InputHandle;
@@ -23,11 +24,44 @@ pub trait Receiver<T>: Send + 'static {
     fn run(&mut self, ctx: &ReceiverContext<T>) -> Result<(), String>;
 }
 
+/// A receiver's stop request: a flag, and a condition variable that wakes a receiver pausing
+/// in real time as soon as the flag is set.
+#[derive(Default)]
+struct StopSignal {
+    flag: AtomicBool,
+    lock: Mutex<()>,
+    changed: Condvar,
+}
+
+impl StopSignal {
+    fn stop(&self) {
+        let _guard = lock(&self.lock);
+        self.flag.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
+
+    /// Waits `d` of real time unless stopped first; returns false if stopped.
+    fn pause(&self, d: Duration) -> bool {
+        let deadline = Instant::now() + d;
+        let mut guard = lock(&self.lock);
+        loop {
+            if self.flag.load(Ordering::SeqCst) {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            guard = self.changed.wait_timeout(guard, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+}
+
 /// What a running receiver stores into, and how it learns that it must stop.
 pub struct ReceiverContext<T> {
     input: InputHandle<T>,
     stream: StreamId,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     ssc: Weak<Inner>,
     clock: Arc<dyn Clock>,
 }
@@ -41,7 +75,14 @@ impl<T: Data> ReceiverContext<T> {
 
     /// Whether the receiver must stop.
     pub fn is_stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        self.stop.flag.load(Ordering::SeqCst)
+    }
+
+    /// Waits `d` of real time, whatever the context's clock, unless the receiver is told to
+    /// stop, which wakes it at once; returns false if it was. For receivers of the outside world
+    /// (sockets, directories) that retry or poll on a real-time schedule.
+    pub fn pause(&self, d: Duration) -> bool {
+        self.stop.pause(d)
     }
 
     /// Reports an error the receiver met and recovered from (a refused connection, an invalid
@@ -67,7 +108,7 @@ impl<T: Data> ReceiverContext<T> {
     /// Waits until the context's clock reaches `deadline` or the receiver is told to stop
     /// (which wakes it at once); returns whether the deadline was reached.
     pub fn wait_until(&self, deadline: Time) -> bool {
-        self.clock.wait_until(deadline, &self.stop)
+        self.clock.wait_until(deadline, &self.stop.flag)
     }
 }
 
@@ -81,7 +122,7 @@ struct Slot<T, R> {
     receiver: Mutex<Option<R>>,
     input: InputHandle<T>,
     stream: StreamId,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     thread: Mutex<Option<JoinHandle<()>>>,
     ssc: Weak<Inner>,
     clock: Arc<dyn Clock>,
@@ -110,8 +151,9 @@ impl<T: Data, R: Receiver<T>> ReceiverDyn for Slot<T, R> {
     }
 
     fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes a receiver waiting on the clock (`ReceiverContext::wait_until`).
+        // Wakes a receiver pausing in real time (`ReceiverContext::pause`) ...
+        self.stop.stop();
+        // ... and one waiting on the clock (`ReceiverContext::wait_until`).
         self.clock.wake();
         if let Some(t) = lock(&self.thread).take() {
             if t.join().is_err() {
@@ -155,7 +197,7 @@ impl StreamingContext {
             receiver: Mutex::new(Some(receiver)),
             input,
             stream: stream.id(),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(StopSignal::default()),
             thread: Mutex::new(None),
             ssc: Arc::downgrade(&self.inner),
             clock: Arc::clone(&self.inner.clock),
