@@ -23,14 +23,15 @@
 #![allow(clippy::print_stdout)] // An example program reports on stdout.
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dstream::generator::RecordPool;
 use dstream::hash::FixedMap;
-use dstream::{Error, StreamingContext, SystemClock};
+use dstream::{StreamingContext, SystemClock};
 use dstream_examples::{
-    format_top, local_cluster, main_with, print_top, run_until, state_partitions, top_k_of, Flags, Progress, Until,
+    local_cluster, main_with, print_top, run_until, state_partitions, track_top, windowed_counts, Flags, Progress,
+    Until,
 };
 
 const USAGE: &str =
@@ -62,25 +63,8 @@ fn run(flags: &Flags) -> Result<(), Box<dyn std::error::Error>> {
         }
         counts.into_iter().map(|(w, n)| (w.to_owned(), n)).collect::<Vec<_>>()
     });
-    let counts = ones.reduce_by_key_and_window_inv_filtered(
-        |a, b| a + b,
-        |a, b| a - b,
-        window,
-        batch,
-        partitions,
-        |(_, n)| *n > 0,
-    )?;
-
-    let top: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
-    let latest = Arc::clone(&top);
-    counts.foreach_rdd(move |rdd, time| {
-        let best = top_k_of(k, rdd)?;
-        if !quiet {
-            println!("window ending {time}: {}", format_top(&best[..best.len().min(3)]));
-        }
-        *latest.lock().map_err(|_| Error::BatchFailed("a lock was poisoned".into()))? = best;
-        Ok(())
-    })?;
+    let counts = windowed_counts(&ones, window, batch, partitions)?;
+    let top = track_top(&counts, k, 3, quiet)?;
 
     let handle = ssc.start()?;
     run_until(&handle, Until::Elapsed(Duration::from_secs(flags.number("seconds", 10)?)), None)?;

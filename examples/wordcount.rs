@@ -19,13 +19,14 @@
 
 use std::process::ExitCode;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dstream::generator::RecordPool;
-use dstream::{DStream, Error, StreamingContext, SystemClock};
+use dstream::{DStream, StreamingContext, SystemClock};
 use dstream_examples::{
-    format_top, local_cluster, main_with, print_top, run_until, state_partitions, top_k_of, Flags, Progress, Until,
+    local_cluster, main_with, print_top, run_until, state_partitions, track_top, windowed_counts, Flags, Progress,
+    Until,
 };
 use dstream_storage::StreamingContextExt;
 
@@ -69,25 +70,8 @@ fn run(flags: &Flags) -> Result<(), Box<dyn std::error::Error>> {
     ssc.add_listener(progress.clone());
 
     let (words, input_done) = words(&ssc, flags)?;
-    let counts = words.map(|w| (w, 1u64)).reduce_by_key_and_window_inv_filtered(
-        |a, b| a + b,
-        |a, b| a - b,
-        window,
-        batch,
-        partitions,
-        |(_, n)| *n > 0,
-    )?;
-    let top: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
-    let latest = Arc::clone(&top);
-    let quiet = flags.has("quiet");
-    counts.foreach_rdd(move |rdd, time| {
-        let best = top_k_of(10, rdd)?;
-        if !quiet {
-            println!("window ending {time}: {}", format_top(&best[..best.len().min(5)]));
-        }
-        *latest.lock().map_err(|_| Error::BatchFailed("a lock was poisoned".into()))? = best;
-        Ok(())
-    })?;
+    let counts = windowed_counts(&words.map(|w| (w, 1u64)), window, batch, partitions)?;
+    let top = track_top(&counts, 10, 5, flags.has("quiet"))?;
 
     let handle = ssc.start()?;
     let until = if input_done.is_some() {

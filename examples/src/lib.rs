@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dstream::{BatchInfo, Data, Error, Rdd, StreamingHandle, StreamingListener, Time};
+use dstream::{BatchInfo, DStream, Data, Error, Rdd, StreamingHandle, StreamingListener, Time};
 use dstream_inproc::LocalCluster;
 
 /// Command-line flags: `--name value` pairs and bare `--name` switches.
@@ -256,6 +256,38 @@ pub fn top_k<K: Ord>(k: usize, mut counts: Vec<(K, u64)>) -> Vec<(K, u64)> {
 /// on the driver (only `k` records per partition travel).
 pub fn top_k_of<K: Data + Ord>(k: usize, counts: &Rdd<(K, u64)>) -> Result<Vec<(K, u64)>, Error> {
     Ok(top_k(k, counts.map_partitions(move |_, part| top_k(k, part)).collect()?))
+}
+
+/// Counts per word over a window of `length` sliding every `slide`, computed incrementally;
+/// words whose count falls to zero leave the result.
+pub fn windowed_counts(
+    ones: &DStream<(String, u64)>,
+    length: Duration,
+    slide: Duration,
+    partitions: usize,
+) -> Result<DStream<(String, u64)>, Error> {
+    ones.reduce_by_key_and_window_inv_filtered(|a, b| a + b, |a, b| a - b, length, slide, partitions, |(_, n)| *n > 0)
+}
+
+/// Registers an output that keeps the `k` largest counts of each window in the returned slot,
+/// printing the first `shown` of them per batch unless `quiet`.
+pub fn track_top(
+    counts: &DStream<(String, u64)>,
+    k: usize,
+    shown: usize,
+    quiet: bool,
+) -> Result<Arc<Mutex<Vec<(String, u64)>>>, Error> {
+    let top: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let latest = Arc::clone(&top);
+    counts.foreach_rdd(move |rdd, time| {
+        let best = top_k_of(k, rdd)?;
+        if !quiet {
+            println!("window ending {time}: {}", format_top(&best[..best.len().min(shown)]));
+        }
+        *latest.lock().map_err(|_| Error::BatchFailed("a lock was poisoned".into()))? = best;
+        Ok(())
+    })?;
+    Ok(top)
 }
 
 /// `key=count` pairs on one line, for a per-batch report.
