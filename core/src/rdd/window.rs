@@ -78,26 +78,18 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let tagged_old = leaving.iter().map(|r| r.map_values(|v| (Some(v), None)));
         let tagged_new = entering.iter().map(|r| r.map_values(|v| (None, Some(v))));
         let tagged: Vec<Rdd<(K, Delta<V>)>> = tagged_old.chain(tagged_new).collect();
-        let (r1, r2) = (Arc::clone(&reduce), Arc::clone(&reduce));
-        let merge = move |a: Option<V>, b: Option<V>| match (a, b) {
-            (Some(a), Some(b)) => Some(r1(a, b)),
-            (a, b) => a.or(b),
+        // Values leaving (and entering) the window are merged with `reduce` on both sides of the
+        // shuffle; merging a delta into a delta is the same step for a value and a combiner.
+        let r = Arc::clone(&reduce);
+        let merge = move |c: &mut Delta<V>, (o, n): Delta<V>| {
+            let both = |a: Option<V>, b: Option<V>| match (a, b) {
+                (Some(a), Some(b)) => Some(r(a, b)),
+                (a, b) => a.or(b),
+            };
+            c.0 = both(c.0.take(), o);
+            c.1 = both(c.1.take(), n);
         };
-        let merge2 = move |a: Option<V>, b: Option<V>| match (a, b) {
-            (Some(a), Some(b)) => Some(r2(a, b)),
-            (a, b) => a.or(b),
-        };
-        let agg = Aggregator::new(
-            |d| d,
-            move |c: &mut Delta<V>, (o, n): Delta<V>| {
-                c.0 = merge(c.0.take(), o);
-                c.1 = merge(c.1.take(), n);
-            },
-            move |c: &mut Delta<V>, (o, n): Delta<V>| {
-                c.0 = merge2(c.0.take(), o);
-                c.1 = merge2(c.1.take(), n);
-            },
-        );
+        let agg = Aggregator::new(|d| d, merge.clone(), merge);
         let delta = match tagged.split_first() {
             Some((first, rest)) => first.union(rest),
             None => self.context().parallelize_partitions(Vec::new()),
