@@ -83,6 +83,31 @@ pub enum Error {
     /// A message came from, or went to, a peer the receiver does not know.
     #[error("unknown peer {0}")]
     UnknownPeer(NodeId),
+    /// A checkpoint (of state, of metadata, or of a batch's input) could not be written or read.
+    #[error("{what}: {source}")]
+    Checkpoint {
+        /// What was being written or read.
+        what: String,
+        /// Why it failed.
+        source: crate::checkpoint::CheckpointError,
+    },
+    /// The checkpoints a program was asked to resume from were written by another program: its
+    /// streams, operators or static datasets differ, or its batch interval does.
+    #[error(
+        "the checkpoints were written by another program: {what} is {found}, this program's is {expected}; resume with the program that wrote them, or start from empty storage"
+    )]
+    ProgramMismatch {
+        /// What differs: the program fingerprint or the batch interval.
+        what: &'static str,
+        /// This program's value.
+        expected: String,
+        /// The value the checkpoints hold.
+        found: String,
+    },
+    /// The checkpoints a program was asked to resume from cannot be used: every copy of what is
+    /// needed is damaged or missing.
+    #[error("cannot resume from the checkpoints: {0}")]
+    NoValidCheckpoint(String),
 }
 
 /// Why a task attempt failed. Plain data: it travels from a worker to the driver.

@@ -57,7 +57,6 @@ pub(crate) struct NodeInfo {
     pub(crate) id: RddId,
     pub(crate) name: &'static str,
     pub(crate) partitions: usize,
-    pub(crate) deps: Vec<Dep>,
     pub(crate) partitioner: Option<PartitionerKind>,
     pub(crate) persisted: bool,
 }
@@ -65,6 +64,8 @@ pub(crate) struct NodeInfo {
 /// A dataset node, type-erased.
 pub(crate) trait Node: Send + Sync {
     fn info(&self) -> &NodeInfo;
+    /// The datasets it is computed from; none once its lineage is cut by a checkpoint.
+    fn deps(&self) -> Vec<Dep>;
     /// Encodes a cached partition of this dataset held as a local payload.
     fn encode_block(&self, payload: &Payload) -> Result<Payload, TaskError>;
 }
@@ -158,7 +159,7 @@ impl Graph {
         let mut g = self.lock();
         let mut d = g.fingerprint.unwrap_or_else(Digest::new).add(info.id.0).add_str(info.name).add_str(type_name);
         d = d.add(info.partitions as u64).add(u64::from(info.persisted));
-        for dep in &info.deps {
+        for dep in &node.deps() {
             d = match dep {
                 Dep::Narrow { parent, .. } => d.add(1).add(parent.0),
                 Dep::Shuffle { shuffle, parent } => d.add(2).add(shuffle.0).add(parent.0),

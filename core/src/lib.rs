@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod codec;
 mod context;
 pub mod driver;
@@ -37,6 +38,7 @@ mod time;
 pub mod transport;
 pub mod worker;
 
+pub use checkpoint::Checkpointing;
 pub use context::{Context, JobRequest, JobRunner};
 pub use driver::{Driver, DriverConfig, DriverEvent};
 pub use error::{Error, TaskError, TaskErrorKind};
@@ -51,8 +53,8 @@ pub use stream::generator;
 pub use stream::state::{MapWithStateDStream, State, StateSpec};
 pub use stream::testing;
 pub use stream::{
-    BatchInfo, DStream, InputHandle, QueueHandle, Receiver, ReceiverContext, StreamId, StreamingContext,
-    StreamingHandle, StreamingListener, StreamingState,
+    BatchInfo, CheckpointInfo, DStream, InputHandle, QueueHandle, Receiver, ReceiverContext, StreamId,
+    StreamingContext, StreamingHandle, StreamingListener, StreamingState,
 };
 pub use time::{Clock, ManualClock, SystemClock, Time};
 pub use worker::{RunnableTask, TaskDone, Worker, WorkerConfig};

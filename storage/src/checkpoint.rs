@@ -53,7 +53,9 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use dstream::codec::{self, CodecError, CODEC_ID};
+pub use dstream::checkpoint::{CheckpointError, CheckpointHeader, CheckpointStats};
+use dstream::checkpoint::{CheckpointFormat, NextRecord, OnRecord};
+use dstream::codec::{CodecError, CODEC_ID};
 use dstream::{Storage, StorageError, StreamId, Time};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -85,165 +87,110 @@ pub const RECORD_BYTES_MAX: u64 = 256 << 20;
 /// size of the reader's buffers.
 const CHUNK_BYTES: usize = 64 << 10;
 
-/// What a checkpoint is of: the fields of its header besides the format's own.
+/// The zstd checkpoint format (see the [module](self) documentation), at a compression level.
+/// Implements the core's [`CheckpointFormat`]; [`crate::checkpointing`] uses it.
 ///
 /// ```
-/// use dstream::{StreamId, Time};
-/// use dstream_storage::checkpoint::CheckpointHeader;
-/// let header = CheckpointHeader {
-///     fingerprint: 0xfeed,
-///     stream: StreamId(3),
-///     batch_time: Time::from_millis(10_000),
-///     partition: 0,
-/// };
-/// assert_eq!(header.batch_time.as_millis(), 10_000);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CheckpointHeader {
-    /// The fingerprint of the program that wrote it ([`dstream::Graph::fingerprint`]).
-    pub fingerprint: u64,
-    /// The stream whose state it holds.
-    pub stream: StreamId,
-    /// The batch the state is as of.
-    pub batch_time: Time,
-    /// The partition of the state.
-    pub partition: u32,
-}
-
-/// What [`write_checkpoint`] wrote.
-///
-/// ```
-/// use dstream_storage::checkpoint::CheckpointStats;
-/// let stats = CheckpointStats { records: 10, body_bytes: 300, file_bytes: 100 };
-/// assert_eq!(stats.compression_ratio(), 3.0);
+/// use dstream_storage::checkpoint::{Zstd, DEFAULT_LEVEL};
+/// assert_eq!(Zstd::default().level(), DEFAULT_LEVEL);
+/// assert!(Zstd::new(3).is_ok());
+/// assert!(Zstd::new(1_000).is_err());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CheckpointStats {
-    /// The number of records.
-    pub records: u64,
-    /// The size of the body before compression: the encoded records with their lengths.
-    pub body_bytes: u64,
-    /// The size of the file: header, compressed body and trailers.
-    pub file_bytes: u64,
+pub struct Zstd {
+    level: i32,
 }
 
-impl CheckpointStats {
-    /// `body_bytes / file_bytes`: how many times smaller than its encoding the file is.
-    pub fn compression_ratio(&self) -> f64 {
-        self.body_bytes as f64 / self.file_bytes.max(1) as f64
+impl Default for Zstd {
+    fn default() -> Zstd {
+        Zstd { level: DEFAULT_LEVEL }
     }
 }
 
-/// Why writing or reading a checkpoint failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CheckpointError {
-    /// The store failed (the object is missing, an I/O error, a full device, a bad name).
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The compression level is outside the range zstd accepts.
-    #[error("zstd compression level {level} is outside {min}..={max}")]
-    InvalidLevel {
-        /// The level asked for.
-        level: i32,
-        /// The lowest level.
-        min: i32,
-        /// The highest level.
-        max: i32,
-    },
-    /// A record could not be encoded; nothing was stored.
-    #[error("checkpoint {name:?}: cannot encode record {record}: {source}")]
-    Encode {
-        /// The object's name.
-        name: String,
-        /// The position of the record.
-        record: u64,
-        /// The codec's error.
-        source: CodecError,
-    },
-    /// The object does not start with [`MAGIC`]: it is not a checkpoint.
-    #[error("{name:?} is not a checkpoint: it starts with {found:02x?}, not the magic {MAGIC:02x?}")]
-    BadMagic {
-        /// The object's name.
-        name: String,
-        /// Its first bytes (up to 8).
-        found: Vec<u8>,
-    },
-    /// The object ends before its structure does: it was cut short.
-    #[error("checkpoint {name:?} is truncated: {len} bytes{}", expected_len.map(|e| format!(" of {e}")).unwrap_or_default())]
-    Truncated {
-        /// The object's name.
-        name: String,
-        /// Its length.
-        len: u64,
-        /// The length it was written with, when a trailer that survived says so.
-        expected_len: Option<u64>,
-    },
-    /// The object has its full length, but bytes in it were damaged.
-    #[error(
-        "checkpoint {name:?} is corrupted: the checksum of the {what} is {computed:#010x}, {stored:#010x} was stored"
-    )]
-    ChecksumMismatch {
-        /// The object's name.
-        name: String,
-        /// The part whose checksum failed: `"header and body"`, or a trailer copy.
-        what: &'static str,
-        /// The checksum stored in the file.
-        stored: u32,
-        /// The checksum of the bytes read.
-        computed: u32,
-    },
-    /// The object is intact but written in a format version this build does not read.
-    #[error("checkpoint {name:?} has format version {found}; this build reads version {supported}")]
-    UnsupportedVersion {
-        /// The object's name.
-        name: String,
-        /// The version in the file.
-        found: u16,
-        /// The version this build reads.
-        supported: u16,
-    },
-    /// The object is intact but its records are encoded with a codec this build does not
-    /// have.
-    #[error("checkpoint {name:?} uses codec {found}; this build has codec {supported}")]
-    UnknownCodec {
-        /// The object's name.
-        name: String,
-        /// The codec id in the file.
-        found: u16,
-        /// The codec id of this build.
-        supported: u16,
-    },
-    /// The object is intact but was written by another program (its graph differs).
-    #[error(
-        "checkpoint {name:?} was written by another program: fingerprint {found:#018x}, this program's is {expected:#018x}"
-    )]
-    FingerprintMismatch {
-        /// The object's name.
-        name: String,
-        /// The fingerprint of the program reading it.
-        expected: u64,
-        /// The fingerprint in the file.
-        found: u64,
-    },
-    /// The object is intact but a record does not decode as the expected type.
-    #[error("checkpoint {name:?}: cannot decode record {record}: {source}")]
-    Decode {
-        /// The object's name.
-        name: String,
-        /// The position of the record.
-        record: u64,
-        /// The codec's error.
-        source: CodecError,
-    },
-    /// The checksums hold but the structure does not: the writer was faulty.
-    #[error("checkpoint {name:?} is malformed: {reason}")]
-    Malformed {
-        /// The object's name.
-        name: String,
-        /// What is wrong.
-        reason: String,
-    },
+impl Zstd {
+    /// The format compressing at `level`, which must be one zstd accepts.
+    pub fn new(level: i32) -> Result<Zstd, CheckpointError> {
+        let range = zstd::compression_level_range();
+        if !range.contains(&level) {
+            return Err(CheckpointError::InvalidLevel { level, min: *range.start(), max: *range.end() });
+        }
+        Ok(Zstd { level })
+    }
+
+    /// The compression level.
+    pub fn level(&self) -> i32 {
+        self.level
+    }
+}
+
+impl CheckpointFormat for Zstd {
+    fn write(
+        &self,
+        storage: &dyn Storage,
+        name: &str,
+        header: &CheckpointHeader,
+        next: &mut NextRecord<'_>,
+    ) -> Result<CheckpointStats, CheckpointError> {
+        let head = RawHeader { version: FORMAT_VERSION, codec: CODEC_ID, header: *header }.encode();
+        let mut encode_error = None;
+        let mut stats = None;
+        let put = storage.put_with(name, &mut |out: &mut dyn Write| {
+            let mut out = HashingWriter { inner: out, crc: crc32fast::Hasher::new(), bytes: 0 };
+            out.write_all(&head)?;
+            let mut zstd = zstd::stream::write::Encoder::new(&mut out, self.level)?;
+            let mut chunk = Vec::with_capacity(CHUNK_BYTES + 1024);
+            let mut record = Vec::new();
+            let (mut count, mut body_bytes) = (0u64, 0u64);
+            loop {
+                record.clear();
+                match next(&mut record) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(source) => {
+                        encode_error = Some(CheckpointError::Encode { name: name.to_owned(), record: count, source });
+                        return Err(io::Error::other("a record could not be encoded"));
+                    }
+                }
+                let before = chunk.len();
+                write_leb128(&mut chunk, record.len() as u64);
+                chunk.extend_from_slice(&record);
+                body_bytes += (chunk.len() - before) as u64;
+                count += 1;
+                if chunk.len() >= CHUNK_BYTES {
+                    zstd.write_all(&chunk)?;
+                    chunk.clear();
+                }
+            }
+            zstd.write_all(&chunk)?;
+            zstd.finish()?;
+            let (crc, contents_bytes) = (out.crc.finalize(), out.bytes);
+            // Paired with the reader's check of `file_bytes`: the header and a frame went out.
+            assert!(contents_bytes > HEADER_BYTES as u64, "the header and the body were written");
+            let file_bytes = contents_bytes + TRAILERS_BYTES as u64;
+            let trailer = Trailer { file_bytes, records: count, crc }.encode();
+            out.inner.write_all(&trailer)?;
+            out.inner.write_all(&trailer)?;
+            stats = Some(CheckpointStats { records: count, body_bytes, file_bytes });
+            Ok(())
+        });
+        if let Some(e) = encode_error {
+            return Err(e);
+        }
+        put?;
+        // A put that returned Ok ran the writer to its end, which sets the stats.
+        stats
+            .ok_or_else(|| CheckpointError::Malformed { name: name.to_owned(), reason: "the store never wrote".into() })
+    }
+
+    fn read(
+        &self,
+        storage: &dyn Storage,
+        name: &str,
+        expected_fingerprint: u64,
+        on_record: &mut OnRecord<'_>,
+    ) -> Result<CheckpointHeader, CheckpointError> {
+        read_with(storage, name, expected_fingerprint, on_record)
+    }
 }
 
 /// Writes `records` as the checkpoint `name`, with `header`, compressing at zstd `level`
@@ -282,55 +229,7 @@ where
     T: Serialize + 'a,
     S: Storage + ?Sized,
 {
-    let range = zstd::compression_level_range();
-    if !range.contains(&level) {
-        return Err(CheckpointError::InvalidLevel { level, min: *range.start(), max: *range.end() });
-    }
-    let head = RawHeader { version: FORMAT_VERSION, codec: CODEC_ID, header: *header }.encode();
-    let mut records = records.into_iter();
-    let mut encode_error = None;
-    let mut stats = None;
-    let put = storage.put_with(name, &mut |out: &mut dyn Write| {
-        let mut out = HashingWriter { inner: out, crc: crc32fast::Hasher::new(), bytes: 0 };
-        out.write_all(&head)?;
-        let mut zstd = zstd::stream::write::Encoder::new(&mut out, level)?;
-        let mut chunk = Vec::with_capacity(CHUNK_BYTES + 1024);
-        let mut record = Vec::new();
-        let (mut count, mut body_bytes) = (0u64, 0u64);
-        for r in records.by_ref() {
-            record.clear();
-            if let Err(source) = codec::encode_into(r, &mut record) {
-                encode_error = Some(CheckpointError::Encode { name: name.to_owned(), record: count, source });
-                return Err(io::Error::other("a record could not be encoded"));
-            }
-            let before = chunk.len();
-            write_leb128(&mut chunk, record.len() as u64);
-            chunk.extend_from_slice(&record);
-            body_bytes += (chunk.len() - before) as u64;
-            count += 1;
-            if chunk.len() >= CHUNK_BYTES {
-                zstd.write_all(&chunk)?;
-                chunk.clear();
-            }
-        }
-        zstd.write_all(&chunk)?;
-        zstd.finish()?;
-        let (crc, contents_bytes) = (out.crc.finalize(), out.bytes);
-        // Paired with the reader's check of `file_bytes`: the header and a frame went out.
-        assert!(contents_bytes > HEADER_BYTES as u64, "the header and the body were written");
-        let file_bytes = contents_bytes + TRAILERS_BYTES as u64;
-        let trailer = Trailer { file_bytes, records: count, crc }.encode();
-        out.inner.write_all(&trailer)?;
-        out.inner.write_all(&trailer)?;
-        stats = Some(CheckpointStats { records: count, body_bytes, file_bytes });
-        Ok(())
-    });
-    if let Some(e) = encode_error {
-        return Err(e);
-    }
-    put?;
-    // A put that returned Ok ran the writer to its end, which sets the stats.
-    stats.ok_or_else(|| CheckpointError::Malformed { name: name.to_owned(), reason: "the store never wrote".into() })
+    dstream::checkpoint::write_records(&Zstd::new(level)?, &ByRef(storage), name, header, records)
 }
 
 /// Reads the checkpoint `name`, written by the program whose fingerprint is
@@ -369,6 +268,41 @@ where
     T: DeserializeOwned,
     S: Storage + ?Sized,
 {
+    dstream::checkpoint::read_records(&Zstd::default(), &ByRef(storage), name, expected_fingerprint)
+}
+
+/// A store behind a reference, sized, so that an unsized one (`dyn Storage`) can be passed on.
+struct ByRef<'a, S: ?Sized>(&'a S);
+
+impl<S: Storage + ?Sized> Storage for ByRef<'_, S> {
+    fn put_with(
+        &self,
+        name: &str,
+        write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), StorageError> {
+        self.0.put_with(name, write)
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn Read + Send + '_>, StorageError> {
+        self.0.open(name)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.0.list(prefix)
+    }
+
+    fn delete(&self, name: &str) -> Result<(), StorageError> {
+        self.0.delete(name)
+    }
+}
+
+/// [`Zstd::read`]: any level reads any file.
+fn read_with(
+    storage: &dyn Storage,
+    name: &str,
+    expected_fingerprint: u64,
+    on_record: &mut OnRecord<'_>,
+) -> Result<CheckpointHeader, CheckpointError> {
     let storage_error = |e: &io::Error| StorageError::from_io(name, format!("object {name}"), "read", e);
     let mut src = BufReader::with_capacity(CHUNK_BYTES, TailReader::new(storage.open(name)?));
     let mut head = [0u8; HEADER_BYTES];
@@ -383,10 +317,10 @@ where
     let raw = RawHeader::decode(&head);
     let decodable =
         raw.version == FORMAT_VERSION && raw.codec == CODEC_ID && raw.header.fingerprint == expected_fingerprint;
-    let mut records = Vec::new();
+    let mut records = 0u64;
     // Decode only a file this build can read; any other is read to its end all the same, so
     // that damage is reported as damage before anything else is.
-    let body = if decodable { decode_body(&mut src, &mut records) } else { Ok(()) };
+    let body = if decodable { decode_body(&mut src, on_record, &mut records) } else { Ok(()) };
     let after_body = io::copy(&mut src, &mut io::sink());
     let tail = src.into_inner();
     if let Some(e) = &tail.error {
@@ -419,11 +353,11 @@ where
         let reason = format!("{} bytes between the body and the trailers", after_body - TRAILERS_BYTES as u64);
         return Err(CheckpointError::Malformed { name, reason });
     }
-    if records.len() as u64 != trailer.records {
-        let reason = format!("the trailer counts {} records, the body holds {}", trailer.records, records.len());
+    if records != trailer.records {
+        let reason = format!("the trailer counts {} records, the body holds {records}", trailer.records);
         return Err(CheckpointError::Malformed { name, reason });
     }
-    Ok((raw.header, records))
+    Ok(raw.header)
 }
 
 /// Checks the trailers against the file's length and checksum; returns the trailer.
@@ -548,9 +482,9 @@ enum BodyError {
     Decode { record: u64, source: CodecError },
 }
 
-/// Decodes the records of the zstd frame at the start of `src` into `records`, leaving `src`
-/// just after the frame.
-fn decode_body<T: DeserializeOwned>(src: &mut impl BufRead, records: &mut Vec<T>) -> Result<(), BodyError> {
+/// Passes the records of the zstd frame at the start of `src` to `on_record`, counting them
+/// in `records`, and leaves `src` just after the frame.
+fn decode_body(src: &mut impl BufRead, on_record: &mut OnRecord<'_>, records: &mut u64) -> Result<(), BodyError> {
     let frame = |e: io::Error| BodyError::Frame(format!("zstd: {e}"));
     let decoder = zstd::stream::read::Decoder::with_buffer(src).map_err(frame)?.single_frame();
     let mut body = BufReader::with_capacity(CHUNK_BYTES, decoder);
@@ -562,20 +496,19 @@ fn decode_body<T: DeserializeOwned>(src: &mut impl BufRead, records: &mut Vec<T>
         }
         // `len` fits in usize: it is at most RECORD_BYTES_MAX.
         let len = len as usize;
-        let index = records.len() as u64;
-        let decode =
-            |bytes: &[u8]| codec::decode::<T>(bytes).map_err(|source| BodyError::Decode { record: index, source });
+        let index = *records;
+        let mut decode = |bytes: &[u8]| on_record(bytes).map_err(|source| BodyError::Decode { record: index, source });
         let buffered = body.fill_buf().map_err(frame)?;
-        let value = if buffered.len() >= len {
-            let value = decode(&buffered[..len]);
+        if buffered.len() >= len {
+            let decoded = decode(&buffered[..len]);
             body.consume(len);
-            value?
+            decoded?;
         } else {
             spill.resize(len, 0);
             body.read_exact(&mut spill).map_err(frame)?;
-            decode(&spill)?
-        };
-        records.push(value);
+            decode(&spill)?;
+        }
+        *records += 1;
     }
 }
 

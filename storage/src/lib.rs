@@ -22,7 +22,7 @@ mod socket;
 mod stream_ext;
 mod text_file;
 
-pub use checkpoint::{read_checkpoint, write_checkpoint, CheckpointError, CheckpointHeader, CheckpointStats};
+pub use checkpoint::{read_checkpoint, write_checkpoint, CheckpointError, CheckpointHeader, CheckpointStats, Zstd};
 pub use file_stream::{FileStreamStats, TextFileStreamReceiver};
 pub use local_fs::LocalFs;
 pub use memory::{Fault, Memory};
@@ -30,3 +30,16 @@ pub use save::{text_files_dir, write_text_dir, SaveError};
 pub use socket::{SocketStats, SocketTextReceiver};
 pub use stream_ext::{DStreamExt, RddExt, StreamingContextExt};
 pub use text_file::TextFile;
+
+use std::sync::Arc;
+
+/// Checkpointing to `storage` in the zstd format at its default level: what
+/// [`StreamingContext::get_or_create`](dstream::StreamingContext::get_or_create) takes.
+///
+/// ```
+/// let checkpoints = dstream_storage::checkpointing(dstream_storage::Memory::new());
+/// assert!(format!("{checkpoints:?}").contains("Zstd"));
+/// ```
+pub fn checkpointing(storage: impl dstream::Storage + 'static) -> dstream::Checkpointing {
+    dstream::Checkpointing::new(Arc::new(storage), Arc::new(Zstd::default()))
+}

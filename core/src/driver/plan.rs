@@ -35,7 +35,7 @@ pub(super) fn parent_shuffles(
         if info.persisted && fully_cached(cached, id, info.partitions) {
             continue;
         }
-        for dep in &info.deps {
+        for dep in &node.deps() {
             match *dep {
                 Dep::Narrow { parent, .. } => stack.push(parent),
                 Dep::Shuffle { shuffle, .. } => {
@@ -72,7 +72,7 @@ pub(super) fn task_inputs(
                 continue;
             }
         }
-        for dep in info.deps.iter().rev() {
+        for dep in node.deps().iter().rev() {
             match *dep {
                 Dep::Narrow { parent, map } => {
                     if let Some(pp) = map.parent_partition(p as usize) {

@@ -7,6 +7,7 @@
 //! combining on the map side first whenever the operation reduces.
 
 mod action;
+pub(crate) mod checkpoint;
 mod narrow;
 mod pair;
 mod shuffle;
@@ -15,7 +16,7 @@ pub(crate) mod state_step;
 mod window;
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use shuffle::Aggregator;
 pub use source::PartitionSource;
@@ -38,9 +39,16 @@ pub(crate) trait Compute<T>: Send + Sync {
 /// A dataset node with its record type.
 pub(crate) struct RddNode<T> {
     info: NodeInfo,
-    compute: Box<dyn Compute<T>>,
+    /// How it is computed; replaced once, by a read of its checkpoint, when its lineage is cut.
+    lineage: RwLock<Lineage<T>>,
     graph: Arc<Graph>,
     _records: PhantomData<fn() -> T>,
+}
+
+/// A dataset's dependencies and the computation that reads them.
+struct Lineage<T> {
+    deps: Vec<Dep>,
+    compute: Arc<dyn Compute<T>>,
 }
 
 impl<T: Data> RddNode<T> {
@@ -48,17 +56,9 @@ impl<T: Data> RddNode<T> {
     /// the task has it, and otherwise computes the partition and hands it to the worker to cache.
     pub(crate) fn run(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
         if !self.info.persisted {
-            return self.compute.compute(split, tc, out);
+            return self.compute().compute(split, tc, out);
         }
-        let block = BlockId::Rdd { rdd: self.info.id, partition: split as u32 };
-        let data = match tc.input::<Vec<T>>(block)? {
-            Some(data) => data,
-            None => {
-                let data = Arc::new(self.collect_partition(split, tc, false)?);
-                tc.store(block, Payload::local(Arc::clone(&data)), task::estimate_bytes(&data));
-                data
-            }
-        };
+        let data = self.shared_partition(split, tc)?;
         task::push_shared(&data, out)
     }
 
@@ -75,10 +75,45 @@ impl<T: Data> RddNode<T> {
             if use_cache {
                 self.run(split, tc, &mut sink)?;
             } else {
-                self.compute.compute(split, tc, &mut sink)?;
+                self.compute().compute(split, tc, &mut sink)?;
             }
         }
         Ok(all)
+    }
+
+    /// The whole partition `split`, shared: the cached block of a persisted dataset when the
+    /// task has it (computed and cached otherwise), else computed.
+    pub(crate) fn shared_partition(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Arc<Vec<T>>, TaskError> {
+        if self.info.persisted {
+            let block = BlockId::Rdd { rdd: self.info.id, partition: split as u32 };
+            if let Some(data) = tc.input::<Vec<T>>(block)? {
+                return Ok(data);
+            }
+            let data = Arc::new(self.collect_partition(split, tc, false)?);
+            tc.store(block, Payload::local(Arc::clone(&data)), task::estimate_bytes(&data));
+            return Ok(data);
+        }
+        Ok(Arc::new(self.collect_partition(split, tc, false)?))
+    }
+
+    fn compute(&self) -> Arc<dyn Compute<T>> {
+        Arc::clone(&self.lineage().compute)
+    }
+
+    fn lineage(&self) -> std::sync::RwLockReadGuard<'_, Lineage<T>> {
+        // The lineage is replaced whole under the lock, so a poisoned lock still holds a valid one.
+        self.lineage.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Cuts the lineage: from now on the dataset is computed by `compute`, with no parents, and
+    /// the parents it held are released (once nothing else holds them).
+    pub(crate) fn cut_lineage(&self, compute: Arc<dyn Compute<T>>) {
+        let old = {
+            let mut lineage = self.lineage.write().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *lineage, Lineage { deps: Vec::new(), compute })
+        };
+        // Dropped outside the lock: dropping parents may run their own drops.
+        drop(old);
     }
 
     pub(crate) fn id(&self) -> RddId {
@@ -97,6 +132,10 @@ impl<T: Data> RddNode<T> {
 impl<T: Data> Node for RddNode<T> {
     fn info(&self) -> &NodeInfo {
         &self.info
+    }
+
+    fn deps(&self) -> Vec<Dep> {
+        self.lineage().deps.clone()
     }
 
     fn encode_block(&self, payload: &Payload) -> Result<Payload, TaskError> {
@@ -173,8 +212,9 @@ impl<T: Data> Rdd<T> {
         persisted: bool,
         compute: Box<dyn Compute<T>>,
     ) -> Rdd<T> {
-        let info = NodeInfo { id, name, partitions, deps, partitioner, persisted };
-        let node = Arc::new(RddNode { info, compute, graph: Arc::clone(ctx.graph()), _records: PhantomData });
+        let info = NodeInfo { id, name, partitions, partitioner, persisted };
+        let lineage = RwLock::new(Lineage { deps, compute: Arc::from(compute) });
+        let node = Arc::new(RddNode { info, lineage, graph: Arc::clone(ctx.graph()), _records: PhantomData });
         let erased: Arc<dyn Node> = node.clone();
         ctx.graph().register_rdd(&erased, std::any::type_name::<T>());
         Rdd { node, ctx: ctx.clone() }

@@ -108,7 +108,7 @@ mod tests {
         let batch = ctx.parallelize(vec![(1u32, 1u32), (2, 2), (1, 3)], 2).unwrap();
         let first = state_step(&ctx, None, &batch, 3, keep_sum()).persist();
         let second = state_step(&ctx, Some(&first), &batch, 3, keep_sum());
-        let deps = &second.node().info().deps;
+        let deps = &second.node().deps();
         assert!(matches!(deps[0], Dep::Narrow { parent, map: NarrowMap::OneToOne } if parent == first.id()));
         assert_eq!(second.node().partitioner(), Some(PartitionerKind::Hash(3)));
         let mut got = second.collect().unwrap();
@@ -123,7 +123,7 @@ mod tests {
         let initial = ctx.parallelize(vec![(1u32, 10u32), (1, 20), (5, 50)], 2).unwrap();
         let batch = ctx.parallelize(vec![(1u32, 1u32)], 1).unwrap();
         let next = state_step(&ctx, Some(&initial), &batch, 2, keep_sum());
-        let deps = &next.node().info().deps;
+        let deps = &next.node().deps();
         assert!(matches!(deps[0], Dep::Narrow { parent, .. } if parent != initial.id()));
         let mut got = next.collect().unwrap();
         got.sort();

@@ -1,14 +1,16 @@
 //! [`StreamingContext`]: the stream graph, its output operations, and the batches that run it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::checkpoint::{CheckpointInfo, Checkpointer};
 use super::input::InputDyn;
 use super::receiver::ReceiverDyn;
 use super::{duration_nanos, lock, BatchCtx, StreamId, StreamNodeDyn};
 use crate::error::Error;
+use crate::hash::Digest;
 use crate::time::{Clock, Time};
 use crate::Context;
 
@@ -58,16 +60,23 @@ pub trait StreamingListener: Send + Sync {
     fn on_batch_failed(&self, _time: Time, _error: &Error) {}
     /// A receiver met an error it recovered from (a dropped connection, an invalid line).
     fn on_receiver_error(&self, _stream: StreamId, _message: &str) {}
+    /// A data checkpoint ended, written or failed. Reported at the batch boundary where its
+    /// lineage is cut: after the batch that started it when batches run through
+    /// [`StreamingContext::step`], at the next batch when they run on their own thread.
+    fn on_checkpoint(&self, _info: &CheckpointInfo) {}
 }
 
-struct Run {
-    state: StreamingState,
+pub(crate) struct Run {
+    pub(crate) state: StreamingState,
     /// Whether batches run on the batch thread (`start`) rather than through `step`.
     threaded: bool,
-    zero: Time,
-    /// The number of batches run so far.
-    batches: u64,
+    pub(crate) zero: Time,
+    /// The number of batches run so far (counted from the zero time after a restart).
+    pub(crate) batches: u64,
     result: Option<Result<(), String>>,
+    /// After a restart: the zero time is the one restored, and batches up to this time take
+    /// their input from the input log instead of the inputs.
+    pub(crate) replay_until: Option<Time>,
 }
 
 pub(crate) struct Inner {
@@ -76,13 +85,15 @@ pub(crate) struct Inner {
     pub(crate) block_interval: Duration,
     pub(crate) clock: Arc<dyn Clock>,
     next_id: AtomicU64,
-    nodes: Mutex<Vec<Arc<dyn StreamNodeDyn>>>,
-    outputs: Mutex<Vec<Arc<OutputOp>>>,
-    inputs: Mutex<Vec<(Arc<dyn InputDyn>, Arc<dyn StreamNodeDyn>)>>,
+    pub(crate) nodes: Mutex<Vec<Arc<dyn StreamNodeDyn>>>,
+    pub(crate) outputs: Mutex<Vec<Arc<OutputOp>>>,
+    pub(crate) inputs: Mutex<Vec<(Arc<dyn InputDyn>, Arc<dyn StreamNodeDyn>)>>,
     receivers: Mutex<Vec<Arc<dyn ReceiverDyn>>>,
     listeners: Mutex<Vec<Arc<dyn StreamingListener>>>,
     remember: Mutex<Duration>,
-    run: Mutex<Run>,
+    pub(crate) run: Mutex<Run>,
+    /// Set when the context checkpoints ([`StreamingContext::get_or_create`]).
+    pub(crate) checkpointer: OnceLock<Arc<Checkpointer>>,
     ended: Condvar,
     stop_now: AtomicBool,
     stop_graceful: AtomicBool,
@@ -148,7 +159,9 @@ impl StreamingContext {
                     zero: Time::ZERO,
                     batches: 0,
                     result: None,
+                    replay_until: None,
                 }),
+                checkpointer: OnceLock::new(),
                 ended: Condvar::new(),
                 stop_now: AtomicBool::new(false),
                 stop_graceful: AtomicBool::new(false),
@@ -243,12 +256,33 @@ impl StreamingContext {
             StreamingState::Active => return Err(Error::StreamingStarted { operation: "start" }),
             StreamingState::Stopped => return Err(Error::StreamingStopped),
         }
-        let interval = duration_nanos(self.inner.batch_interval);
-        let now = self.inner.clock.now().as_nanos();
-        run.zero = Time::from_nanos(now - now % interval);
+        if run.replay_until.is_none() {
+            let interval = duration_nanos(self.inner.batch_interval);
+            let now = self.inner.clock.now().as_nanos();
+            run.zero = Time::from_nanos(now - now % interval);
+            if let Some(ck) = self.inner.checkpointer.get() {
+                let nodes = lock(&self.inner.nodes).clone();
+                let stateful = nodes.iter().filter(|n| n.checkpoint_interval().is_some()).map(|n| n.id()).collect();
+                ck.begin(self.program_fingerprint(), run.zero, self.inner.batch_interval, stateful);
+            }
+        }
         run.state = StreamingState::Active;
         run.threaded = threaded;
         Ok(())
+    }
+
+    /// A digest of the program's shape: its streams (in construction order, with their
+    /// operators, record types and slides), its outputs and its batch interval. Checkpoints
+    /// carry it, so a different program is refused rather than misread.
+    pub(crate) fn program_fingerprint(&self) -> u64 {
+        let mut d = Digest::new().add(duration_nanos(self.inner.batch_interval));
+        for node in lock(&self.inner.nodes).iter() {
+            d = node.describe(d);
+        }
+        for op in lock(&self.inner.outputs).iter() {
+            d = d.add_str(op.name);
+        }
+        d.value()
     }
 
     /// Runs the next batch now, in the calling thread, without waiting for the clock: for tests
@@ -280,13 +314,34 @@ impl StreamingContext {
     /// datasets no stream needs any more.
     fn run_batch(&self, time: Time) -> Result<BatchInfo, Error> {
         let inner = &self.inner;
-        let zero = lock(&inner.run).zero;
+        let (zero, replay_until, threaded) = {
+            let run = lock(&inner.run);
+            (run.zero, run.replay_until, run.threaded)
+        };
         let started = inner.clock.now();
         let listeners = self.listeners();
+        let ck = inner.checkpointer.get();
+        if let Some(ck) = ck {
+            self.apply_checkpoints(ck, &listeners);
+        }
         listeners.iter().for_each(|l| l.on_batch_submitted(time));
         let inputs = lock(&inner.inputs).clone();
-        let prev = Time::from_nanos(time.as_nanos() - duration_nanos(inner.batch_interval));
-        let records = inputs.iter().map(|(i, _)| i.close_batch(prev, time)).sum();
+        let records = if replay_until.is_some_and(|until| time <= until) {
+            // Closed before the restart: the input log holds the batch (read when restoring).
+            inputs.iter().map(|(i, _)| i.frozen().records_at(time)).sum()
+        } else {
+            let prev = Time::from_nanos(time.as_nanos() - duration_nanos(inner.batch_interval));
+            let records = inputs.iter().map(|(i, _)| i.close_batch(prev, time)).sum();
+            if let Some(ck) = ck {
+                for (input, node) in &inputs {
+                    input.frozen().log(node.id(), time, ck)?;
+                }
+            }
+            records
+        };
+        if let Some(ck) = ck {
+            ck.batch_started(time)?;
+        }
         let b = BatchCtx { ctx: &inner.ctx, zero };
         for (_, node) in &inputs {
             node.generate(time, &b)?;
@@ -302,9 +357,18 @@ impl StreamingContext {
             }
             output_ops.push((op.name, inner.clock.now() - op_started));
         }
+        if let Some(ck) = ck {
+            self.start_checkpoints(ck, time, zero, threaded);
+            if !threaded {
+                self.apply_checkpoints(ck, &listeners);
+            }
+        }
         let remember = *lock(&inner.remember);
         let keep_from = Time::from_nanos(time.as_nanos().saturating_sub(duration_nanos(remember)));
         lock(&inner.nodes).iter().for_each(|n| n.forget_before(keep_from));
+        if let Some(ck) = ck {
+            ck.batch_completed(time, self.input_remember())?;
+        }
         lock(&inner.run).batches += 1;
         let ended = inner.clock.now();
         let info = BatchInfo {
@@ -365,6 +429,15 @@ impl StreamingContext {
     }
 
     fn finish(&self, result: Result<(), String>) {
+        if let Some(ck) = self.inner.checkpointer.get() {
+            // Checkpoints in flight complete (or fail) before the context says it stopped, and
+            // the metadata records the ones that completed.
+            ck.wait_in_flight();
+            self.apply_checkpoints(ck, &self.listeners());
+            if let Err(e) = ck.rewrite_metadata() {
+                tracing::warn!(error = %e, "cannot record the last checkpoints in the metadata");
+            }
+        }
         let mut run = lock(&self.inner.run);
         run.state = StreamingState::Stopped;
         run.result.get_or_insert(result);

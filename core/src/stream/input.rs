@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::checkpoint::Checkpointer;
 use super::context::StreamingContext;
-use super::{duration_nanos, lock, BatchCtx, DStream, StreamCompute};
+use super::{duration_nanos, lock, BatchCtx, DStream, StreamCompute, StreamId};
 use crate::error::Error;
 use crate::rdd::Rdd;
 use crate::time::{Clock, Time};
@@ -21,6 +22,37 @@ pub(crate) trait InputDyn: Send + Sync {
     fn stop_accepting(&self);
     /// Whether every accepted record is in a closed batch.
     fn drained(&self) -> bool;
+    /// The batches closed so far, for the input log.
+    fn frozen(&self) -> &dyn FrozenDyn;
+}
+
+/// The closed batches of an input, type-erased: what the input log writes and reads back.
+pub(crate) trait FrozenDyn: Send + Sync {
+    /// Writes the closed batch `time` to the input log.
+    fn log(&self, stream: StreamId, time: Time, ck: &Checkpointer) -> Result<(), Error>;
+    /// Closes batch `time` with the records its log holds; returns how many there are.
+    fn close_from_log(&self, stream: StreamId, time: Time, ck: &Checkpointer) -> Result<u64, Error>;
+    /// How many records the closed batch `time` holds (none once it is generated).
+    fn records_at(&self, time: Time) -> u64;
+}
+
+impl<T: Data> FrozenDyn for Frozen<T> {
+    fn log(&self, stream: StreamId, time: Time, ck: &Checkpointer) -> Result<(), Error> {
+        let closed = lock(&self.closed);
+        let parts = closed.get(&time).map_or(&[][..], Vec::as_slice);
+        ck.log_input(stream, time, parts)
+    }
+
+    fn close_from_log(&self, stream: StreamId, time: Time, ck: &Checkpointer) -> Result<u64, Error> {
+        let parts: Vec<Vec<T>> = ck.read_input(stream, time)?;
+        let n = parts.iter().map(|p| p.len() as u64).sum();
+        lock(&self.closed).insert(time, parts);
+        Ok(n)
+    }
+
+    fn records_at(&self, time: Time) -> u64 {
+        lock(&self.closed).get(&time).map_or(0, |parts| parts.iter().map(|p| p.len() as u64).sum())
+    }
 }
 
 /// The partitions of each closed batch, by batch time.
@@ -88,6 +120,10 @@ impl<T: Data> InputDyn for QueueInput<T> {
 
     fn drained(&self) -> bool {
         lock(&self.pending).is_empty()
+    }
+
+    fn frozen(&self) -> &dyn FrozenDyn {
+        &*self.frozen
     }
 }
 
@@ -170,6 +206,10 @@ impl<T: Data> InputDyn for PushInput<T> {
 
     fn drained(&self) -> bool {
         lock(&self.buffer).is_empty()
+    }
+
+    fn frozen(&self) -> &dyn FrozenDyn {
+        &*self.frozen
     }
 }
 

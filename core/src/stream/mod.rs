@@ -5,12 +5,14 @@
 //! remember what they generated for as long as a child may ask again (windows look back), then
 //! drop it, which lets the workers drop the blocks.
 
+pub(crate) mod checkpoint;
 mod context;
 pub mod generator;
 mod input;
 mod ops;
 mod output;
 mod receiver;
+mod recovery;
 pub(crate) mod state;
 pub mod testing;
 mod window;
@@ -19,14 +21,17 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use checkpoint::CheckpointInfo;
 pub use context::{BatchInfo, StreamingContext, StreamingHandle, StreamingListener, StreamingState};
 pub use input::{InputHandle, QueueHandle};
 pub use receiver::{Receiver, ReceiverContext};
 
 use crate::error::Error;
+use crate::hash::Digest;
 use crate::rdd::Rdd;
 use crate::time::Time;
 use crate::{Context, Data};
+use checkpoint::{CheckpointDataset, CheckpointEvery, Checkpointer, StateCheckpoint};
 
 /// A stream in the program's stream graph, numbered in construction order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -52,10 +57,27 @@ pub(crate) trait StreamCompute<T>: Send + Sync {
 
 /// Type-erased view of a node for the stream graph.
 pub(crate) trait StreamNodeDyn: Send + Sync {
+    fn id(&self) -> StreamId;
     /// Forgets datasets older than the node must remember, counting back from `time`.
     fn forget_before(&self, time: Time);
     /// Generates (and remembers) the node's dataset for `time`.
     fn generate(&self, time: Time, b: &BatchCtx<'_>) -> Result<(), Error>;
+    /// How far back the node's datasets are remembered.
+    fn remembered(&self) -> Duration;
+    /// How often its datasets are checkpointed, if they are.
+    fn checkpoint_interval(&self) -> Option<Duration>;
+    /// Its dataset of batch `time`, if it has generated one and still remembers it.
+    fn dataset_at(&self, time: Time) -> Option<Box<dyn CheckpointDataset>>;
+    /// Restores its dataset from the newest intact checkpoint among `candidates` (oldest
+    /// first); returns the one used, or an error when none is intact.
+    fn restore(
+        &self,
+        b: &BatchCtx<'_>,
+        ck: &Checkpointer,
+        candidates: &[StateCheckpoint],
+    ) -> Result<StateCheckpoint, Error>;
+    /// Mixes the node's shape into a program fingerprint.
+    fn describe(&self, d: Digest) -> Digest;
 }
 
 /// A stream node: its compute function and the datasets it generated, by batch time.
@@ -68,6 +90,7 @@ pub(crate) struct StreamNode<T> {
     parents: Vec<Arc<dyn RememberDyn>>,
     generated: Mutex<BTreeMap<Time, Option<Rdd<T>>>>,
     compute: Box<dyn StreamCompute<T>>,
+    checkpoint: Mutex<CheckpointEvery>,
 }
 
 /// Raising how long a node remembers, through its ancestors.
@@ -97,6 +120,10 @@ impl<T: Data> StreamNode<T> {
 }
 
 impl<T: Data> StreamNodeDyn for StreamNode<T> {
+    fn id(&self) -> StreamId {
+        self.id
+    }
+
     fn forget_before(&self, time: Time) {
         let keep = *lock(&self.remember);
         let mut generated = lock(&self.generated);
@@ -107,6 +134,47 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
 
     fn generate(&self, time: Time, b: &BatchCtx<'_>) -> Result<(), Error> {
         self.get(time, b).map(drop)
+    }
+
+    fn remembered(&self) -> Duration {
+        *lock(&self.remember)
+    }
+
+    fn checkpoint_interval(&self) -> Option<Duration> {
+        lock(&self.checkpoint).interval(self.slide)
+    }
+
+    fn dataset_at(&self, time: Time) -> Option<Box<dyn CheckpointDataset>> {
+        let rdd = lock(&self.generated).get(&time).cloned().flatten()?;
+        Some(Box::new(rdd))
+    }
+
+    fn restore(
+        &self,
+        b: &BatchCtx<'_>,
+        ck: &Checkpointer,
+        candidates: &[StateCheckpoint],
+    ) -> Result<StateCheckpoint, Error> {
+        let mut failures = Vec::new();
+        for c in candidates.iter().rev() {
+            let target = ck.target(self.id, c.time);
+            let parts: Result<Vec<Vec<T>>, _> = (0..c.partitions as usize).map(|p| target.read::<T>(p)).collect();
+            match parts {
+                Ok(parts) => {
+                    lock(&self.generated).insert(c.time, Some(b.ctx.restored_partitions(parts, c.hashed)));
+                    return Ok(c.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %self.id, time = %c.time, error = %e, "damaged checkpoint; trying the previous one");
+                    failures.push(e.to_string());
+                }
+            }
+        }
+        Err(Error::NoValidCheckpoint(format!("no intact checkpoint of {}: {}", self.id, failures.join("; "))))
+    }
+
+    fn describe(&self, d: Digest) -> Digest {
+        d.add(self.id.0).add_str(self.name).add_str(std::any::type_name::<T>()).add(duration_nanos(self.slide))
     }
 }
 
@@ -170,6 +238,7 @@ impl<T: Data> DStream<T> {
             parents,
             generated: Mutex::new(BTreeMap::new()),
             compute: Box::new(compute),
+            checkpoint: Mutex::new(CheckpointEvery::Never),
         });
         ssc.register_node(node.clone());
         DStream { node, ssc: ssc.clone() }
@@ -196,5 +265,47 @@ impl<T: Data> DStream<T> {
 
     pub(crate) fn as_parent(&self) -> Arc<dyn RememberDyn> {
         self.node.clone()
+    }
+
+    /// Marks the stream as stateful: checkpointed at the default interval unless
+    /// [`DStream::checkpoint`] says otherwise.
+    pub(crate) fn checkpointed_by_default(self) -> Self {
+        let mut every = lock(&self.node.checkpoint);
+        if *every == CheckpointEvery::Never {
+            *every = CheckpointEvery::Default;
+        }
+        drop(every);
+        self
+    }
+
+    /// Checkpoints this stream's datasets every `interval` when the context checkpoints (see
+    /// [`StreamingContext::get_or_create`]): a stateful stream's default is the smallest
+    /// multiple of its slide that is at least 10 s. A checkpoint cuts the lineage of the
+    /// dataset, so later batches and recoveries never reach past it. The interval must be a
+    /// non-zero multiple of the stream's slide.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use dstream::{ManualClock, StepCluster, StreamingContext, Time};
+    /// # let cluster = StepCluster::builder().build();
+    /// # let clock = std::sync::Arc::new(ManualClock::new(Time::ZERO));
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), clock)?;
+    /// let (_queue, pairs) = ssc.queue_stream::<(String, u64)>(2);
+    /// let totals = pairs.update_state_by_key(|vs: Vec<u64>, s: Option<u64>| Some(s.unwrap_or(0) + vs.iter().sum::<u64>()), 2)?;
+    /// let totals = totals.checkpoint(Duration::from_secs(3))?; // every third batch
+    /// assert!(totals.checkpoint(Duration::from_millis(1500)).is_err()); // not a multiple of the slide
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn checkpoint(&self, interval: Duration) -> Result<DStream<T>, Error> {
+        if interval.is_zero() || !is_multiple(interval, self.node.slide) {
+            return Err(Error::InvalidDuration {
+                what: format!("checkpoint interval of {}", self.node.id),
+                reason: format!("{interval:?} is not a non-zero multiple of the stream's slide {:?}", self.node.slide),
+            });
+        }
+        *lock(&self.node.checkpoint) = CheckpointEvery::Every(interval);
+        Ok(self.clone())
     }
 }

@@ -360,7 +360,8 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         let partitions = crate::rdd::check_partitions("update_state_by_key", partitions)?;
         let parent = Arc::clone(self.node());
         let f: UpdateFn<V, S> = Arc::new(f);
-        Ok(self_reading(self, "update_state_by_key", |this| UpdateState { parent, this, partitions, f }))
+        Ok(self_reading(self, "update_state_by_key", |this| UpdateState { parent, this, partitions, f })
+            .checkpointed_by_default())
     }
 
     /// Maps every record with a per-key state, as Spark's `mapWithState`: for every record
@@ -405,7 +406,8 @@ impl<K: Key, V: Data> DStream<(K, V)> {
             crate::rdd::check_partitions("map_with_state", n)?;
         }
         let parent = Arc::clone(self.node());
-        let state = self_reading(self, "map_with_state", |this| MapWithState { parent, this, spec });
+        let state =
+            self_reading(self, "map_with_state", |this| MapWithState { parent, this, spec }).checkpointed_by_default();
         let mapped = state.flat_map(|(_, (_, emitted)): (K, Slot<S, U>)| emitted);
         let snapshots = state.flat_map(|(k, (s, _)): (K, Slot<S, U>)| s.map(|(s, _)| (k, s)));
         Ok(MapWithStateDStream { mapped, snapshots })

@@ -390,7 +390,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
             DStream::new_node(self.context(), "reduce_by_key_and_window", slide, vec![reduced.as_parent()], compute);
         // A fresh lock is always empty, so this cannot fail.
         let _ = this.set(Arc::downgrade(stream.node()));
-        Ok(stream)
+        Ok(stream.checkpointed_by_default())
     }
 
     /// The values of each key over each window, grouped.

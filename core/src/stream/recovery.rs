@@ -1,0 +1,149 @@
+//! Checkpointing a streaming context and resuming it after a restart:
+//! [`StreamingContext::get_or_create`], and the batch-boundary hooks that start data
+//! checkpoints and apply the finished ones.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::checkpoint::{input_name, read_metadata, Checkpointer, Metadata, StateCheckpoint};
+use super::context::StreamingListener;
+use super::{duration_nanos, is_multiple, lock, BatchCtx, StreamingContext};
+use crate::checkpoint::Checkpointing;
+use crate::error::Error;
+use crate::time::{Clock, Time};
+use crate::Context;
+
+impl StreamingContext {
+    /// Builds a checkpointing streaming context, resuming the program from `checkpointing`'s
+    /// storage if it holds the checkpoints of an earlier run, as Spark's `getOrCreate`.
+    ///
+    /// `job` defines the streams and outputs, as for [`StreamingContext::create`]; it runs in
+    /// both cases, since every process builds the same graph. Then, if the storage holds
+    /// metadata:
+    /// - the program must be the one that wrote it (same streams, operators, record types,
+    ///   outputs and batch interval), or the call fails with [`Error::ProgramMismatch`];
+    /// - each stateful stream restarts from its newest intact data checkpoint (an older one,
+    ///   with a warning, if the newest is damaged; [`Error::NoValidCheckpoint`] if none is);
+    /// - the batches after those checkpoints are recomputed from the input log, without
+    ///   running their outputs again when they had completed;
+    /// - the batches that had started but not completed run first, on their logged input, with
+    ///   their outputs, exactly once; then the context goes on from there.
+    ///
+    /// While it runs, the context writes the metadata after every batch, logs every batch's
+    /// input before its outputs run, and checkpoints the datasets of its stateful streams
+    /// ([`DStream::update_state_by_key`](super::DStream::update_state_by_key),
+    /// [`DStream::map_with_state`](super::DStream::map_with_state), windowed reductions with
+    /// an inverse function, and any stream given [`DStream::checkpoint`](super::DStream::checkpoint))
+    /// every checkpoint interval, asynchronously when started with
+    /// [`StreamingContext::start`].
+    ///
+    /// `dstream_storage::checkpointing` gives a [`Checkpointing`] to a directory (or to memory)
+    /// in its zstd format; its documentation and the README show a restart end to end.
+    pub fn get_or_create<H>(
+        ctx: Context,
+        batch_interval: Duration,
+        clock: Arc<dyn Clock>,
+        checkpointing: Checkpointing,
+        job: impl FnOnce(&StreamingContext) -> Result<H, Error>,
+    ) -> Result<(StreamingContext, H), Error> {
+        let ssc = StreamingContext::new(ctx, batch_interval, clock)?;
+        let ck = Arc::new(Checkpointer::new(checkpointing.clone()));
+        // A fresh context has no checkpointer yet, so this cannot fail.
+        let _ = ssc.inner.checkpointer.set(Arc::clone(&ck));
+        let handles = job(&ssc)?;
+        if let Some(meta) = read_metadata(&checkpointing, ssc.program_fingerprint())? {
+            ssc.resume(&ck, &meta)?;
+        }
+        Ok((ssc, handles))
+    }
+
+    /// Restores the program's position, state and logged input from `meta`.
+    fn resume(&self, ck: &Checkpointer, meta: &Metadata) -> Result<(), Error> {
+        let inner = &self.inner;
+        let interval = duration_nanos(inner.batch_interval);
+        if meta.batch_interval_ns != interval {
+            return Err(Error::ProgramMismatch {
+                what: "the batch interval",
+                expected: format!("{:?}", inner.batch_interval),
+                found: format!("{:?}", Duration::from_nanos(meta.batch_interval_ns)),
+            });
+        }
+        let fingerprint = self.program_fingerprint();
+        if meta.fingerprint != fingerprint {
+            return Err(Error::ProgramMismatch {
+                what: "the program fingerprint",
+                expected: format!("{fingerprint:#018x}"),
+                found: format!("{:#018x}", meta.fingerprint),
+            });
+        }
+        let nodes = lock(&inner.nodes).clone();
+        let stateful = nodes.iter().filter(|n| n.checkpoint_interval().is_some()).map(|n| n.id()).collect();
+        ck.begin(fingerprint, meta.zero, inner.batch_interval, stateful);
+
+        let b = BatchCtx { ctx: &inner.ctx, zero: meta.zero };
+        let mut usable: Vec<StateCheckpoint> = Vec::new();
+        for node in nodes.iter().filter(|n| n.checkpoint_interval().is_some()) {
+            let mut candidates: Vec<StateCheckpoint> =
+                meta.checkpoints.iter().filter(|c| c.stream == node.id().0).cloned().collect();
+            if candidates.is_empty() {
+                // Never checkpointed: the stream recomputes from the first batch's logged input.
+                continue;
+            }
+            candidates.sort_by_key(|c| c.time);
+            let used = node.restore(&b, ck, &candidates)?;
+            usable.extend(candidates.into_iter().filter(|c| c.time <= used.time));
+        }
+        let logged = ck.resume(meta, &usable)?;
+
+        let last_generated = meta.pending.iter().copied().max().max(meta.last_completed);
+        let inputs = lock(&inner.inputs).clone();
+        for (time, name) in &logged {
+            if last_generated.is_some_and(|last| *time > last) {
+                continue;
+            }
+            for (input, node) in &inputs {
+                if *name == input_name(node.id(), *time) {
+                    input.frozen().close_from_log(node.id(), *time, ck)?;
+                }
+            }
+        }
+        let mut run = lock(&inner.run);
+        run.zero = meta.zero;
+        run.batches = meta.last_completed.map_or(0, |t| (t.as_nanos() - meta.zero.as_nanos()) / interval);
+        run.replay_until = Some(last_generated.unwrap_or(meta.zero));
+        tracing::info!(
+            last_completed = ?meta.last_completed,
+            pending = ?meta.pending,
+            checkpoints = usable.len(),
+            "resuming from checkpoints"
+        );
+        Ok(())
+    }
+
+    /// Starts the data checkpoints due at batch `time`.
+    pub(crate) fn start_checkpoints(&self, ck: &Checkpointer, time: Time, zero: Time, threaded: bool) {
+        let nodes = lock(&self.inner.nodes).clone();
+        for node in nodes {
+            let Some(every) = node.checkpoint_interval() else { continue };
+            if !is_multiple(time - zero, every) {
+                continue;
+            }
+            if let Some(dataset) = node.dataset_at(time) {
+                ck.start(node.id(), time, dataset, threaded);
+            }
+        }
+    }
+
+    /// Applies the data checkpoints that ended and tells the listeners.
+    pub(crate) fn apply_checkpoints(&self, ck: &Checkpointer, listeners: &[Arc<dyn StreamingListener>]) {
+        for info in ck.apply_finished(self.input_remember()) {
+            listeners.iter().for_each(|l| l.on_checkpoint(&info));
+        }
+    }
+
+    /// How far back a batch may read its inputs' datasets: the longest window over an input.
+    pub(crate) fn input_remember(&self) -> Duration {
+        let inputs = lock(&self.inner.inputs).clone();
+        inputs.iter().map(|(_, node)| node.remembered()).max().unwrap_or_default().max(self.inner.batch_interval)
+    }
+}

@@ -1,0 +1,170 @@
+//! Restarting a stateful streaming program from its checkpoints: the final state and the
+//! concatenated outputs equal an uninterrupted run's, whatever the batch the first run
+//! stopped at, and whether it stopped between batches or in the middle of one.
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] functions; a failure is the test failing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dstream::{Error, ManualClock, QueueHandle, StepCluster, StreamingContext, Time};
+use dstream_storage::Memory;
+
+type Page = (String, u64);
+/// Every output of a run, in order: (batch, output name, sorted records).
+type Outputs = Arc<Mutex<Vec<(Time, &'static str, Vec<Page>)>>>;
+
+const BATCHES: u64 = 10;
+
+/// The page views of batch `k` (from 1): deterministic, different every batch, some pages
+/// only now and then.
+fn views(k: u64) -> Vec<Page> {
+    let mut out = Vec::new();
+    for i in 0..(3 + k % 4) {
+        let page = ["home", "news", "about", "shop", "blog"][((k * 7 + i * 3) % 5) as usize];
+        out.push((page.to_string(), 1 + (k + i) % 3));
+    }
+    out
+}
+
+struct Run {
+    ssc: StreamingContext,
+    queue: QueueHandle<Page>,
+    _cluster: StepCluster,
+}
+
+/// The program: page-view totals (update_state_by_key, checkpointed every 3 batches) and
+/// views over a sliding 4 s window (reduce_by_key_and_window with its inverse, checkpointed
+/// every 2 batches), both written to `outputs`. `fail_at`: the batch whose first output
+/// fails, as a crash in the middle of the batch would leave it.
+fn start(storage: &Memory, outputs: &Outputs, fail_at: Option<Time>, workers: u32) -> Result<Run, Error> {
+    let cluster = StepCluster::builder().workers(workers).build();
+    let clock = Arc::new(ManualClock::new(Time::ZERO));
+    let checkpointing = dstream_storage::checkpointing(storage.clone());
+    let (ssc, queue) =
+        StreamingContext::get_or_create(cluster.context(), Duration::from_secs(1), clock, checkpointing, |ssc| {
+            let (queue, views) = ssc.queue_stream::<Page>(2);
+            let totals = views
+                .update_state_by_key(|vs: Vec<u64>, s: Option<u64>| Some(s.unwrap_or(0) + vs.iter().sum::<u64>()), 3)?
+                .checkpoint(Duration::from_secs(3))?;
+            let windowed = views
+                .reduce_by_key_and_window_inv(
+                    |a, b| a + b,
+                    |a, b| a - b,
+                    Duration::from_secs(4),
+                    Duration::from_secs(1),
+                    2,
+                )?
+                .checkpoint(Duration::from_secs(2))?;
+            let sink = Arc::clone(outputs);
+            totals.foreach_rdd(move |rdd, time| {
+                if Some(time) == fail_at {
+                    return Err(Error::BatchFailed("the process died".into()));
+                }
+                let mut records = rdd.collect()?;
+                records.sort();
+                sink.lock().unwrap().push((time, "totals", records));
+                Ok(())
+            })?;
+            let sink = Arc::clone(outputs);
+            windowed.foreach_rdd(move |rdd, time| {
+                let mut records = rdd.collect()?;
+                records.sort();
+                sink.lock().unwrap().push((time, "window", records));
+                Ok(())
+            })?;
+            Ok(queue)
+        })?;
+    Ok(Run { ssc, queue, _cluster: cluster })
+}
+
+/// Pushes and runs batches `from..=to`.
+fn run_batches(run: &Run, from: u64, to: u64) -> Result<(), Error> {
+    for k in from..=to {
+        run.queue.push(views(k));
+        run.ssc.step()?;
+    }
+    Ok(())
+}
+
+fn uninterrupted() -> Vec<(Time, &'static str, Vec<Page>)> {
+    let outputs = Outputs::default();
+    let run = start(&Memory::new(), &outputs, None, 2).unwrap();
+    run_batches(&run, 1, BATCHES).unwrap();
+    let out = outputs.lock().unwrap().clone();
+    out
+}
+
+#[test]
+fn a_restart_between_batches_at_every_position_matches_an_uninterrupted_run() {
+    let expected = uninterrupted();
+    assert_eq!(expected.len() as u64, 2 * BATCHES);
+    for stop_after in 1..BATCHES {
+        let storage = Memory::new();
+        let outputs = Outputs::default();
+        {
+            let first = start(&storage, &outputs, None, 2).unwrap();
+            run_batches(&first, 1, stop_after).unwrap();
+            // Dropped without a stop: the process is gone.
+        }
+        let second = start(&storage, &outputs, None, 3).unwrap();
+        run_batches(&second, stop_after + 1, BATCHES).unwrap();
+        assert_eq!(*outputs.lock().unwrap(), expected, "stopped after batch {stop_after}");
+    }
+}
+
+#[test]
+fn a_batch_interrupted_after_its_input_closed_runs_once_after_the_restart() {
+    let expected = uninterrupted();
+    for crash_at in 1..=BATCHES {
+        let storage = Memory::new();
+        let outputs = Outputs::default();
+        let crash_time = Time::from_millis(crash_at * 1000);
+        {
+            let first = start(&storage, &outputs, Some(crash_time), 2).unwrap();
+            run_batches(&first, 1, crash_at - 1).unwrap();
+            first.queue.push(views(crash_at));
+            assert!(first.ssc.step().is_err(), "batch {crash_at} fails");
+        }
+        let second = start(&storage, &outputs, None, 2).unwrap();
+        // The interrupted batch's input was logged: it runs again without being pushed.
+        second.ssc.step().unwrap();
+        run_batches(&second, crash_at + 1, BATCHES).unwrap();
+        assert_eq!(*outputs.lock().unwrap(), expected, "crashed in batch {crash_at}");
+    }
+}
+
+#[test]
+fn checkpoints_are_written_cut_and_collected() {
+    let storage = Memory::new();
+    let outputs = Outputs::default();
+    let run = start(&storage, &outputs, None, 2).unwrap();
+    let written = Arc::new(AtomicU64::new(0));
+    struct Count(Arc<AtomicU64>);
+    impl dstream::StreamingListener for Count {
+        fn on_checkpoint(&self, info: &dstream::CheckpointInfo) {
+            assert_eq!(info.error, None);
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    run.ssc.add_listener(Arc::new(Count(Arc::clone(&written))));
+    run_batches(&run, 1, 12).unwrap();
+    // The totals every 3 batches (4), the window every 2 (6).
+    assert_eq!(written.load(Ordering::SeqCst), 10);
+    let names = dstream::Storage::list(&storage, "state/").unwrap();
+    let checkpoints: std::collections::BTreeSet<String> =
+        names.iter().map(|n| n.rsplit_once('/').unwrap().0.to_string()).collect();
+    // The last two of each: the totals at 9 s and 12 s, the window at 10 s and 12 s.
+    let kept: Vec<&str> = checkpoints.iter().map(|c| c.rsplit_once('/').unwrap().1).collect();
+    let secs = |s: u64| format!("{:020}", s * 1_000_000_000);
+    assert_eq!(kept.len(), 4, "{checkpoints:?}");
+    for s in [9, 10, 12] {
+        assert!(kept.contains(&secs(s).as_str()), "{checkpoints:?}");
+    }
+    assert_eq!(dstream::Storage::list(&storage, "metadata/").unwrap().len(), 2);
+    // A restart replays from 9 s at the earliest, reading back to the window's start (4 s
+    // before) and the batch that leaves it: the input log keeps the batches after 4 s.
+    let logged = dstream::Storage::list(&storage, "input/").unwrap();
+    let first: Vec<String> = (5..=12).map(|s| format!("input/0/{}", secs(s))).collect();
+    assert_eq!(logged, first);
+}
