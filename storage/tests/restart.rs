@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dstream::checkpoint::CheckpointError;
+use dstream::StorageError;
 use dstream::{Error, ManualClock, QueueHandle, StepCluster, StreamingContext, Time};
-use dstream_storage::Memory;
+use dstream_storage::{Fault, Memory};
 
 type Page = (String, u64);
 /// Every output of a run, in order: (batch, output name, sorted records).
@@ -167,4 +169,131 @@ fn checkpoints_are_written_cut_and_collected() {
     let logged = dstream::Storage::list(&storage, "input/").unwrap();
     let first: Vec<String> = (5..=12).map(|s| format!("input/0/{}", secs(s))).collect();
     assert_eq!(logged, first);
+}
+
+/// Damages the object `name` at rest: one flipped byte in its middle.
+fn damage(storage: &Memory, name: &str) {
+    let mut bytes = dstream::Storage::get(storage, name).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    storage.overwrite(name, &bytes).unwrap();
+}
+
+/// The objects of the checkpoints of the totals stream (stream 1) at `secs`.
+fn totals_checkpoint(storage: &Memory, secs: u64) -> Vec<String> {
+    let prefix = format!("state/1/{:020}/", secs * 1_000_000_000);
+    dstream::Storage::list(storage, &prefix).unwrap()
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_to_the_one_before() {
+    let expected = uninterrupted();
+    let storage = Memory::new();
+    let outputs = Outputs::default();
+    {
+        let first = start(&storage, &outputs, None, 2).unwrap();
+        run_batches(&first, 1, 7).unwrap();
+    }
+    // The totals were checkpointed at 3 s and 6 s; damage one partition of the newest.
+    let newest = totals_checkpoint(&storage, 6);
+    assert_eq!(newest.len(), 3);
+    damage(&storage, &newest[1]);
+    let second = start(&storage, &outputs, None, 2).unwrap();
+    run_batches(&second, 8, BATCHES).unwrap();
+    assert_eq!(*outputs.lock().unwrap(), expected);
+}
+
+#[test]
+fn without_an_intact_checkpoint_the_restart_says_so() {
+    let storage = Memory::new();
+    let outputs = Outputs::default();
+    {
+        let first = start(&storage, &outputs, None, 2).unwrap();
+        run_batches(&first, 1, 7).unwrap();
+    }
+    damage(&storage, &totals_checkpoint(&storage, 3)[0]);
+    damage(&storage, &totals_checkpoint(&storage, 6)[2]);
+    let err = start(&storage, &outputs, None, 2).err().expect("no intact checkpoint of the totals");
+    assert!(matches!(err, Error::NoValidCheckpoint(_)), "{err}");
+    assert!(err.to_string().contains("stream1"), "{err}");
+}
+
+#[test]
+fn damaged_metadata_falls_back_to_the_previous_batch() {
+    let expected = uninterrupted();
+    let storage = Memory::new();
+    let outputs = Outputs::default();
+    {
+        let first = start(&storage, &outputs, None, 2).unwrap();
+        run_batches(&first, 1, 5).unwrap();
+    }
+    let metadata = dstream::Storage::list(&storage, "metadata/").unwrap();
+    damage(&storage, metadata.last().unwrap());
+    // The metadata of batch 4 is the newest intact one: batch 5 runs again, on its logged input.
+    let second = start(&storage, &outputs, None, 2).unwrap();
+    second.ssc.step().unwrap();
+    run_batches(&second, 6, BATCHES).unwrap();
+    let mut got = outputs.lock().unwrap().clone();
+    let batch5 = Time::from_millis(5000);
+    // Batch 5's outputs ran twice, the same both times: at least once for a batch whose
+    // completion record was lost.
+    let first_run: Vec<_> = got.iter().filter(|(t, _, _)| *t == batch5).cloned().collect();
+    assert_eq!(first_run.len(), 4);
+    assert_eq!(first_run[..2], first_run[2..]);
+    let cut = got.iter().position(|(t, _, _)| *t == batch5).unwrap();
+    got.drain(cut..cut + 2);
+    assert_eq!(got, expected);
+}
+
+/// A small stateful program of its own, at batch interval `interval`.
+fn tiny(storage: &Memory, interval: Duration) -> Result<Run, Error> {
+    let cluster = StepCluster::builder().build();
+    let clock = Arc::new(ManualClock::new(Time::ZERO));
+    let checkpointing = dstream_storage::checkpointing(storage.clone());
+    let (ssc, queue) = StreamingContext::get_or_create(cluster.context(), interval, clock, checkpointing, |ssc| {
+        let (queue, views) = ssc.queue_stream::<Page>(2);
+        let counts =
+            views.update_state_by_key(|vs: Vec<u64>, s: Option<u64>| Some(s.unwrap_or(0) + vs.len() as u64), 2)?;
+        counts.foreach_rdd(|_, _| Ok(()))?;
+        Ok(queue)
+    })?;
+    Ok(Run { ssc, queue, _cluster: cluster })
+}
+
+#[test]
+fn another_program_or_batch_interval_is_refused() {
+    let storage = Memory::new();
+    {
+        let first = tiny(&storage, Duration::from_secs(1)).unwrap();
+        run_batches(&first, 1, 2).unwrap();
+    }
+    let err = start(&storage, &Outputs::default(), None, 2).err().expect("another program");
+    assert!(matches!(err, Error::ProgramMismatch { what: "the program fingerprint", .. }), "{err}");
+    assert!(err.to_string().contains("another program"), "{err}");
+    let err = tiny(&storage, Duration::from_secs(2)).err().expect("another batch interval");
+    assert!(matches!(err, Error::ProgramMismatch { what: "the batch interval", .. }), "{err}");
+    // The program that wrote them resumes.
+    let again = tiny(&storage, Duration::from_secs(1)).unwrap();
+    run_batches(&again, 3, 3).unwrap();
+}
+
+#[test]
+fn a_full_disk_fails_the_batch_with_a_typed_error_and_a_restart_loses_nothing() {
+    let expected = uninterrupted();
+    let storage = Memory::new();
+    let outputs = Outputs::default();
+    {
+        let first = start(&storage, &outputs, None, 2).unwrap();
+        run_batches(&first, 1, 4).unwrap();
+        storage.inject(Fault::FailPut { name_prefix: "input/".into(), kind: std::io::ErrorKind::StorageFull });
+        first.queue.push(views(5));
+        let err = first.ssc.step().unwrap_err();
+        let Error::Checkpoint { source: CheckpointError::Storage(StorageError::Full { .. }), .. } = &err else {
+            panic!("not a full-disk error: {err:?}");
+        };
+    }
+    // The batch failed before any output ran; its source sends its records again.
+    let second = start(&storage, &outputs, None, 2).unwrap();
+    run_batches(&second, 5, BATCHES).unwrap();
+    assert_eq!(*outputs.lock().unwrap(), expected);
 }

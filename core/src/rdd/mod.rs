@@ -268,6 +268,44 @@ impl<T: Data> Rdd<T> {
         )
     }
 
+    /// The datasets this one is computed from, directly or not, each once, nearest first: its
+    /// lineage, as a recomputation would walk it (shuffle dependencies included). A
+    /// checkpointed dataset has none: its lineage was cut. For debugging and tests.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().build();
+    /// # let ctx = cluster.context();
+    /// let words = ctx.parallelize(vec!["a b", "b"], 2)?.flat_map(|l| l.split(' ').collect::<Vec<_>>());
+    /// let counts = words.map(|w| (w, 1)).reduce_by_key(|a, b| a + b);
+    /// let names: Vec<&str> = counts.lineage().iter().map(|(_, name)| *name).collect();
+    /// assert!(names.contains(&"parallelize"));
+    /// assert!(ctx.parallelize(vec![1], 1)?.lineage().is_empty());
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn lineage(&self) -> Vec<(RddId, &'static str)> {
+        let graph = self.ctx.graph();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        let mut queue = std::collections::VecDeque::from([self.id()]);
+        while let Some(id) = queue.pop_front() {
+            let Ok(node) = graph.rdd(id) else { continue };
+            for dep in node.deps() {
+                let parent = match dep {
+                    Dep::Narrow { parent, .. } | Dep::Shuffle { parent, .. } => parent,
+                };
+                if seen.insert(parent) {
+                    if let Ok(p) = graph.rdd(parent) {
+                        out.push((parent, p.info().name));
+                    }
+                    queue.push_back(parent);
+                }
+            }
+        }
+        out
+    }
+
     /// The same as [`Rdd::persist`], with Spark's name.
     #[must_use = "cache returns the cached dataset; the original handle is not cached"]
     pub fn cache(&self) -> Rdd<T> {

@@ -305,7 +305,9 @@ impl Checkpointer {
     /// Applies the writes that have ended: cuts the lineage of each complete checkpoint,
     /// records it, and deletes what it made unnecessary. Returns what happened, for listeners.
     pub(crate) fn apply_finished(&self, input_remember: Duration) -> Vec<CheckpointInfo> {
-        let finished = std::mem::take(&mut *lock(&self.finished));
+        let mut finished = std::mem::take(&mut *lock(&self.finished));
+        // In batch order, whatever order the writes ended in.
+        finished.sort_by_key(|f| (f.target.time, f.target.stream));
         let mut infos = Vec::with_capacity(finished.len());
         for f in finished {
             let stream = f.target.stream;
@@ -441,8 +443,13 @@ impl Bookkeeping {
 }
 
 /// Reads the newest metadata that is intact, falling back to older ones with a warning.
-/// `Ok(None)` when the store holds none at all.
-pub(crate) fn read_metadata(checkpointing: &Checkpointing, fingerprint: u64) -> Result<Option<Metadata>, Error> {
+/// `Ok(None)` when the store holds none at all. Metadata of another program is an error: of
+/// the batch interval if that differs, else of the program fingerprint.
+pub(crate) fn read_metadata(
+    checkpointing: &Checkpointing,
+    fingerprint: u64,
+    batch_interval: Duration,
+) -> Result<Option<Metadata>, Error> {
     let names = checkpointing
         .storage
         .list("metadata/")
@@ -455,6 +462,17 @@ pub(crate) fn read_metadata(checkpointing: &Checkpointing, fingerprint: u64) -> 
             Ok((_, mut metas)) if metas.len() == 1 => return Ok(metas.pop()),
             Ok((_, metas)) => failures.push(format!("{name}: {} records, one was expected", metas.len())),
             Err(checkpoint::CheckpointError::FingerprintMismatch { expected, found, .. }) => {
+                let theirs =
+                    checkpoint::read_records::<Metadata>(&*checkpointing.format, &*checkpointing.storage, name, found);
+                if let Ok((_, metas)) = theirs {
+                    if let Some(meta) = metas.iter().find(|m| m.batch_interval_ns != duration_nanos(batch_interval)) {
+                        return Err(Error::ProgramMismatch {
+                            what: "the batch interval",
+                            expected: format!("{batch_interval:?}"),
+                            found: format!("{:?}", Duration::from_nanos(meta.batch_interval_ns)),
+                        });
+                    }
+                }
                 return Err(Error::ProgramMismatch {
                     what: "the program fingerprint",
                     expected: format!("{expected:#018x}"),
@@ -480,4 +498,26 @@ pub(crate) fn input_name(stream: StreamId, time: Time) -> String {
 
 fn metadata_name(time: Time) -> String {
     format!("metadata/{:020}", time.as_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_interval_is_the_smallest_multiple_of_the_slide_of_at_least_ten_seconds() {
+        let ms = Duration::from_millis;
+        let cases = [
+            (ms(500), ms(10_000)),
+            (ms(3_000), ms(12_000)),
+            (ms(10_000), ms(10_000)),
+            (ms(30_000), ms(30_000)),
+            (ms(700), ms(10_500)),
+        ];
+        for (slide, expected) in cases {
+            assert_eq!(CheckpointEvery::Default.interval(slide), Some(expected), "slide {slide:?}");
+        }
+        assert_eq!(CheckpointEvery::Never.interval(ms(500)), None);
+        assert_eq!(CheckpointEvery::Every(ms(1_500)).interval(ms(500)), Some(ms(1_500)));
+    }
 }

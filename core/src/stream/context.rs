@@ -272,10 +272,10 @@ impl StreamingContext {
     }
 
     /// A digest of the program's shape: its streams (in construction order, with their
-    /// operators, record types and slides), its outputs and its batch interval. Checkpoints
-    /// carry it, so a different program is refused rather than misread.
+    /// operators, record types and slides) and its outputs. Checkpoints carry it, so a
+    /// different program is refused rather than misread.
     pub(crate) fn program_fingerprint(&self) -> u64 {
-        let mut d = Digest::new().add(duration_nanos(self.inner.batch_interval));
+        let mut d = Digest::new();
         for node in lock(&self.inner.nodes).iter() {
             d = node.describe(d);
         }

@@ -2,6 +2,7 @@
 //! [`StreamingContext::get_or_create`], and the batch-boundary hooks that start data
 //! checkpoints and apply the finished ones.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +52,7 @@ impl StreamingContext {
         // A fresh context has no checkpointer yet, so this cannot fail.
         let _ = ssc.inner.checkpointer.set(Arc::clone(&ck));
         let handles = job(&ssc)?;
-        if let Some(meta) = read_metadata(&checkpointing, ssc.program_fingerprint())? {
+        if let Some(meta) = read_metadata(&checkpointing, ssc.program_fingerprint(), batch_interval)? {
             ssc.resume(&ck, &meta)?;
         }
         Ok((ssc, handles))
@@ -95,8 +96,17 @@ impl StreamingContext {
         }
         let logged = ck.resume(meta, &usable)?;
 
-        let last_generated = meta.pending.iter().copied().max().max(meta.last_completed);
+        // A batch whose every input was logged had its input closed, even if the metadata
+        // saying so was not written (or was lost): it runs again from its log.
         let inputs = lock(&inner.inputs).clone();
+        let mut logs: BTreeMap<Time, usize> = BTreeMap::new();
+        for (time, name) in &logged {
+            if inputs.iter().any(|(_, node)| *name == input_name(node.id(), *time)) {
+                *logs.entry(*time).or_default() += 1;
+            }
+        }
+        let fully_logged = logs.iter().filter(|(_, n)| **n == inputs.len()).map(|(t, _)| *t).max();
+        let last_generated = meta.pending.iter().copied().max().max(meta.last_completed).max(fully_logged);
         for (time, name) in &logged {
             if last_generated.is_some_and(|last| *time > last) {
                 continue;
