@@ -86,7 +86,8 @@ impl Bench {
         ssc.add_listener(Arc::new(Done(Mutex::new(tx))));
         let handle = (setup != Setup::Inline).then(|| ssc.start().expect("started"));
         let words: Vec<String> = Generator::new(42).vocabulary().iter().map(|w| w.to_string()).collect();
-        let mut bench = Bench { ssc, queue, clock, done, handle, words, rng: SplitMix64::new(42), k: 0, _cluster: cluster };
+        let mut bench =
+            Bench { ssc, queue, clock, done, handle, words, rng: SplitMix64::new(42), k: 0, _cluster: cluster };
         // The first batch puts every word in the state.
         bench.queue.push(bench.words.clone());
         bench.batch();
