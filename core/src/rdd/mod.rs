@@ -277,7 +277,8 @@ impl<T: Data> Rdd<T> {
     /// ```
     /// # let cluster = dstream::StepCluster::builder().build();
     /// # let ctx = cluster.context();
-    /// let words = ctx.parallelize(vec!["a b", "b"], 2)?.flat_map(|l| l.split(' ').collect::<Vec<_>>());
+    /// let lines = ctx.parallelize(vec!["a b".to_string(), "b".to_string()], 2)?;
+    /// let words = lines.flat_map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>());
     /// let counts = words.map(|w| (w, 1)).reduce_by_key(|a, b| a + b);
     /// let names: Vec<&str> = counts.lineage().iter().map(|(_, name)| *name).collect();
     /// assert!(names.contains(&"parallelize"));

@@ -298,7 +298,11 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     ) -> Result<DStream<(K, V)>, Error> {
         let f = Arc::new(f);
         let g = Arc::clone(&f);
-        Ok(self.reduce_by_key(move |a, b| f(a, b)).window(length, slide)?.reduce_by_key(move |a, b| g(a, b)))
+        let per_window = window_batches(length, self.slide_duration());
+        Ok(self.reduce_by_key(move |a, b| f(a, b)).window(length, slide)?.transform(move |rdd, _| {
+            let g = Arc::clone(&g);
+            rdd.reduce_by_key_with_partitions(move |a, b| g(a, b), rdd.num_partitions().div_ceil(per_window))
+        }))
     }
 
     /// [`DStream::reduce_by_key_and_window`] computed incrementally, into `partitions` hash
@@ -406,6 +410,16 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn group_by_key_and_window(&self, length: Duration, slide: Duration) -> Result<DStream<(K, Vec<V>)>, Error> {
-        Ok(self.window(length, slide)?.group_by_key())
+        let per_window = window_batches(length, self.slide_duration());
+        Ok(self
+            .window(length, slide)?
+            .transform(move |rdd, _| rdd.group_by_key_with_partitions(rdd.num_partitions().div_ceil(per_window))))
     }
+}
+
+/// How many of a stream's datasets a window of `length` spans: the window's union of them has
+/// that many times their partitions, and a keyed reduction over it goes back to one dataset's
+/// count, so a slide's shuffle does not grow with the square of the window.
+fn window_batches(length: Duration, slide: Duration) -> usize {
+    usize::try_from(duration_nanos(length) / duration_nanos(slide).max(1)).unwrap_or(usize::MAX).max(1)
 }
