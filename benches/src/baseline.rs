@@ -90,6 +90,7 @@ impl<'a> Thread<'a> {
         for k in 0..feed.batches() {
             let end = feed.end(k);
             while next < end {
+                collector.input_late(feed.late_by(next));
                 if collector.stopping() {
                     return;
                 }

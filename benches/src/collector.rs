@@ -121,6 +121,14 @@ impl Collector {
         self.aborted.load(Ordering::SeqCst)
     }
 
+    /// Cuts the run short if an input lags its schedule by `late` or more: every batch after
+    /// it will then lag at least as much.
+    pub fn input_late(&self, late: Duration) {
+        if late.as_nanos() >= u128::from(self.abort_lag_ns) {
+            self.abort();
+        }
+    }
+
     /// Marks the run as cut short (an implementation that cannot keep up).
     pub fn abort(&self) {
         self.aborted.store(true, Ordering::SeqCst);
@@ -192,7 +200,8 @@ pub struct RunStats {
 
 /// Judges a run: the latency of every record of the measured batches, and the criterion of
 /// BENCHMARKS.md made precise. Stable means all of: every measured batch produced an output
-/// and the run was not cut short; p99 latency below `bound`; mean lag below the batch
+/// and the run was not cut short (a batch output, a batch started or an input lagging its
+/// schedule by the collector's abort lag, twice the bound in the harness); p99 latency below `bound`; mean lag below the batch
 /// interval (processing keeps up); lag not growing (the last quarter's mean lag exceeds the
 /// first quarter's by less than half a batch interval); no batch lagging by twice the bound.
 pub fn evaluate(

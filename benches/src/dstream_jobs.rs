@@ -150,9 +150,15 @@ struct Reporter {
     batch_ns: u64,
     /// Records stored so far: the index of the next batch's first record.
     seen: Mutex<u64>,
+    clock: Arc<SystemClock>,
 }
 
 impl StreamingListener for Reporter {
+    fn on_batch_started(&self, time: Time) {
+        // A batch that starts late will output at least that late.
+        self.collector.input_late(Duration::from_nanos(self.clock.now().as_nanos().saturating_sub(time.as_nanos())));
+    }
+
     fn on_batch_completed(&self, info: &BatchInfo) {
         let mut seen = lock(&self.seen);
         let first = *seen;
@@ -193,8 +199,9 @@ fn run_timed(
     let records =
         ssc.receiver_stream(GeneratorReceiver::new(RecordPool::standard(), rate).start_time(Time::from_nanos(t0)));
     let outputs: Outputs = Arc::default();
-    build(setup, &records, batch, clock, &outputs)?;
+    build(setup, &records, batch, clock.clone(), &outputs)?;
     ssc.add_listener(Arc::new(Reporter {
+        clock,
         outputs,
         collector: Arc::clone(collector),
         start: Time::from_nanos(t0),

@@ -113,6 +113,15 @@ impl Feed {
         }
     }
 
+    /// How long ago record `i` was due (zero without a clock or when it is not due yet): how
+    /// far an input that has not taken it yet lags the schedule.
+    pub fn late_by(&self, i: u64) -> Duration {
+        match *self {
+            Feed::Timed { rate, .. } => Duration::from_nanos(self.now_ns().saturating_sub(emitted_ns(rate, i))),
+            Feed::Fixed { .. } => Duration::ZERO,
+        }
+    }
+
     /// How long until record `i` is due (zero without a clock or when it is due).
     pub fn wait_for(&self, i: u64) -> Duration {
         match *self {

@@ -44,6 +44,7 @@ pub fn run(setup: &Setup, feed: Feed, collector: &Arc<Collector>) -> Result<(), 
         // Feed this worker's share, advancing the epoch as each batch's records are all due.
         let (mut next, mut epoch, batches, total) = (index as u64, 0u64, feed.batches(), feed.total());
         while epoch < batches && !collector.stopping() {
+            collector.input_late(feed.late_by(next));
             let due = feed.due_now();
             while next < due {
                 while next >= feed.end(epoch) {
