@@ -87,7 +87,12 @@ impl Collector {
 
     /// One part of batch `batch` (records `first..end`, closed at `close_ns`), produced at
     /// `output_ns`.
+    /// Parts reported once the run is over or cut short are ignored: a worker told to stop
+    /// may close the batches it never fed.
     pub fn report(&self, batch: u64, first: u64, end: u64, close_ns: u64, output_ns: u64, part: Output) {
+        if self.stopping() {
+            return;
+        }
         let mut state = self.lock();
         let pending = state.pending.entry(batch).or_default();
         pending.parts.push(part);

@@ -223,7 +223,11 @@ pub fn svg(rows: &[Row]) -> String {
         let y_max = (*bound as f64 * 3.0).max(1.0);
         let x = |rate: u64| 60.0 + ((rate.max(1) as f64).log10() - lo) / (hi - lo).max(1e-9) * (width - 100.0);
         let y = |ms: f64| top + plot_h - ms.min(y_max) / y_max * plot_h;
-        let _ = writeln!(s, "<text x=\"10\" y=\"{top}\">{job}, {bound} ms bound: p99 latency (ms, to {y_max}) vs records/s (log)</text>");
+        let _ = writeln!(
+            s,
+            "<text x=\"10\" y=\"{}\">{job}, {bound} ms bound: p99 latency (ms, to {y_max}; open circles unstable) vs records/s (log)</text>",
+            top - 6.0
+        );
         let _ = writeln!(
             s,
             "<line x1=\"60\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"gray\" stroke-dasharray=\"4\"/>",
@@ -234,12 +238,18 @@ pub fn svg(rows: &[Row]) -> String {
         let _ = writeln!(
             s,
             "<rect x=\"60\" y=\"{:.1}\" width=\"{}\" height=\"{plot_h}\" fill=\"none\" stroke=\"black\"/>",
-            top + 10.0 - 10.0,
+            top,
             width - 100.0
         );
         for r in rows.iter().filter(|r| r.job == *job && r.bound_ms == *bound) {
             let mut steps = r.steps.clone();
             steps.sort_by_key(|p| (p.0, p.1));
+            // A run cut short before any measured batch has no latency: draw it off the top.
+            for p in &mut steps {
+                if !p.3 && p.2 == 0.0 {
+                    p.2 = y_max;
+                }
+            }
             let line: Vec<String> = steps.iter().map(|p| format!("{:.1},{:.1}", x(p.1), y(p.2))).collect();
             let _ = writeln!(
                 s,
