@@ -190,19 +190,8 @@ pub fn owner(word: &str, workers: usize) -> usize {
     partition_of(word, workers)
 }
 
-/// The `k` largest counts, largest first, ties by the smaller key.
-pub fn top_k<K: Ord>(k: usize, mut counts: Vec<(K, u64)>) -> Vec<(K, u64)> {
-    let order = |a: &(K, u64), b: &(K, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
-    if k == 0 {
-        return Vec::new();
-    }
-    if counts.len() > k {
-        counts.select_nth_unstable_by(k - 1, order);
-        counts.truncate(k);
-    }
-    counts.sort_unstable_by(order);
-    counts
-}
+/// The `k` largest counts, largest first, ties by the smaller key: the examples' selection.
+pub use dstream_examples::top_k;
 
 #[cfg(test)]
 mod tests {
