@@ -304,7 +304,8 @@ impl Checkpointer {
 
     /// Applies the writes that have ended: cuts the lineage of each complete checkpoint,
     /// records it, and deletes what it made unnecessary. Returns what happened, for listeners.
-    pub(crate) fn apply_finished(&self, input_remember: Duration) -> Vec<CheckpointInfo> {
+    /// The input log is trimmed when the batch completes.
+    pub(crate) fn apply_finished(&self) -> Vec<CheckpointInfo> {
         let mut finished = std::mem::take(&mut *lock(&self.finished));
         // In batch order, whatever order the writes ended in.
         finished.sort_by_key(|f| (f.target.time, f.target.stream));
@@ -342,7 +343,6 @@ impl Checkpointer {
                 }
             }
         }
-        self.collect_input_logs(input_remember);
         infos
     }
 

@@ -261,9 +261,7 @@ impl StreamingContext {
             let now = self.inner.clock.now().as_nanos();
             run.zero = Time::from_nanos(now - now % interval);
             if let Some(ck) = self.inner.checkpointer.get() {
-                let nodes = lock(&self.inner.nodes).clone();
-                let stateful = nodes.iter().filter(|n| n.checkpoint_interval().is_some()).map(|n| n.id()).collect();
-                ck.begin(self.program_fingerprint(), run.zero, self.inner.batch_interval, stateful);
+                self.begin_checkpoints(ck, run.zero);
             }
         }
         run.state = StreamingState::Active;

@@ -77,9 +77,8 @@ impl StreamingContext {
                 found: format!("{:#018x}", meta.fingerprint),
             });
         }
+        self.begin_checkpoints(ck, meta.zero);
         let nodes = lock(&inner.nodes).clone();
-        let stateful = nodes.iter().filter(|n| n.checkpoint_interval().is_some()).map(|n| n.id()).collect();
-        ck.begin(fingerprint, meta.zero, inner.batch_interval, stateful);
 
         let b = BatchCtx { ctx: &inner.ctx, zero: meta.zero };
         let mut usable: Vec<StateCheckpoint> = Vec::new();
@@ -130,6 +129,14 @@ impl StreamingContext {
         Ok(())
     }
 
+    /// Fixes what the checkpoints say about the program: its fingerprint, zero time, batch
+    /// interval and checkpointed streams.
+    pub(crate) fn begin_checkpoints(&self, ck: &Checkpointer, zero: Time) {
+        let nodes = lock(&self.inner.nodes).clone();
+        let stateful = nodes.iter().filter(|n| n.checkpoint_interval().is_some()).map(|n| n.id()).collect();
+        ck.begin(self.program_fingerprint(), zero, self.inner.batch_interval, stateful);
+    }
+
     /// Starts the data checkpoints due at batch `time`.
     pub(crate) fn start_checkpoints(&self, ck: &Checkpointer, time: Time, zero: Time, threaded: bool) {
         let nodes = lock(&self.inner.nodes).clone();
@@ -146,7 +153,7 @@ impl StreamingContext {
 
     /// Applies the data checkpoints that ended and tells the listeners.
     pub(crate) fn apply_checkpoints(&self, ck: &Checkpointer, listeners: &[Arc<dyn StreamingListener>]) {
-        for info in ck.apply_finished(self.input_remember()) {
+        for info in ck.apply_finished() {
             listeners.iter().for_each(|l| l.on_checkpoint(&info));
         }
     }
