@@ -107,6 +107,8 @@ impl<'a> Thread<'a> {
                     next += step;
                 }
                 if next < end {
+                    // Pacing the input at its rate, as the generator does: the baseline emits its
+                    // own records, so it waits for the next one to be due.
                     std::thread::sleep(feed.wait_for(next).max(ROUND));
                 }
             }
