@@ -461,3 +461,33 @@ fn an_immediate_stop_does_not_wait_for_the_clock() {
     drop(ssc.start().unwrap());
     assert_eq!(ssc.state(), StreamingState::Stopped, "{AT}");
 }
+
+#[test]
+fn pushed_records_form_one_partition_per_block_interval_of_arrival() {
+    // One-second batches have 200 ms blocks: a record's partition is the block of its arrival.
+    let (_cluster, clock, ssc) = setup();
+    let (input, records) = ssc.input_stream::<u32>();
+    let parts: Log<Vec<Vec<u32>>> = Arc::default();
+    let sink = Arc::clone(&parts);
+    records.foreach_rdd(move |rdd, _| append(&sink, rdd.glom().collect()?)).unwrap();
+    let ms = |n: u64| Duration::from_millis(n);
+    // The first step fixes the context's zero time at 0: batch 1 s is empty.
+    assert_eq!(ssc.step().unwrap().records, 0, "{AT}");
+    clock.advance(ms(1050));
+    input.push_all(vec![1, 2]).unwrap();
+    clock.advance(ms(50));
+    input.push(3).unwrap();
+    input.push(4).unwrap(); // Same arrival time: the same chunk as 3.
+    input.push_all(Vec::new()).unwrap();
+    clock.advance(ms(150));
+    input.push_all([5]).unwrap();
+    clock.advance(ms(750)); // At the batch's end: still in it.
+    input.push_all(vec![6]).unwrap();
+    clock.advance(ms(50));
+    input.push_all(vec![7, 8]).unwrap();
+    assert_eq!(ssc.step().unwrap().records, 6, "{AT}");
+    clock.advance(ms(950));
+    assert_eq!(ssc.step().unwrap().records, 2, "{AT}");
+    let got = parts.lock().unwrap().clone();
+    assert_eq!(got, vec![vec![vec![]], vec![vec![1, 2, 3, 4], vec![5], vec![6]], vec![vec![7, 8]]], "{AT}");
+}

@@ -127,6 +127,19 @@ impl<T: Data> InputDyn for QueueInput<T> {
     }
 }
 
+/// The records of `chunks` in order, as one vector: the first chunk itself when it is the only
+/// one, otherwise copied once into a vector of the exact size.
+fn concat<T>(mut chunks: Vec<Vec<T>>) -> Vec<T> {
+    if chunks.len() == 1 {
+        return chunks.pop().unwrap_or_default();
+    }
+    let mut all = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
+    for mut chunk in chunks {
+        all.append(&mut chunk);
+    }
+    all
+}
+
 /// Splits `records` into `n` contiguous slices of nearly equal size (as `parallelize` does).
 fn split<T>(records: Vec<T>, n: usize) -> Vec<Vec<T>> {
     let len = records.len();
@@ -155,47 +168,84 @@ impl<T> std::fmt::Debug for InputHandle<T> {
 impl<T: Data> InputHandle<T> {
     /// Pushes one record. Fails once the context has stopped accepting input.
     pub fn push(&self, record: T) -> Result<(), Error> {
-        self.push_all(std::iter::once(record))
+        let mut buffer = self.input.lock_accepting()?;
+        let now = self.input.clock.now();
+        match buffer.back_mut() {
+            Some(last) if last.at == now => last.records.push(record),
+            _ => buffer.push_back(Chunk { at: now, records: vec![record] }),
+        }
+        Ok(())
     }
 
-    /// Pushes records, all stamped with the same arrival time.
+    /// Pushes records, all stamped with the same arrival time. A `Vec` is kept as it is, as
+    /// one chunk of the batch: records are not copied on their way into a batch's partition
+    /// unless the partition gathers several chunks. Fails once the context has stopped
+    /// accepting input.
     pub fn push_all(&self, records: impl IntoIterator<Item = T>) -> Result<(), Error> {
-        let mut buffer = lock(&self.input.buffer);
-        // Checked under the lock, so a record is either refused or seen by the final batch.
-        if self.input.stopped.load(Ordering::SeqCst) {
-            return Err(Error::StreamingStopped);
+        // Collecting a `Vec`'s own iterator reuses its buffer.
+        let records: Vec<T> = records.into_iter().collect();
+        if records.is_empty() {
+            return Ok(());
         }
-        let now = self.input.clock.now();
-        buffer.extend(records.into_iter().map(|r| (now, r)));
+        let mut buffer = self.input.lock_accepting()?;
+        let at = self.input.clock.now();
+        buffer.push_back(Chunk { at, records });
         Ok(())
     }
 }
 
+/// Records that arrived together, with their arrival time.
+struct Chunk<T> {
+    at: Time,
+    records: Vec<T>,
+}
+
 struct PushInput<T> {
-    buffer: Mutex<Vec<(Time, T)>>,
+    /// The chunks not yet in a closed batch, in arrival order.
+    buffer: Mutex<VecDeque<Chunk<T>>>,
     block_interval: Duration,
     clock: Arc<dyn Clock>,
     stopped: AtomicBool,
     frozen: Arc<Frozen<T>>,
 }
 
+impl<T> PushInput<T> {
+    /// The buffer, locked, if the input still accepts records. Checked under the lock, so a
+    /// record is either refused or seen by the final batch.
+    fn lock_accepting(&self) -> Result<std::sync::MutexGuard<'_, VecDeque<Chunk<T>>>, Error> {
+        let buffer = lock(&self.buffer);
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(Error::StreamingStopped);
+        }
+        Ok(buffer)
+    }
+}
+
 impl<T: Data> InputDyn for PushInput<T> {
     fn close_batch(&self, prev: Time, time: Time) -> u64 {
         let mut buffer = lock(&self.buffer);
         let stopped = self.stopped.load(Ordering::SeqCst);
-        // Records stamped after `time` wait for their batch; after a stop, everything goes now.
-        let (taken, rest): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut *buffer).into_iter().partition(|(at, _)| stopped || *at <= time);
+        // Chunks stamped after `time` wait for their batch; after a stop, everything goes now.
+        // Only chunks move here, never records.
+        let mut taken = Vec::new();
+        let mut rest = VecDeque::with_capacity(buffer.len());
+        for chunk in buffer.drain(..) {
+            if stopped || chunk.at <= time {
+                taken.push(chunk);
+            } else {
+                rest.push_back(chunk);
+            }
+        }
         *buffer = rest;
         drop(buffer);
-        let n = taken.len() as u64;
+        let n = taken.iter().map(|c| c.records.len() as u64).sum();
         let block = duration_nanos(self.block_interval).max(1);
-        let mut blocks: BTreeMap<u64, Vec<T>> = BTreeMap::new();
-        for (at, record) in taken {
-            let index = at.as_nanos().saturating_sub(prev.as_nanos()) / block;
-            blocks.entry(index).or_default().push(record);
+        let mut blocks: BTreeMap<u64, Vec<Vec<T>>> = BTreeMap::new();
+        for chunk in taken {
+            let index = chunk.at.as_nanos().saturating_sub(prev.as_nanos()) / block;
+            blocks.entry(index).or_default().push(chunk.records);
         }
-        lock(&self.frozen.closed).insert(time, blocks.into_values().collect());
+        lock(&self.frozen.closed).insert(time, blocks.into_values().map(concat).collect());
         n
     }
 
@@ -235,7 +285,7 @@ impl StreamingContext {
     pub fn input_stream<T: Data>(&self) -> (InputHandle<T>, DStream<T>) {
         let frozen = Arc::new(Frozen { closed: Mutex::new(BTreeMap::new()) });
         let input = Arc::new(PushInput {
-            buffer: Mutex::new(Vec::new()),
+            buffer: Mutex::new(VecDeque::new()),
             block_interval: self.inner.block_interval,
             clock: Arc::clone(&self.inner.clock),
             stopped: AtomicBool::new(false),
