@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use dstream::{DStream, Error, Receiver, ReceiverContext, SplitMix64, StreamingContext, SystemClock, Time};
 use dstream_examples::{
-    format_top, local_cluster, main_with, print_top, run_until, state_partitions, top_k, Flags, Progress, Until,
+    format_top, local_cluster, main_with, print_top, run_until, state_partitions, top_k, top_k_borrowed, Flags,
+    Progress, Until,
 };
 use dstream_storage::StreamingContextExt;
 
@@ -169,10 +170,10 @@ fn run(flags: &Flags) -> Result<(), Box<dyn std::error::Error>> {
     running.foreach_rdd(move |rdd, time| {
         // One job: each partition's top ten, views and pages, merged here.
         let parts = rdd
-            .map_partitions(|_, part: Vec<(String, u64)>| {
+            .map_partitions_ref(|_, part: &[(String, u64)]| {
                 let views = part.iter().map(|(_, n)| n).sum::<u64>();
                 let pages = part.len() as u64;
-                [(top_k(10, part), views, pages)]
+                [(top_k_borrowed(10, part), views, pages)]
             })
             .collect()?;
         let mut totals = Totals::default();

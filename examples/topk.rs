@@ -54,9 +54,9 @@ fn run(flags: &Flags) -> Result<(), Box<dyn std::error::Error>> {
     // is copied into a `String` once per partition rather than once per occurrence (Zipf: most
     // occurrences are of a few words); this about halves the processing time of plain
     // `flat_map` to `(word, 1)` pairs.
-    let ones = records.map_partitions(|_, part| {
+    let ones = records.map_partitions_ref(|_, part| {
         let mut counts: FixedMap<&str, u64> = FixedMap::default();
-        for record in &part {
+        for record in part {
             for word in record.words() {
                 *counts.entry(word).or_default() += 1;
             }

@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use dstream::generator::{GeneratorReceiver, Record, RecordPool};
 use dstream::hash::FixedMap;
 use dstream::{BatchInfo, Clock, DStream, Error, ManualClock, StreamingContext, StreamingListener, SystemClock, Time};
+use dstream_examples::top_k_of;
 use dstream_inproc::LocalCluster;
 
 use crate::collector::Collector;
 use crate::feed::Feed;
-use crate::jobs::{grep_matches, top_k, words, Detail, Job, Output, TOP_K};
+use crate::jobs::{grep_matches, words, Detail, Job, Output, TOP_K};
 use crate::{HarnessError, Setup};
 
 /// Each worker's block store limit: the incremental window keeps the shuffle outputs of every
@@ -74,9 +75,9 @@ fn build(
     }
     // Each partition's words counted where they are, borrowed from the records, so a word is
     // copied into a String once per partition (as examples/topk.rs does).
-    let ones = records.map_partitions(|_, part| {
+    let ones = records.map_partitions_ref(|_, part| {
         let mut counts: FixedMap<&str, u64> = FixedMap::default();
-        for record in &part {
+        for record in part {
             for word in words(record.as_bytes()) {
                 *counts.entry(word).or_default() += 1;
             }
@@ -96,7 +97,7 @@ fn build(
     let (job, detail) = (setup.job, setup.detail);
     counts.foreach_rdd(move |rdd, time| {
         let output = match (job, detail) {
-            (Job::TopK, _) => Output::Top(top_k(TOP_K, rdd.map_partitions(|_, part| top_k(TOP_K, part)).collect()?)),
+            (Job::TopK, _) => Output::Top(top_k_of(TOP_K, rdd)?),
             (_, Detail::Full) => {
                 let mut all = rdd.collect()?;
                 all.sort_unstable();
@@ -104,7 +105,7 @@ fn build(
             }
             (_, Detail::Summary) => {
                 let parts =
-                    rdd.map_partitions(|_, part| [(part.len() as u64, part.iter().map(|(_, n)| n).sum::<u64>())]);
+                    rdd.map_partitions_ref(|_, part| [(part.len() as u64, part.iter().map(|(_, n)| n).sum::<u64>())]);
                 let (words, total) = parts.collect()?.into_iter().fold((0, 0), |(a, b), (w, t)| (a + w, b + t));
                 Output::Summary { words, total }
             }

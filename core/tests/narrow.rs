@@ -61,6 +61,28 @@ fn number_to_number_transformations() {
             },
         ),
         ordered(
+            "map_partitions_ref sees the same as map_partitions",
+            |r| {
+                Ok(r.map_partitions_ref(|split, xs: &[u64]| {
+                    [split as u64, xs.len() as u64, xs.iter().sum(), xs.first().copied().unwrap_or(u64::MAX)]
+                }))
+            },
+            |parts| {
+                parts
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(split, xs)| {
+                        [split as u64, xs.len() as u64, xs.iter().sum(), xs.first().copied().unwrap_or(u64::MAX)]
+                    })
+                    .collect()
+            },
+        ),
+        ordered(
+            "map_partitions_ref of a computed (not held) partition",
+            |r| Ok(r.map(|x| x + 1).map_partitions_ref(|_, xs: &[u64]| xs.iter().rev().copied().collect::<Vec<_>>())),
+            |parts| parts.iter().flat_map(|xs| xs.iter().rev().map(|x| x + 1).collect::<Vec<_>>()).collect(),
+        ),
+        ordered(
             "map_partitions emitting nothing for odd partitions",
             |r| {
                 Ok(r.map_partitions(
@@ -184,6 +206,39 @@ fn partition_counts() {
         for n in [1, 4, 9] {
             assert_eq!(r.repartition(n).unwrap().num_partitions(), n);
         }
+    }
+}
+
+/// A record whose clones are counted.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Counted(u64, #[serde(skip)] Option<Arc<AtomicUsize>>);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        if let Some(c) = &self.1 {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+        Counted(self.0, self.1.clone())
+    }
+}
+
+/// Readers of partitions held in memory (parallelized data, cached blocks, unions of them)
+/// borrow them: a filter copies only the records that pass, `map_partitions_ref` none.
+#[test]
+fn held_partitions_are_borrowed_not_copied() {
+    for (workers, seed) in common::configs() {
+        let at = format!("{workers} workers, seed {seed}");
+        let cluster = common::cluster(workers, seed);
+        let ctx = cluster.context();
+        let clones = Arc::new(AtomicUsize::new(0));
+        let data: Vec<Counted> = (0..1000).map(|i| Counted(i, Some(Arc::clone(&clones)))).collect();
+        let held = ctx.parallelize(data, 4).unwrap();
+        let both = held.union(std::slice::from_ref(&held));
+        assert_eq!(both.filter(|c| c.0 % 100 == 0).count().unwrap(), 20, "{at}");
+        assert_eq!(clones.swap(0, Ordering::SeqCst), 20, "filter copied more than its output, {at}");
+        let sums = both.map_partitions_ref(|_, xs: &[Counted]| [xs.iter().map(|c| c.0).sum::<u64>()]);
+        assert_eq!(sums.collect().unwrap().iter().sum::<u64>(), 2 * 999 * 1000 / 2, "{at}");
+        assert_eq!(clones.swap(0, Ordering::SeqCst), 0, "map_partitions_ref copied records, {at}");
     }
 }
 

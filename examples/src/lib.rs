@@ -252,10 +252,16 @@ pub fn top_k<K: Ord>(k: usize, mut counts: Vec<(K, u64)>) -> Vec<(K, u64)> {
     counts
 }
 
+/// [`top_k`] of borrowed counts: only the `k` winners' keys are cloned.
+pub fn top_k_borrowed<K: Ord + Clone>(k: usize, counts: &[(K, u64)]) -> Vec<(K, u64)> {
+    let refs: Vec<(&K, u64)> = counts.iter().map(|(key, n)| (key, *n)).collect();
+    top_k(k, refs).into_iter().map(|(key, n)| (key.clone(), n)).collect()
+}
+
 /// The `k` largest counts of a dataset: the top `k` of each partition, on the workers, merged
-/// on the driver (only `k` records per partition travel).
+/// on the driver (only `k` records per partition travel, and only they are copied).
 pub fn top_k_of<K: Data + Ord>(k: usize, counts: &Rdd<(K, u64)>) -> Result<Vec<(K, u64)>, Error> {
-    Ok(top_k(k, counts.map_partitions(move |_, part| top_k(k, part)).collect()?))
+    Ok(top_k(k, counts.map_partitions_ref(move |_, part| top_k_borrowed(k, part)).collect()?))
 }
 
 /// Counts per word over a window of `length` sliding every `slide`, computed incrementally;

@@ -34,6 +34,13 @@ use crate::Data;
 /// `out` in chunks.
 pub(crate) trait Compute<T>: Send + Sync {
     fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError>;
+
+    /// The partition `split` when it already exists whole in memory (data the program holds,
+    /// or a cached block on the way to it), so readers that only look at records borrow it
+    /// instead of copying it; `None` when it has to be computed.
+    fn held(&self, _split: usize, _tc: &mut TaskContext<'_>) -> Result<Option<Arc<Vec<T>>>, TaskError> {
+        Ok(None)
+    }
 }
 
 /// A dataset node with its record type.
@@ -81,9 +88,24 @@ impl<T: Data> RddNode<T> {
         Ok(all)
     }
 
+    /// The partition `split` when it can be read without being computed or copied: the block of
+    /// a persisted dataset (computed and cached first if the task does not have it), or data
+    /// held in memory on its narrow lineage. Readers that only look at records use this.
+    pub(crate) fn borrowed(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Option<Arc<Vec<T>>>, TaskError> {
+        if self.info.persisted {
+            return self.shared_partition(split, tc).map(Some);
+        }
+        self.compute().held(split, tc)
+    }
+
     /// The whole partition `split`, shared: the cached block of a persisted dataset when the
-    /// task has it (computed and cached otherwise), else computed.
+    /// task has it (computed and cached otherwise), else borrowed or computed.
     pub(crate) fn shared_partition(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Arc<Vec<T>>, TaskError> {
+        if !self.info.persisted {
+            if let Some(data) = self.compute().held(split, tc)? {
+                return Ok(data);
+            }
+        }
         if self.info.persisted {
             let block = BlockId::Rdd { rdd: self.info.id, partition: split as u32 };
             if let Some(data) = tc.input::<Vec<T>>(block)? {

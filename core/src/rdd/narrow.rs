@@ -42,6 +42,10 @@ struct Filter<T, F> {
 
 impl<T: Data, F: Fn(&T) -> bool + Send + Sync> Compute<T> for Filter<T, F> {
     fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
+        if let Some(data) = self.parent.borrowed(split, tc)? {
+            // Only the records that pass are copied out of a partition held in memory.
+            return task::push_iter(data.iter().filter(|x| (self.f)(x)).cloned(), out);
+        }
         self.parent.run(split, tc, &mut |chunk: &mut Vec<T>| {
             chunk.retain(|x| (self.f)(x));
             if chunk.is_empty() {
@@ -103,6 +107,24 @@ where
     }
 }
 
+struct MapPartitionsRef<T, F> {
+    parent: Arc<RddNode<T>>,
+    f: F,
+}
+
+impl<T, U, I, F> Compute<U> for MapPartitionsRef<T, F>
+where
+    T: Data,
+    U: Data,
+    I: IntoIterator<Item = U>,
+    F: Fn(usize, &[T]) -> I + Send + Sync,
+{
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, U>) -> Result<(), TaskError> {
+        let all = self.parent.shared_partition(split, tc)?;
+        task::push_iter((self.f)(split, &all), out)
+    }
+}
+
 struct Union<T> {
     parents: Vec<Arc<RddNode<T>>>,
 }
@@ -117,6 +139,17 @@ impl<T: Data> Compute<T> for Union<T> {
             start += parent.partitions();
         }
         Ok(())
+    }
+
+    fn held(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Option<Arc<Vec<T>>>, TaskError> {
+        let mut start = 0;
+        for parent in &self.parents {
+            if split < start + parent.partitions() {
+                return parent.borrowed(split - start, tc);
+            }
+            start += parent.partitions();
+        }
+        Ok(None)
     }
 }
 
@@ -195,6 +228,27 @@ impl<T: Data> Rdd<T> {
         f: impl Fn(usize, Vec<T>) -> I + Send + Sync + 'static,
     ) -> Rdd<U> {
         self.narrow("map_partitions", false, MapPartitions { parent: Arc::clone(&self.node), f })
+    }
+
+    /// [`Rdd::map_partitions`] for a `f` that only reads the records: it borrows each partition,
+    /// so a partition already in memory (a cached block, data the program holds) is not
+    /// copied first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let words = ctx.parallelize(vec!["a b".to_string(), "c".to_string(), "d e f".to_string()], 2)?.persist();
+    /// let per_partition = words.map_partitions_ref(|_, lines| [lines.iter().map(|l| l.split(' ').count()).sum::<usize>()]);
+    /// assert_eq!(per_partition.collect()?, vec![2, 4]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn map_partitions_ref<U: Data, I: IntoIterator<Item = U>>(
+        &self,
+        f: impl Fn(usize, &[T]) -> I + Send + Sync + 'static,
+    ) -> Rdd<U> {
+        self.narrow("map_partitions_ref", false, MapPartitionsRef { parent: Arc::clone(&self.node), f })
     }
 
     /// A dataset with one record per partition: the partition's records as a vector.

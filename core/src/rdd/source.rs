@@ -32,6 +32,10 @@ impl<T: Data> Compute<T> for Parallelized<T> {
     fn compute(&self, split: usize, _tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
         task::push_shared(&self.slices[split], out)
     }
+
+    fn held(&self, split: usize, _tc: &mut TaskContext<'_>) -> Result<Option<Arc<Vec<T>>>, TaskError> {
+        Ok(self.slices.get(split).cloned())
+    }
 }
 
 struct FromSource<S> {

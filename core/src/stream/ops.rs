@@ -209,6 +209,30 @@ impl<T: Data> DStream<T> {
         })
     }
 
+    /// [`Rdd::map_partitions_ref`] on every batch: `f` borrows each partition, so one already
+    /// in memory (an input batch's block, a cached state) is not copied first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let out = StreamTest::new().partitions(2).run(vec![vec![1, 2, 3, 4]], |s| {
+    ///     s.map_partitions_ref(|_, xs| [xs.iter().max().copied().unwrap_or(0)])
+    /// })?;
+    /// assert_eq!(out, vec![vec![2, 4]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn map_partitions_ref<U: Data, I: IntoIterator<Item = U>>(
+        &self,
+        f: impl Fn(usize, &[T]) -> I + Send + Sync + 'static,
+    ) -> DStream<U> {
+        let f = Arc::new(f);
+        self.each("map_partitions_ref", move |rdd| {
+            let f = Arc::clone(&f);
+            rdd.map_partitions_ref(move |i, xs| f(i, xs))
+        })
+    }
+
     /// [`Rdd::glom`] on every batch: one record per partition.
     ///
     /// # Examples
@@ -270,7 +294,7 @@ impl<T: Data> DStream<T> {
     /// ```
     pub fn count(&self) -> DStream<u64> {
         self.each("count", |rdd| {
-            rdd.map_partitions(|_, xs| [((), xs.len() as u64)]).reduce_by_key_single(|a, b| a + b).map(|((), n)| n)
+            rdd.map_partitions_ref(|_, xs| [((), xs.len() as u64)]).reduce_by_key_single(|a, b| a + b).map(|((), n)| n)
         })
     }
 
