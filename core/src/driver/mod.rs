@@ -73,8 +73,10 @@ struct Job {
     action: ActionId,
     /// Keeps the action, and through it the dataset's lineage, alive while the job runs.
     _handle: Arc<dyn ActionNode>,
-    partitions: Vec<u32>,
+    /// Where each requested partition's result goes in `results` (the request's order).
+    slots: BTreeMap<u32, Vec<usize>>,
     results: Vec<Option<Payload>>,
+    /// Distinct partitions without a result yet.
     remaining: usize,
 }
 
@@ -203,15 +205,14 @@ impl Driver {
                 jobs: BTreeSet::from([job]),
             },
         );
+        let mut slots: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, p) in request.partitions.iter().enumerate() {
+            slots.entry(*p).or_default().push(i);
+        }
+        let remaining = slots.len();
         self.jobs.insert(
             job,
-            Job {
-                action: request.action,
-                _handle: request.handle,
-                partitions: request.partitions,
-                results: (0..n).map(|_| None).collect(),
-                remaining: n,
-            },
+            Job { action: request.action, _handle: request.handle, slots, results: vec![None; n], remaining },
         );
         self.submit_stage(stage);
         self.schedule();
@@ -346,13 +347,15 @@ impl Driver {
         let Some(job) = self.jobs.get_mut(&job_id) else {
             return;
         };
-        let Some(index) = job.partitions.iter().position(|p| *p == partition) else {
+        let Some(slots) = job.slots.get(&partition) else {
             return;
         };
-        if job.results[index].is_none() {
+        if slots.first().is_some_and(|i| job.results[*i].is_none()) {
             job.remaining -= 1;
         }
-        job.results[index] = Some(payload);
+        for i in slots {
+            job.results[*i] = Some(payload.clone());
+        }
         if job.remaining > 0 {
             return;
         }
@@ -450,20 +453,19 @@ impl Driver {
 
     /// Launches queued tasks on workers with free slots, preferring workers that hold their
     /// input blocks.
+    /// Stops at the first task no worker has a slot for: it keeps its place at the head of the
+    /// queue, so a call costs O(tasks launched), not O(tasks queued).
     fn schedule(&mut self) {
-        let mut deferred = VecDeque::new();
         while let Some(task_id) = self.pending.pop_front() {
             if !self.workers.values().any(|w| w.running < w.slots) {
-                deferred.push_back(task_id);
-                break;
+                self.pending.push_front(task_id);
+                return;
             }
             if let Launch::NoSlot = self.launch(task_id) {
-                deferred.push_back(task_id);
-                break;
+                self.pending.push_front(task_id);
+                return;
             }
         }
-        deferred.extend(self.pending.drain(..));
-        self.pending = deferred;
     }
 
     fn launch(&mut self, task_id: TaskId) -> Launch {
