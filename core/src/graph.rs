@@ -200,6 +200,13 @@ impl Graph {
         }
     }
 
+    /// Releases the cached blocks of a persisted dataset that stays in the graph (a child's
+    /// lineage holds it): the workers drop them, and a task that needs them again recomputes
+    /// and caches them.
+    pub(crate) fn release_rdd_blocks(&self, id: RddId) {
+        self.lock().released.rdds.push(id);
+    }
+
     /// Called when a shuffle's node is dropped.
     pub(crate) fn forget_shuffle(&self, id: ShuffleId) {
         let mut g = self.lock();

@@ -325,3 +325,39 @@ proptest! {
         }
     }
 }
+
+/// An incremental window's past states leave the block stores as the stream forgets them,
+/// though each stays in the next state's lineage: without checkpoints, the stores grow with
+/// each batch's own data, not by a whole state per batch.
+#[test]
+fn past_window_states_leave_the_block_stores() {
+    use dstream::{ManualClock, StepCluster, StreamingContext, Time};
+    use std::sync::Arc;
+
+    let cluster = StepCluster::builder().workers(2).seed(5).build();
+    let ssc = StreamingContext::new(cluster.context(), secs(1), Arc::new(ManualClock::new(Time::ZERO))).unwrap();
+    let (queue, pairs) = ssc.queue_stream::<(u32, i64)>(2);
+    // One large batch, then one key a batch: the state keeps 2,000 keys for the whole run.
+    queue.push((0..2_000).map(|k| (k, 1)).collect());
+    for _ in 0..40 {
+        queue.push(vec![(7, 1)]);
+    }
+    let window = pairs.reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, secs(1000), secs(1), 2).unwrap();
+    window.foreach_rdd(|rdd, _| rdd.count().map(drop)).unwrap();
+    let stored = |c: &StepCluster| c.stored_bytes().iter().sum::<u64>();
+    ssc.step().unwrap();
+    let first = stored(&cluster);
+    for _ in 0..20 {
+        ssc.step().unwrap();
+    }
+    let at_21 = stored(&cluster);
+    for _ in 0..20 {
+        ssc.step().unwrap();
+    }
+    let at_41 = stored(&cluster);
+    assert!(
+        at_41 - at_21 < first / 2,
+        "stores grew by {} bytes over 20 batches; one state and batch take {first} (2 workers, seed 5)",
+        at_41 - at_21
+    );
+}

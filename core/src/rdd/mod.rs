@@ -149,6 +149,10 @@ impl<T: Data> RddNode<T> {
     pub(crate) fn partitioner(&self) -> Option<PartitionerKind> {
         self.info.partitioner
     }
+
+    pub(crate) fn is_persisted(&self) -> bool {
+        self.info.persisted
+    }
 }
 
 impl<T: Data> Node for RddNode<T> {

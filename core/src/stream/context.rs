@@ -363,7 +363,8 @@ impl StreamingContext {
         }
         let remember = *lock(&inner.remember);
         let keep_from = Time::from_nanos(time.as_nanos().saturating_sub(duration_nanos(remember)));
-        lock(&inner.nodes).iter().for_each(|n| n.forget_before(keep_from));
+        let checkpoint_zero = ck.is_some().then_some(zero);
+        lock(&inner.nodes).iter().for_each(|n| n.forget_before(keep_from, checkpoint_zero));
         if let Some(ck) = ck {
             ck.batch_completed(time, self.input_remember())?;
         }

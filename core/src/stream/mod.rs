@@ -58,8 +58,10 @@ pub(crate) trait StreamCompute<T>: Send + Sync {
 /// Type-erased view of a node for the stream graph.
 pub(crate) trait StreamNodeDyn: Send + Sync {
     fn id(&self) -> StreamId;
-    /// Forgets datasets older than the node must remember, counting back from `time`.
-    fn forget_before(&self, time: Time);
+    /// Forgets datasets older than the node must remember, counting back from `time`, and
+    /// releases their cached blocks, except, when the context checkpoints from
+    /// `checkpoint_zero`, those of datasets due for a checkpoint (a write may still read them).
+    fn forget_before(&self, time: Time, checkpoint_zero: Option<Time>);
     /// Generates (and remembers) the node's dataset for `time`.
     fn generate(&self, time: Time, b: &BatchCtx<'_>) -> Result<(), Error>;
     /// How far back the node's datasets are remembered.
@@ -124,12 +126,26 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
         self.id
     }
 
-    fn forget_before(&self, time: Time) {
+    fn forget_before(&self, time: Time, checkpoint_zero: Option<Time>) {
         let keep = *lock(&self.remember);
         let mut generated = lock(&self.generated);
         let cutoff = Time::from_nanos(time.as_nanos().saturating_sub(duration_nanos(keep)));
         // Keep everything after the cutoff: a child may still read it.
-        *generated = generated.split_off(&Time::from_nanos(cutoff.as_nanos().saturating_add(1)));
+        let kept = generated.split_off(&Time::from_nanos(cutoff.as_nanos().saturating_add(1)));
+        let forgotten = std::mem::replace(&mut *generated, kept);
+        drop(generated);
+        // A forgotten dataset may live on in the lineage of later ones (a window's state in the
+        // next state's): its cached blocks go now, or every past state would stay in memory
+        // until a checkpoint cuts the chain. Rebuilding one, if a later block is lost, goes
+        // through lineage like any other.
+        let every = self.checkpoint_interval();
+        for (t, rdd) in forgotten {
+            let Some(rdd) = rdd else { continue };
+            let checkpointed = checkpoint_zero.zip(every).is_some_and(|(zero, every)| is_multiple(t - zero, every));
+            if rdd.node().is_persisted() && !checkpointed {
+                rdd.context().graph().release_rdd_blocks(rdd.id());
+            }
+        }
     }
 
     fn generate(&self, time: Time, b: &BatchCtx<'_>) -> Result<(), Error> {
