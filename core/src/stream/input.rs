@@ -127,17 +127,40 @@ impl<T: Data> InputDyn for QueueInput<T> {
     }
 }
 
-/// The records of `chunks` in order, as one vector: the first chunk itself when it is the only
-/// one, otherwise copied once into a vector of the exact size.
-fn concat<T>(mut chunks: Vec<Vec<T>>) -> Vec<T> {
-    if chunks.len() == 1 {
-        return chunks.pop().unwrap_or_default();
+/// The most bytes of records (`size_of` each) that chunks are gathered into one partition of
+/// a pushed batch: larger partitions would each be a fresh mapping of the allocator (glibc maps
+/// allocations above 32 MiB on their own), faulted in page by page and unmapped when dropped.
+const PARTITION_BYTES_MAX: usize = 16 << 20;
+
+/// The records of `chunks` in order, gathered into vectors of about `bytes_max` bytes of records
+/// at most (a larger chunk stays whole): a chunk that makes a partition alone moves as it is,
+/// others are copied once into a vector of the exact size.
+fn concat<T>(chunks: Vec<Vec<T>>, bytes_max: usize) -> Vec<Vec<T>> {
+    let per_part = (bytes_max / std::mem::size_of::<T>().max(1)).max(1);
+    let mut parts = Vec::new();
+    let mut group: Vec<Vec<T>> = Vec::new();
+    let mut len = 0;
+    let flush = |group: &mut Vec<Vec<T>>, parts: &mut Vec<Vec<T>>| match group.len() {
+        0 => {}
+        1 => parts.extend(group.pop()),
+        _ => {
+            let mut all = Vec::with_capacity(group.iter().map(Vec::len).sum());
+            for mut chunk in group.drain(..) {
+                all.append(&mut chunk);
+            }
+            parts.push(all);
+        }
+    };
+    for chunk in chunks {
+        if len > 0 && len + chunk.len() > per_part {
+            flush(&mut group, &mut parts);
+            len = 0;
+        }
+        len += chunk.len();
+        group.push(chunk);
     }
-    let mut all = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
-    for mut chunk in chunks {
-        all.append(&mut chunk);
-    }
-    all
+    flush(&mut group, &mut parts);
+    parts
 }
 
 /// Splits `records` into `n` contiguous slices of nearly equal size (as `parallelize` does).
@@ -245,7 +268,8 @@ impl<T: Data> InputDyn for PushInput<T> {
             let index = chunk.at.as_nanos().saturating_sub(prev.as_nanos()) / block;
             blocks.entry(index).or_default().push(chunk.records);
         }
-        lock(&self.frozen.closed).insert(time, blocks.into_values().map(concat).collect());
+        let parts = blocks.into_values().flat_map(|chunks| concat(chunks, PARTITION_BYTES_MAX)).collect();
+        lock(&self.frozen.closed).insert(time, parts);
         n
     }
 
@@ -294,5 +318,40 @@ impl StreamingContext {
         let stream = DStream::new_node(self, "input_stream", self.batch_interval(), Vec::new(), frozen);
         self.register_input(input.clone(), stream.node().clone());
         (InputHandle { input }, stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::concat;
+
+    #[test]
+    fn concat_gathers_chunks_into_bounded_partitions_in_order() {
+        // (chunk lengths, records per partition at most) -> partition lengths
+        let table: &[(&[usize], usize, &[usize])] = &[
+            (&[], 4, &[]),
+            (&[3], 4, &[3]),
+            (&[9], 4, &[9]),
+            (&[1, 2, 1], 4, &[4]),
+            (&[1, 2, 2], 4, &[3, 2]),
+            (&[2, 9, 1], 4, &[2, 9, 1]),
+            (&[4, 4, 4], 4, &[4, 4, 4]),
+            (&[1, 1, 1, 1, 1], 2, &[2, 2, 1]),
+        ];
+        for (chunks, per_part, want) in table {
+            let mut next = 0u64;
+            let input: Vec<Vec<u64>> = chunks
+                .iter()
+                .map(|n| {
+                    next += *n as u64;
+                    (next - *n as u64..next).collect()
+                })
+                .collect();
+            let parts = concat(input, per_part * std::mem::size_of::<u64>());
+            let lens: Vec<usize> = parts.iter().map(Vec::len).collect();
+            assert_eq!(&lens, want, "chunks {chunks:?}, {per_part} per partition");
+            let all: Vec<u64> = parts.concat();
+            assert_eq!(all, (0..next).collect::<Vec<_>>(), "chunks {chunks:?}: order");
+        }
     }
 }
