@@ -407,12 +407,22 @@ pub struct GeneratorReceiver {
     round: Duration,
     start: Option<Time>,
     first: u64,
+    /// This receiver's share of the schedule: records `i` with `i % share.1 == share.0`.
+    share: (u64, u64),
 }
 
 impl GeneratorReceiver {
     /// Replays `pool` at `rate` records per second (0 emits nothing).
     pub fn new(pool: Arc<RecordPool>, rate: u64) -> GeneratorReceiver {
-        GeneratorReceiver { pool, rate, chunk: 4096, round: Duration::from_millis(1), start: None, first: 0 }
+        GeneratorReceiver {
+            pool,
+            rate,
+            chunk: 4096,
+            round: Duration::from_millis(1),
+            start: None,
+            first: 0,
+            share: (0, 1),
+        }
     }
 
     /// The most records stored in one call (default 4096; at least 1).
@@ -439,6 +449,47 @@ impl GeneratorReceiver {
     pub fn pool_offset(mut self, index: u64) -> Self {
         self.first = index;
         self
+    }
+
+    /// Makes this receiver one of `of` that replay the schedule together, for input on several
+    /// threads: it emits the records `i` with `i % of == index`, each at its due time on the
+    /// whole schedule at `rate`, so the union of the `of` receivers' streams holds the records
+    /// one receiver at `rate` would. An `index` of `of` or more is taken modulo `of`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use dstream::generator::{GeneratorReceiver, RecordPool};
+    /// use dstream::{ManualClock, StepCluster, StreamingContext, Time};
+    ///
+    /// let clock = Arc::new(ManualClock::new(Time::ZERO));
+    /// let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), clock.clone())?;
+    /// let pool = Arc::new(RecordPool::new(7, 100));
+    /// let parts: Vec<_> = (0..3)
+    ///     .map(|i| ssc.receiver_stream(GeneratorReceiver::new(Arc::clone(&pool), 10).start_time(Time::ZERO).share(i, 3)))
+    ///     .collect();
+    /// let all = parts[0].union(&parts[1..])?;
+    /// all.foreach_rdd(|_, _| Ok(()))?;
+    /// ssc.start_receivers()?;
+    /// clock.advance(Duration::from_secs(1));
+    /// ssc.stop_receivers();
+    /// assert_eq!(ssc.step()?.records, 10);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn share(mut self, index: u64, of: u64) -> Self {
+        let of = of.max(1);
+        self.share = (index % of, of);
+        self
+    }
+
+    /// How many of this receiver's records are due at `now`.
+    fn due_share(&self, start: Time, now: Time) -> u64 {
+        let (index, of) = self.share;
+        // Global records 0..due, of which those congruent to `index`.
+        self.due(start, now).saturating_sub(index).div_ceil(of)
     }
 
     /// How many records are due at `now`: those whose [`GeneratorReceiver::due_time`] is at
@@ -470,13 +521,16 @@ impl Receiver<Record> for GeneratorReceiver {
         let clock = Arc::clone(ctx.clock());
         let start = self.start.unwrap_or_else(|| clock.now());
         let mut emitted: u64 = 0;
+        let (index, of) = self.share;
+        // This receiver's k-th record is record `index + k * of` of the whole schedule.
+        let global = |k: u64| index.saturating_add(k.saturating_mul(of));
         loop {
             let now = clock.now();
-            let due = self.due(start, now);
+            let due = self.due_share(start, now);
             while emitted < due {
                 let n = (due - emitted).min(self.chunk as u64);
                 let chunk: Vec<Record> = (emitted..emitted + n)
-                    .map(|i| self.pool.record(self.first.wrapping_add(i), self.due_time(start, i)))
+                    .map(|k| self.pool.record(self.first.wrapping_add(global(k)), self.due_time(start, global(k))))
                     .collect();
                 if ctx.store(chunk).is_err() {
                     // The context stopped accepting input: nothing more can be delivered.
@@ -487,7 +541,7 @@ impl Receiver<Record> for GeneratorReceiver {
             if ctx.is_stopped() {
                 return Ok(());
             }
-            let next = self.due_time(start, emitted).max(now + self.round);
+            let next = self.due_time(start, global(emitted)).max(now + self.round);
             // Returns early when stopped; the next round stores what is due by then and exits.
             ctx.wait_until(next);
         }
@@ -725,6 +779,36 @@ mod tests {
         for (i, r) in records.iter().enumerate() {
             assert_eq!(r.emitted, Time::from_millis(i as u64 + 1));
             assert_eq!(r.as_bytes(), pool.line(i as u64 + 3));
+        }
+    }
+
+    #[test]
+    fn shared_receivers_together_emit_the_single_schedule() {
+        let pool = Arc::new(RecordPool::new(SEED, 7));
+        for of in [1u64, 2, 3, 7] {
+            let mut all: Vec<Record> = Vec::new();
+            for index in 0..of {
+                let receiver = GeneratorReceiver::new(Arc::clone(&pool), 1_000)
+                    .start_time(Time::ZERO)
+                    .chunk_records(64)
+                    .pool_offset(3)
+                    .share(index, of);
+                let (ssc, clock, seen) = generated(receiver);
+                ssc.start_receivers().expect("start");
+                clock.advance(Duration::from_millis(500));
+                ssc.stop_receivers();
+                ssc.step().expect("batch");
+                let mine: Vec<Record> = seen.lock().expect("lock").concat();
+                let at = format!("receiver {index} of {of}");
+                assert!(mine.iter().all(|r| (r.emitted.as_nanos() / 1_000_000 - 1) % of == index), "{at}");
+                all.extend(mine);
+            }
+            all.sort_by_key(|r| r.emitted);
+            assert_eq!(all.len(), 500, "{of} receivers");
+            for (i, r) in all.iter().enumerate() {
+                assert_eq!(r.emitted, Time::from_millis(i as u64 + 1), "{of} receivers");
+                assert_eq!(r.as_bytes(), pool.line(i as u64 + 3), "{of} receivers");
+            }
         }
     }
 
