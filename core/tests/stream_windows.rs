@@ -343,7 +343,18 @@ fn past_window_states_leave_the_block_stores() {
         queue.push(vec![(7, 1)]);
     }
     let window = pairs.reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, secs(1000), secs(1), 2).unwrap();
-    window.foreach_rdd(|rdd, _| rdd.count().map(drop)).unwrap();
+    let zipped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&zipped);
+    window
+        .foreach_rdd(move |rdd, _| {
+            // Each batch is reduced into the window's partitioning, so the step merges it
+            // narrowly: persist <- window_step <- (previous state, delta <- zip_union).
+            if rdd.lineage().iter().take(5).any(|(_, name)| *name == "zip_union") {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            rdd.count().map(drop)
+        })
+        .unwrap();
     let stored = |c: &StepCluster| c.stored_bytes().iter().sum::<u64>();
     ssc.step().unwrap();
     let first = stored(&cluster);
@@ -355,6 +366,7 @@ fn past_window_states_leave_the_block_stores() {
         ssc.step().unwrap();
     }
     let at_41 = stored(&cluster);
+    assert_eq!(zipped.load(std::sync::atomic::Ordering::SeqCst), 40, "every step after the first merges narrowly");
     assert!(
         at_41 - at_21 < first / 2,
         "stores grew by {} bytes over 20 batches; one state and batch take {first} (2 workers, seed 5)",

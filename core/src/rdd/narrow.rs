@@ -125,6 +125,20 @@ where
     }
 }
 
+/// Partition `p` holds partition `p` of every parent in turn (parents partitioned alike).
+struct ZipUnion<T> {
+    parents: Vec<Arc<RddNode<T>>>,
+}
+
+impl<T: Data> Compute<T> for ZipUnion<T> {
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
+        for parent in &self.parents {
+            parent.run(split, tc, out)?;
+        }
+        Ok(())
+    }
+}
+
 struct Union<T> {
     parents: Vec<Arc<RddNode<T>>>,
 }
@@ -289,6 +303,24 @@ impl<T: Data> Rdd<T> {
             start += p.partitions();
         }
         Rdd::from_compute(&self.ctx, "union", start, deps, None, Union { parents })
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    /// The union of datasets with the same partitioner, partition by partition: partition `p`
+    /// holds partition `p` of each of `rdds` in turn, and the partitioner is kept, so a keyed
+    /// step over it needs no shuffle. `None` unless all of them (at least one) share a known
+    /// partitioner.
+    pub(crate) fn zip_union(rdds: &[Rdd<T>]) -> Option<Rdd<T>> {
+        let first = rdds.first()?;
+        let partitioner = first.node.partitioner()?;
+        if rdds.iter().any(|r| r.node.partitioner() != Some(partitioner)) {
+            return None;
+        }
+        let parents: Vec<Arc<RddNode<T>>> = rdds.iter().map(|r| Arc::clone(&r.node)).collect();
+        let deps = parents.iter().map(|p| Dep::Narrow { parent: p.id(), map: NarrowMap::OneToOne }).collect();
+        let compute = ZipUnion { parents };
+        Some(Rdd::from_compute(&first.ctx, "zip_union", first.num_partitions(), deps, Some(partitioner), compute))
     }
 }
 

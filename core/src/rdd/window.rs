@@ -90,11 +90,17 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             c.1 = both(c.1.take(), n);
         };
         let agg = Aggregator::new(|d| d, merge.clone(), merge);
-        let delta = match tagged.split_first() {
-            Some((first, rest)) => first.union(rest),
-            None => self.context().parallelize_partitions(Vec::new()),
-        }
-        .combine_with(Arc::new(agg), Arc::new(HashPartitioner(partitions)), true);
+        // Batches reduced into the window's partitioning merge partition by partition, with no
+        // shuffle; others are shuffled into it.
+        let window = Some(PartitionerKind::Hash(partitions));
+        let tagged = match Rdd::zip_union(&tagged).filter(|u| u.node().partitioner() == window) {
+            Some(zipped) => zipped,
+            None => match tagged.split_first() {
+                Some((first, rest)) => first.union(rest),
+                None => self.context().parallelize_partitions(Vec::new()),
+            },
+        };
+        let delta = tagged.combine_with(Arc::new(agg), Arc::new(HashPartitioner(partitions)), true);
         let prev = if self.node().partitioner() == Some(PartitionerKind::Hash(partitions)) {
             self.clone()
         } else {

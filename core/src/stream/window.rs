@@ -376,7 +376,12 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         check_window(length, slide, self.slide_duration())?;
         crate::rdd::check_partitions("reduce_by_key_and_window", partitions)?;
         let r = Arc::clone(&reduce);
-        let reduced = self.reduce_by_key(move |a, b| r(a, b));
+        // Each batch is reduced into the window's own partitioning, so the step merges the
+        // batches entering and leaving the window into the state without another shuffle.
+        let reduced = self.transform(move |rdd, _| {
+            let r = Arc::clone(&r);
+            rdd.reduce_by_key_with_partitions(move |a, b| r(a, b), partitions)
+        });
         // Leaving batches are read up to one slide after they left the window.
         reduced.node().remember_at_least(length + slide);
         let this = Arc::new(OnceLock::new());
