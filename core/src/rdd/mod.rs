@@ -102,20 +102,18 @@ impl<T: Data> RddNode<T> {
     /// task has it (computed and cached otherwise), else borrowed or computed.
     pub(crate) fn shared_partition(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Arc<Vec<T>>, TaskError> {
         if !self.info.persisted {
-            if let Some(data) = self.compute().held(split, tc)? {
-                return Ok(data);
-            }
+            return match self.compute().held(split, tc)? {
+                Some(data) => Ok(data),
+                None => Ok(Arc::new(self.collect_partition(split, tc, false)?)),
+            };
         }
-        if self.info.persisted {
-            let block = BlockId::Rdd { rdd: self.info.id, partition: split as u32 };
-            if let Some(data) = tc.input::<Vec<T>>(block)? {
-                return Ok(data);
-            }
-            let data = Arc::new(self.collect_partition(split, tc, false)?);
-            tc.store(block, Payload::local(Arc::clone(&data)), task::estimate_bytes(&data));
+        let block = BlockId::Rdd { rdd: self.info.id, partition: split as u32 };
+        if let Some(data) = tc.input::<Vec<T>>(block)? {
             return Ok(data);
         }
-        Ok(Arc::new(self.collect_partition(split, tc, false)?))
+        let data = Arc::new(self.collect_partition(split, tc, false)?);
+        tc.store(block, Payload::local(Arc::clone(&data)), task::estimate_bytes(&data));
+        Ok(data)
     }
 
     fn compute(&self) -> Arc<dyn Compute<T>> {

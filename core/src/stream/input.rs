@@ -207,12 +207,11 @@ impl<T: Data> InputHandle<T> {
     pub fn push_all(&self, records: impl IntoIterator<Item = T>) -> Result<(), Error> {
         // Collecting a `Vec`'s own iterator reuses its buffer.
         let records: Vec<T> = records.into_iter().collect();
-        if records.is_empty() {
-            return Ok(());
-        }
         let mut buffer = self.input.lock_accepting()?;
-        let at = self.input.clock.now();
-        buffer.push_back(Chunk { at, records });
+        if !records.is_empty() {
+            let at = self.input.clock.now();
+            buffer.push_back(Chunk { at, records });
+        }
         Ok(())
     }
 }
