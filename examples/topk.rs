@@ -27,11 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dstream::generator::RecordPool;
-use dstream::hash::FixedMap;
 use dstream::{StreamingContext, SystemClock};
 use dstream_examples::{
-    local_cluster, main_with, print_top, run_until, state_partitions, track_top, windowed_counts, Flags, Progress,
-    Until,
+    local_cluster, main_with, print_top, run_until, state_partitions, track_top, windowed_counts, word_counts, Flags,
+    Progress, Until,
 };
 
 const USAGE: &str =
@@ -51,25 +50,10 @@ fn run(flags: &Flags) -> Result<(), Box<dyn std::error::Error>> {
 
     let records = ssc.generator_stream(RecordPool::standard(), rate);
     // Each partition's words are counted where they are, reading the records in place, so a
-    // word is copied into a `String` once per partition (when first seen) rather than once per
-    // occurrence (Zipf: most occurrences are of a few words); this about halves the processing
-    // time of plain `flat_map` to `(word, 1)` pairs. The keys are owned rather than borrowed
-    // from the records so that the map's comparisons stay within the map, not spread over the
-    // partition's records.
-    let ones = records.map_partitions_ref(|_, part| {
-        let mut counts: FixedMap<String, u64> = FixedMap::default();
-        for record in part {
-            for word in record.words() {
-                match counts.get_mut(word) {
-                    Some(n) => *n += 1,
-                    None => {
-                        counts.insert(word.to_owned(), 1);
-                    }
-                }
-            }
-        }
-        counts.into_iter().collect::<Vec<_>>()
-    });
+    // word is copied into a `String` once per partition rather than once per occurrence (Zipf:
+    // most occurrences are of a few words); this about halves the processing time of plain
+    // `flat_map` to `(word, 1)` pairs.
+    let ones = records.map_partitions_ref(|_, part| word_counts(part));
     let counts = windowed_counts(&ones, window, batch, partitions)?;
     let top = track_top(&counts, k, 3, quiet)?;
 

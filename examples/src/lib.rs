@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dstream::generator::Record;
+use dstream::hash::FixedMap;
 use dstream::{BatchInfo, DStream, Data, Error, Rdd, StreamingHandle, StreamingListener, Time};
 use dstream_inproc::LocalCluster;
 
@@ -250,6 +252,24 @@ pub fn top_k<K: Ord>(k: usize, mut counts: Vec<(K, u64)>) -> Vec<(K, u64)> {
     }
     counts.sort_unstable_by(order);
     counts
+}
+
+/// The words of `records` with their number of occurrences, counted in place: a word is copied
+/// into a `String` once (when first seen), not once per occurrence. The keys are owned so the
+/// map's comparisons stay within the map rather than reaching into the records.
+pub fn word_counts(records: &[Record]) -> Vec<(String, u64)> {
+    let mut counts: FixedMap<String, u64> = FixedMap::default();
+    for record in records {
+        for word in record.words() {
+            match counts.get_mut(word) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(word.to_owned(), 1);
+                }
+            }
+        }
+    }
+    counts.into_iter().collect()
 }
 
 /// [`top_k`] of borrowed counts: only the `k` winners' keys are cloned.

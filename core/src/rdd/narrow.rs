@@ -143,27 +143,33 @@ struct Union<T> {
     parents: Vec<Arc<RddNode<T>>>,
 }
 
-impl<T: Data> Compute<T> for Union<T> {
-    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
+impl<T: Data> Union<T> {
+    /// The parent holding partition `split` of the union, and its partition number there.
+    fn locate(&self, split: usize) -> Option<(&RddNode<T>, usize)> {
         let mut start = 0;
         for parent in &self.parents {
             if split < start + parent.partitions() {
-                return parent.run(split - start, tc, out);
+                return Some((parent, split - start));
             }
             start += parent.partitions();
         }
-        Ok(())
+        None
+    }
+}
+
+impl<T: Data> Compute<T> for Union<T> {
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
+        match self.locate(split) {
+            Some((parent, p)) => parent.run(p, tc, out),
+            None => Ok(()),
+        }
     }
 
     fn held(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Option<Arc<Vec<T>>>, TaskError> {
-        let mut start = 0;
-        for parent in &self.parents {
-            if split < start + parent.partitions() {
-                return parent.borrowed(split - start, tc);
-            }
-            start += parent.partitions();
+        match self.locate(split) {
+            Some((parent, p)) => parent.borrowed(p, tc),
+            None => Ok(None),
         }
-        Ok(None)
     }
 }
 
@@ -304,9 +310,7 @@ impl<T: Data> Rdd<T> {
         }
         Rdd::from_compute(&self.ctx, "union", start, deps, None, Union { parents })
     }
-}
 
-impl<T: Data> Rdd<T> {
     /// The union of datasets with the same partitioner, partition by partition: partition `p`
     /// holds partition `p` of each of `rdds` in turn, and the partitioner is kept, so a keyed
     /// step over it needs no shuffle. `None` unless all of them (at least one) share a known
