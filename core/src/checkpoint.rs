@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{self, CodecError};
+use crate::ids::StreamId;
 use crate::storage::{Storage, StorageError};
-use crate::stream::StreamId;
 use crate::time::Time;
 
 /// What a checkpoint is of: the fields of its header besides the format's own.

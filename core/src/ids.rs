@@ -1,6 +1,6 @@
 //! Identifiers of graph nodes, jobs, stages, tasks, cluster members and blocks.
 //!
-//! Graph ids ([`RddId`], [`ShuffleId`], [`ActionId`]) come from construction order, so every
+//! Graph ids ([`RddId`], [`ShuffleId`], [`ActionId`], [`StreamId`]) come from construction order, so every
 //! process that runs the same program assigns the same ids to the same nodes.
 
 use std::fmt;
@@ -51,6 +51,16 @@ id_type!(
     TaskId,
     "task"
 );
+
+/// A stream in the program's stream graph, numbered in construction order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StreamId(pub u64);
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stream{}", self.0)
+    }
+}
 
 /// A worker of the cluster, numbered from zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 /// use std::time::Duration;
 /// let t = Time::from_millis(500) + Duration::from_millis(250);
 /// assert_eq!(t.as_millis(), 750);
+/// assert_eq!(t - Duration::from_millis(700), Time::from_millis(50));
+/// assert_eq!(t - Duration::from_secs(1), Time::ZERO); // saturates at the origin
+/// assert_eq!(t - Time::from_millis(250), Duration::from_millis(500));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Time(u64);
@@ -59,6 +62,15 @@ impl Add<Duration> for Time {
     fn add(self, rhs: Duration) -> Time {
         let nanos = u64::try_from(rhs.as_nanos()).unwrap_or(u64::MAX);
         Time(self.0.saturating_add(nanos))
+    }
+}
+
+impl Sub<Duration> for Time {
+    type Output = Time;
+    /// The time `rhs` earlier, or the origin if that is before it.
+    fn sub(self, rhs: Duration) -> Time {
+        let nanos = u64::try_from(rhs.as_nanos()).unwrap_or(u64::MAX);
+        Time(self.0.saturating_sub(nanos))
     }
 }
 

@@ -26,9 +26,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{duration_nanos, lock, StreamId};
+use super::{duration_nanos, lock};
 use crate::checkpoint::{self, CheckpointHeader, CheckpointStats, Checkpointing};
 use crate::error::Error;
+use crate::ids::StreamId;
 use crate::rdd::checkpoint::CheckpointTarget;
 use crate::rdd::Rdd;
 use crate::time::Time;
@@ -387,8 +388,8 @@ impl Checkpointer {
                     None => return,
                 }
             }
-            let keep_after = from.as_nanos().saturating_sub(duration_nanos(input_remember));
-            let keep = s.logged.split_off(&Time::from_nanos(keep_after.saturating_add(1)));
+            let keep_after = from - input_remember;
+            let keep = s.logged.split_off(&Time::from_nanos(keep_after.as_nanos().saturating_add(1)));
             let doomed = std::mem::replace(&mut s.logged, keep);
             doomed.into_values().flatten().collect()
         };

@@ -8,9 +8,10 @@ use std::time::Duration;
 use super::checkpoint::{CheckpointInfo, Checkpointer};
 use super::input::InputDyn;
 use super::receiver::ReceiverDyn;
-use super::{duration_nanos, lock, BatchCtx, StreamId, StreamNodeDyn};
+use super::{duration_nanos, lock, BatchCtx, StreamNodeDyn};
 use crate::error::Error;
 use crate::hash::Digest;
+use crate::ids::StreamId;
 use crate::time::{Clock, Time};
 use crate::Context;
 
@@ -328,7 +329,7 @@ impl StreamingContext {
             // Closed before the restart: the input log holds the batch (read when restoring).
             inputs.iter().map(|(i, _)| i.frozen().records_at(time)).sum()
         } else {
-            let prev = Time::from_nanos(time.as_nanos() - duration_nanos(inner.batch_interval));
+            let prev = time - inner.batch_interval;
             let records = inputs.iter().map(|(i, _)| i.close_batch(prev, time)).sum();
             if let Some(ck) = ck {
                 for (input, node) in &inputs {
@@ -362,7 +363,7 @@ impl StreamingContext {
             }
         }
         let remember = *lock(&inner.remember);
-        let keep_from = Time::from_nanos(time.as_nanos().saturating_sub(duration_nanos(remember)));
+        let keep_from = time - remember;
         let checkpoint_zero = ck.is_some().then_some(zero);
         lock(&inner.nodes).iter().for_each(|n| n.forget_before(keep_from, checkpoint_zero));
         if let Some(ck) = ck {

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use super::checkpoint::Checkpointer;
 use super::context::StreamingContext;
-use super::{duration_nanos, lock, BatchCtx, DStream, StreamCompute, StreamId};
+use super::{duration_nanos, lock, BatchCtx, DStream, StreamCompute};
 use crate::error::Error;
+use crate::ids::StreamId;
 use crate::rdd::Rdd;
 use crate::time::{Clock, Time};
 use crate::Data;

@@ -28,20 +28,11 @@ pub use receiver::{Receiver, ReceiverContext};
 
 use crate::error::Error;
 use crate::hash::Digest;
+pub use crate::ids::StreamId;
 use crate::rdd::Rdd;
 use crate::time::Time;
 use crate::{Context, Data};
 use checkpoint::{CheckpointDataset, CheckpointEvery, Checkpointer, StateCheckpoint};
-
-/// A stream in the program's stream graph, numbered in construction order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StreamId(pub u64);
-
-impl std::fmt::Display for StreamId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "stream{}", self.0)
-    }
-}
 
 /// What a node sees while generating a batch.
 pub(crate) struct BatchCtx<'a> {
@@ -129,9 +120,9 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
     fn forget_before(&self, time: Time, checkpoint_zero: Option<Time>) {
         let keep = *lock(&self.remember);
         let mut generated = lock(&self.generated);
-        let cutoff = Time::from_nanos(time.as_nanos().saturating_sub(duration_nanos(keep)));
+        let cutoff = time - keep;
         // Keep everything after the cutoff: a child may still read it.
-        let kept = generated.split_off(&Time::from_nanos(cutoff.as_nanos().saturating_add(1)));
+        let kept = generated.split_off(&(cutoff + Duration::from_nanos(1)));
         let forgotten = std::mem::replace(&mut *generated, kept);
         drop(generated);
         // A forgotten dataset may live on in the lineage of later ones (a window's state in the

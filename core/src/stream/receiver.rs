@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::context::{Inner, StreamingContext};
 use super::input::InputHandle;
-use super::{lock, DStream, StreamId};
+use super::{lock, DStream};
 use crate::error::Error;
+use crate::ids::StreamId;
 use crate::time::{Clock, Time};
 use crate::Data;
 

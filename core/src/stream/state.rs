@@ -15,7 +15,7 @@ use std::ops::Deref;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use super::{duration_nanos, BatchCtx, DStream, StreamCompute, StreamNode};
+use super::{BatchCtx, DStream, StreamCompute, StreamNode};
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::rdd::state_step::{state_step, KeyUpdate};
 use crate::rdd::Rdd;
@@ -32,7 +32,7 @@ fn previous<T: Data>(
     slide: Duration,
     b: &BatchCtx<'_>,
 ) -> Result<Option<Rdd<T>>, Error> {
-    let previous = Time::from_nanos(time.as_nanos().saturating_sub(duration_nanos(slide)));
+    let previous = time - slide;
     match this.get().and_then(Weak::upgrade) {
         Some(node) if previous > b.zero => node.get(previous, b),
         _ => Ok(None),

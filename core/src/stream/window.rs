@@ -42,10 +42,6 @@ fn times_in(after: Time, upto: Time, slide: Duration, zero: Time) -> Vec<Time> {
     times
 }
 
-fn minus(t: Time, d: Duration) -> Time {
-    Time::from_nanos(t.as_nanos().saturating_sub(duration_nanos(d)))
-}
-
 /// The datasets of `node` at the given times.
 fn datasets<T: Data>(node: &StreamNode<T>, times: &[Time], b: &BatchCtx<'_>) -> Result<Vec<Rdd<T>>, Error> {
     let mut rdds = Vec::with_capacity(times.len());
@@ -64,7 +60,7 @@ struct Window<T> {
 
 impl<T: Data> StreamCompute<T> for Window<T> {
     fn compute(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<T>>, Error> {
-        let times = times_in(minus(time, self.length), time, self.parent.slide, b.zero);
+        let times = times_in(time - self.length, time, self.parent.slide, b.zero);
         let rdds = datasets(&self.parent, &times, b)?;
         Ok(Some(match rdds.split_first() {
             Some((first, rest)) => first.union(rest),
@@ -231,7 +227,7 @@ struct ReducedWindow<K, V> {
 
 impl<K: Key, V: Data> StreamCompute<(K, V)> for ReducedWindow<K, V> {
     fn compute(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<(K, V)>>, Error> {
-        let previous = minus(time, self.slide);
+        let previous = time - self.slide;
         let this = self.this.get().and_then(Weak::upgrade);
         let prev = match (&this, previous > b.zero) {
             (Some(node), true) => node.get(previous, b)?,
@@ -242,8 +238,8 @@ impl<K: Key, V: Data> StreamCompute<(K, V)> for ReducedWindow<K, V> {
             Some(prev) => {
                 // With a window shorter than its slide, the batches between two windows belong
                 // to neither: they neither enter nor leave.
-                let start = minus(time, self.length);
-                let leaving = times_in(minus(previous, self.length), previous.min(start), batch, b.zero);
+                let start = time - self.length;
+                let leaving = times_in(previous - self.length, previous.min(start), batch, b.zero);
                 let entering = times_in(previous.max(start), time, batch, b.zero);
                 let leaving = datasets(&self.reduced, &leaving, b)?;
                 let entering = datasets(&self.reduced, &entering, b)?;
@@ -251,7 +247,7 @@ impl<K: Key, V: Data> StreamCompute<(K, V)> for ReducedWindow<K, V> {
                 prev.window_step(&leaving, &entering, self.partitions, r, i, k)
             }
             None => {
-                let times = times_in(minus(time, self.length), time, batch, b.zero);
+                let times = times_in(time - self.length, time, batch, b.zero);
                 let rdds = datasets(&self.reduced, &times, b)?;
                 let all = match rdds.split_first() {
                     Some((first, rest)) => first.union(rest),
