@@ -121,7 +121,7 @@ fn launch() -> Message {
     let inputs = (0..16)
         .map(|map| TaskInput {
             block: BlockId::Shuffle {
-                shuffle: ShuffleId(rng.below(100_000) as u64),
+                shuffle: ShuffleId::program(rng.below(100_000) as u32),
                 map,
                 reduce: rng.below(200) as u32,
             },
@@ -133,8 +133,8 @@ fn launch() -> Message {
         attempt: 1,
         job: JobId(7),
         stage: StageId(3),
-        kind: TaskKind::ShuffleMap { shuffle: ShuffleId(9) },
-        rdd: RddId(42),
+        kind: TaskKind::ShuffleMap { shuffle: ShuffleId::program(9) },
+        rdd: RddId::program(42),
         partition: 17,
         inputs,
     })

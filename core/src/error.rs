@@ -40,8 +40,8 @@ pub enum Error {
         partition: u32,
         /// How many attempts were made.
         attempts: u32,
-        /// The error of the last attempt.
-        cause: TaskError,
+        /// The error of the last attempt (boxed: it is rare, and keeps every `Result` small).
+        cause: Box<TaskError>,
     },
     /// A result could not be encoded or decoded.
     #[error("codec: {0}")]

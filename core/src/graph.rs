@@ -1,16 +1,20 @@
-//! The program's graph: every dataset, shuffle and action, by the id its construction order
-//! gave it. Workers look nodes up here to find the code a task descriptor names.
+//! The program's graph: every dataset, shuffle and action, by the id its scope and construction
+//! order gave it (see [`crate::ids::Scope`]). Workers look nodes up here to find the code a
+//! task descriptor names.
 //!
 //! The graph holds nodes weakly: a dataset lives as long as a user handle, a child dataset or a
 //! running job refers to it. When a persisted dataset or a shuffle is dropped, its id is queued
 //! so the driver can tell the workers to release its blocks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::ThreadId;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{TaskError, TaskErrorKind};
 use crate::hash::Digest;
-use crate::ids::{ActionId, RddId, ShuffleId};
+use crate::ids::{ActionId, RddId, Scope, ShuffleId};
 use crate::message::Payload;
 use crate::task::TaskContext;
 
@@ -94,16 +98,135 @@ pub(crate) struct Released {
     pub(crate) rdds: Vec<RddId>,
 }
 
+/// Numbers handed out in one scope so far.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    rdds: u32,
+    shuffles: u32,
+    actions: u32,
+}
+
+/// A scope entered by a thread, with the numbers handed out in it so far.
+struct Frame {
+    scope: Scope,
+    next: Counters,
+}
+
+/// A part of the program described outside the graph's own nodes: a streaming context's
+/// stream graph and outputs.
+pub(crate) trait ProgramPart: Send + Sync {
+    /// One line per node, in construction order.
+    fn describe(&self) -> Vec<String>;
+}
+
 #[derive(Default)]
 struct Inner {
-    next_rdd: u64,
-    next_shuffle: u64,
-    next_action: u64,
+    /// Numbers of the program's static nodes.
+    program: Counters,
+    /// Numbers of what the driver makes after the program was built.
+    driver: Counters,
+    /// Whether the program is built: nodes made outside a scope from now on are the driver's.
+    sealed: bool,
+    /// The scopes each thread is in, innermost last.
+    frames: HashMap<ThreadId, Vec<Frame>>,
     rdds: BTreeMap<RddId, Weak<dyn Node>>,
     shuffles: BTreeMap<ShuffleId, Weak<dyn ShuffleNode>>,
     actions: BTreeMap<ActionId, Weak<dyn ActionNode>>,
     released: Released,
-    fingerprint: Option<Digest>,
+    /// One line per static dataset of the program, in construction order.
+    described: Vec<String>,
+    parts: Vec<Weak<dyn ProgramPart>>,
+}
+
+impl Inner {
+    /// The counters of the scope a node made now by the calling thread belongs to.
+    fn counters(&mut self) -> (Scope, &mut Counters) {
+        let sealed = self.sealed;
+        match self.frames.get_mut(&std::thread::current().id()).and_then(|f| f.last_mut()) {
+            Some(frame) => (frame.scope, &mut frame.next),
+            None if sealed => (Scope::Driver, &mut self.driver),
+            None => (Scope::Program, &mut self.program),
+        }
+    }
+}
+
+/// What a program is, as a process that runs it sees it: one line per static dataset, stream
+/// and output, in construction order, and their digest. Workers send it when they register,
+/// so the driver refuses a worker that runs another program and says what differs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramSummary {
+    /// The digest of `nodes`.
+    pub fingerprint: u64,
+    /// One line per node.
+    pub nodes: Vec<String>,
+}
+
+impl ProgramSummary {
+    /// The summary of `nodes`.
+    pub fn new(nodes: Vec<String>) -> ProgramSummary {
+        let fingerprint = nodes.iter().fold(Digest::new(), |d, n| d.add_str(n)).value();
+        ProgramSummary { fingerprint, nodes }
+    }
+
+    /// What differs between this program and `other`, in words, or `None` if they are the
+    /// same.
+    ///
+    /// ```
+    /// use dstream::ProgramSummary;
+    /// let a = ProgramSummary::new(vec!["stream0 input".into(), "stream1 window length=4s".into()]);
+    /// let b = ProgramSummary::new(vec!["stream0 input".into(), "stream1 window length=2s".into()]);
+    /// assert_eq!(a.difference(&a), None);
+    /// let d = a.difference(&b).unwrap();
+    /// assert!(d.contains("length=4s") && d.contains("length=2s"), "{d}");
+    /// ```
+    pub fn difference(&self, other: &ProgramSummary) -> Option<String> {
+        if self.fingerprint == other.fingerprint && self.nodes == other.nodes {
+            return None;
+        }
+        let first = self.nodes.iter().zip(&other.nodes).position(|(a, b)| a != b);
+        Some(match first {
+            Some(i) => format!("node {i} is `{}` here and `{}` there", self.nodes[i], other.nodes[i]),
+            None if self.nodes.len() > other.nodes.len() => {
+                format!(
+                    "it ends after {} nodes there; here node {} is `{}`",
+                    other.nodes.len(),
+                    other.nodes.len(),
+                    self.nodes[other.nodes.len()]
+                )
+            }
+            None if other.nodes.len() > self.nodes.len() => {
+                format!(
+                    "it ends after {} nodes here; there node {} is `{}`",
+                    self.nodes.len(),
+                    self.nodes.len(),
+                    other.nodes[self.nodes.len()]
+                )
+            }
+            None => {
+                format!("the fingerprints differ ({:016x} here, {:016x} there)", self.fingerprint, other.fingerprint)
+            }
+        })
+    }
+}
+
+/// Leaves a scope when dropped (see [`Graph::enter`]).
+pub(crate) struct ScopeGuard<'a> {
+    graph: &'a Graph,
+    thread: ThreadId,
+    depth: usize,
+}
+
+impl Drop for ScopeGuard<'_> {
+    fn drop(&mut self) {
+        let mut g = self.graph.lock();
+        if let Some(frames) = g.frames.get_mut(&self.thread) {
+            debug_assert_eq!(frames.len(), self.depth, "scopes left out of order");
+            frames.truncate(self.depth - 1);
+            if frames.is_empty() {
+                g.frames.remove(&self.thread);
+            }
+        }
+    }
 }
 
 /// The registry of a program's datasets, shuffles and actions.
@@ -125,10 +248,23 @@ impl Graph {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A digest of every node registered so far, in order: two processes running the same
-    /// program agree on it, a different program almost surely gives another value.
+    /// The program as built so far: its static datasets, streams and outputs. The same in every
+    /// run of the program and at every batch: what batches generate is not part of it.
+    pub fn program(&self) -> ProgramSummary {
+        let (mut nodes, parts) = {
+            let g = self.lock();
+            (g.described.clone(), g.parts.clone())
+        };
+        for part in parts.iter().filter_map(Weak::upgrade) {
+            nodes.extend(part.describe());
+        }
+        ProgramSummary::new(nodes)
+    }
+
+    /// The digest of [`Graph::program`]: two processes running the same program agree on it,
+    /// a different program almost surely gives another value.
     pub fn fingerprint(&self) -> u64 {
-        self.lock().fingerprint.unwrap_or_else(Digest::new).value()
+        self.program().fingerprint
     }
 
     /// How many datasets are alive in the graph.
@@ -136,36 +272,72 @@ impl Graph {
         self.lock().rdds.values().filter(|w| w.strong_count() > 0).count()
     }
 
+    /// Makes every node the calling thread makes until the guard drops part of `scope`,
+    /// numbered from zero within it. Scopes nest: a stream asking its parent for a batch
+    /// enters the parent's scope while the parent generates.
+    pub(crate) fn enter(&self, scope: Scope) -> ScopeGuard<'_> {
+        let thread = std::thread::current().id();
+        let mut g = self.lock();
+        let frames = g.frames.entry(thread).or_default();
+        frames.push(Frame { scope, next: Counters::default() });
+        ScopeGuard { graph: self, thread, depth: frames.len() }
+    }
+
+    /// Marks the program as built: nodes made outside any scope from now on belong to the
+    /// driver ([`Scope::Driver`]), not to the program.
+    pub(crate) fn seal(&self) {
+        self.lock().sealed = true;
+    }
+
+    /// Adds a part of the program that describes itself (a streaming context).
+    pub(crate) fn add_program_part(&self, part: Weak<dyn ProgramPart>) {
+        let mut g = self.lock();
+        g.parts.retain(|p| p.strong_count() > 0);
+        g.parts.push(part);
+    }
+
     pub(crate) fn next_rdd_id(&self) -> RddId {
         let mut g = self.lock();
-        g.next_rdd += 1;
-        RddId(g.next_rdd - 1)
+        let (scope, c) = g.counters();
+        c.rdds += 1;
+        RddId { scope, index: c.rdds - 1 }
     }
 
     pub(crate) fn next_shuffle_id(&self) -> ShuffleId {
         let mut g = self.lock();
-        g.next_shuffle += 1;
-        ShuffleId(g.next_shuffle - 1)
+        let (scope, c) = g.counters();
+        c.shuffles += 1;
+        ShuffleId { scope, index: c.shuffles - 1 }
     }
 
     pub(crate) fn next_action_id(&self) -> ActionId {
         let mut g = self.lock();
-        g.next_action += 1;
-        ActionId(g.next_action - 1)
+        let (scope, c) = g.counters();
+        c.actions += 1;
+        ActionId { scope, index: c.actions - 1 }
     }
 
     pub(crate) fn register_rdd(&self, node: &Arc<dyn Node>, type_name: &str) {
         let info = node.info();
         let mut g = self.lock();
-        let mut d = g.fingerprint.unwrap_or_else(Digest::new).add(info.id.0).add_str(info.name).add_str(type_name);
-        d = d.add(info.partitions as u64).add(u64::from(info.persisted));
-        for dep in &node.deps() {
-            d = match dep {
-                Dep::Narrow { parent, .. } => d.add(1).add(parent.0),
-                Dep::Shuffle { shuffle, parent } => d.add(2).add(shuffle.0).add(parent.0),
-            };
+        let taken = g.rdds.get(&info.id).is_some_and(|w| w.strong_count() > 0);
+        debug_assert!(!taken, "{} registered twice: a scope generated the same batch twice", info.id);
+        if taken {
+            tracing::error!(rdd = %info.id, "a dataset id was registered twice; the newer node replaces the older");
         }
-        g.fingerprint = Some(d);
+        if info.id.scope == Scope::Program {
+            let mut line = format!("{} {}<{type_name}> partitions={}", info.id, info.name, info.partitions);
+            if info.persisted {
+                line.push_str(" persisted");
+            }
+            for dep in &node.deps() {
+                match dep {
+                    Dep::Narrow { parent, map } => line.push_str(&format!(" narrow({parent}, {map:?})")),
+                    Dep::Shuffle { shuffle, parent } => line.push_str(&format!(" shuffle({shuffle}, {parent})")),
+                }
+            }
+            g.described.push(line);
+        }
         g.rdds.insert(info.id, Arc::downgrade(node));
     }
 
@@ -180,21 +352,24 @@ impl Graph {
     }
 
     pub(crate) fn rdd(&self, id: RddId) -> Result<Arc<dyn Node>, TaskError> {
-        self.lock().rdds.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id))
+        self.lock().rdds.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id, id.scope))
     }
 
     pub(crate) fn shuffle(&self, id: ShuffleId) -> Result<Arc<dyn ShuffleNode>, TaskError> {
-        self.lock().shuffles.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id))
+        self.lock().shuffles.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id, id.scope))
     }
 
     pub(crate) fn action(&self, id: ActionId) -> Result<Arc<dyn ActionNode>, TaskError> {
-        self.lock().actions.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id))
+        self.lock().actions.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id, id.scope))
     }
 
     /// Called when a dataset node is dropped.
     pub(crate) fn forget_rdd(&self, id: RddId, persisted: bool) {
         let mut g = self.lock();
-        g.rdds.remove(&id);
+        // A newer node with the same id (see `register_rdd`) stays.
+        if g.rdds.get(&id).is_some_and(|w| w.strong_count() == 0) {
+            g.rdds.remove(&id);
+        }
         if persisted {
             g.released.rdds.push(id);
         }
@@ -220,8 +395,11 @@ impl Graph {
     }
 }
 
-fn unknown(id: &dyn std::fmt::Display) -> TaskError {
-    TaskError::new(TaskErrorKind::UnknownNode, format!("{id} is not in this process's graph"))
+fn unknown(id: &dyn std::fmt::Display, scope: Scope) -> TaskError {
+    TaskError::new(
+        TaskErrorKind::UnknownNode,
+        format!("{id} is not in this process's graph: {}", scope.unknown_cause()),
+    )
 }
 
 impl std::fmt::Debug for Graph {
@@ -230,7 +408,7 @@ impl std::fmt::Debug for Graph {
         f.debug_struct("Graph")
             .field("rdds", &g.rdds.len())
             .field("shuffles", &g.shuffles.len())
-            .field("fingerprint", &g.fingerprint.unwrap_or_else(Digest::new).value())
+            .field("program", &g.described.len())
             .finish()
     }
 }

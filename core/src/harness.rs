@@ -129,8 +129,9 @@ pub struct StepCluster {
 impl StepCluster {
     /// A builder with the defaults: 2 workers, seed 0, wire mode on.
     pub fn builder() -> StepClusterBuilder {
-        let mut worker = WorkerConfig::new(0);
+        let mut worker = WorkerConfig::new();
         worker.encode_payloads = true;
+        worker.shares_driver_graph = true;
         StepClusterBuilder { workers: 2, seed: 0, wire: true, worker, task_attempts_max: 4, step_nanos: 1_000 }
     }
 
@@ -220,7 +221,7 @@ struct Sim {
 
 impl Sim {
     fn new(b: &StepClusterBuilder, graph: Arc<Graph>) -> Sim {
-        let mut driver_config = DriverConfig::new(0);
+        let mut driver_config = DriverConfig::new();
         driver_config.task_attempts_max = b.task_attempts_max;
         let mut worker_config = b.worker.clone();
         worker_config.encode_payloads = b.wire;

@@ -1,11 +1,114 @@
 //! Identifiers of graph nodes, jobs, stages, tasks, cluster members and blocks.
 //!
-//! Graph ids ([`RddId`], [`ShuffleId`], [`ActionId`], [`StreamId`]) come from construction order, so every
-//! process that runs the same program assigns the same ids to the same nodes.
+//! Graph ids ([`RddId`], [`ShuffleId`], [`ActionId`]) are a [`Scope`] and an index within it,
+//! so every process that runs the same program derives the same ids for the same nodes by
+//! itself: the program's static graph is numbered in construction order, and what a batch
+//! generates is numbered within the batch's own scope (the stream node and the batch time, or
+//! the output operation and the batch time), however many batches ran before and in whatever
+//! order the streams were asked for them. [`StreamId`]s number the stream graph in
+//! construction order.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::time::Time;
+
+/// A stream in the program's stream graph, numbered in construction order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StreamId(pub u64);
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stream{}", self.0)
+    }
+}
+
+/// Where a graph node was made, which is what lets any process derive its id by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    /// The program as its job function builds it, numbered in construction order.
+    Program,
+    /// What stream `stream` generated for the batch at `time`, including every dataset its
+    /// operator (a `transform` closure, a window, a state step) derived from the batch.
+    Batch {
+        /// The stream node.
+        stream: StreamId,
+        /// The batch time.
+        time: Time,
+    },
+    /// What output operation number `output` (in definition order) derived from the batch at
+    /// `time`: the datasets and actions of a `foreach_rdd` closure, for example.
+    Output {
+        /// The output operation, from zero.
+        output: u32,
+        /// The batch time.
+        time: Time,
+    },
+    /// A data checkpoint of `stream`'s dataset of the batch at `time`: the job that writes it,
+    /// or the dataset that reads it back after a restart.
+    Checkpoint {
+        /// The checkpointed stream.
+        stream: StreamId,
+        /// The batch time of the dataset.
+        time: Time,
+    },
+    /// Made by the driver after the program was built, outside any batch: an ad-hoc query, a
+    /// `slice` of remembered datasets. Only processes that share the driver's memory can
+    /// resolve such an id.
+    Driver,
+}
+
+impl Scope {
+    /// Why a process that runs the program may not know a node of this scope: the likely
+    /// cause, for the error a worker returns.
+    pub fn unknown_cause(self) -> &'static str {
+        match self {
+            Scope::Program => "the worker built another program, or built it differently (start every process from the same binary and arguments)",
+            Scope::Batch { .. } | Scope::Output { .. } => "the worker has not generated this batch, or has already forgotten it",
+            Scope::Checkpoint { .. } => "the worker has not read this checkpoint",
+            Scope::Driver => "it was made by the driver after the program was built (an ad-hoc query or a slice), so only workers sharing the driver's memory can compute it",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Program => Ok(()),
+            Scope::Batch { stream, time } => write!(f, "{stream}@{time}/"),
+            Scope::Output { output, time } => write!(f, "output{output}@{time}/"),
+            Scope::Checkpoint { stream, time } => write!(f, "checkpoint-{stream}@{time}/"),
+            Scope::Driver => f.write_str("driver/"),
+        }
+    }
+}
+
+macro_rules! graph_id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name {
+            /// Where the node was made.
+            pub scope: Scope,
+            /// Its number among the nodes of its kind made in that scope, from zero.
+            pub index: u32,
+        }
+
+        impl $name {
+            /// The node numbered `index` among the program's static nodes.
+            pub const fn program(index: u32) -> $name {
+                $name { scope: Scope::Program, index }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!("{}", $prefix, "{}"), self.scope, self.index)
+            }
+        }
+    };
+}
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
@@ -21,17 +124,17 @@ macro_rules! id_type {
     };
 }
 
-id_type!(
+graph_id_type!(
     /// A dataset (RDD) in the program's graph.
     RddId,
     "rdd"
 );
-id_type!(
+graph_id_type!(
     /// A shuffle: the wide dependency between a map-side dataset and a shuffled one.
     ShuffleId,
     "shuffle"
 );
-id_type!(
+graph_id_type!(
     /// An action (collect, count, ...) registered in the graph; result tasks name it.
     ActionId,
     "action"
@@ -51,16 +154,6 @@ id_type!(
     TaskId,
     "task"
 );
-
-/// A stream in the program's stream graph, numbered in construction order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct StreamId(pub u64);
-
-impl fmt::Display for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "stream{}", self.0)
-    }
-}
 
 /// A worker of the cluster, numbered from zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

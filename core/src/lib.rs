@@ -42,9 +42,9 @@ pub use checkpoint::Checkpointing;
 pub use context::{Context, JobRequest, JobRunner};
 pub use driver::{Driver, DriverConfig, DriverEvent};
 pub use error::{Error, TaskError, TaskErrorKind};
-pub use graph::Graph;
+pub use graph::{Graph, ProgramSummary};
 pub use harness::{Step, StepCluster, StepClusterBuilder};
-pub use ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskId, WorkerId};
+pub use ids::{ActionId, BlockId, JobId, NodeId, RddId, Scope, ShuffleId, StageId, StreamId, TaskId, WorkerId};
 pub use message::{Message, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
 pub use rdd::{Aggregator, PartitionSource, Rdd};
 pub use rng::SplitMix64;
@@ -53,8 +53,8 @@ pub use stream::generator;
 pub use stream::state::{MapWithStateDStream, State, StateSpec};
 pub use stream::testing;
 pub use stream::{
-    BatchInfo, CheckpointInfo, DStream, InputHandle, QueueHandle, Receiver, ReceiverContext, StreamId,
-    StreamingContext, StreamingHandle, StreamingListener, StreamingState,
+    BatchInfo, CheckpointInfo, DStream, InputHandle, QueueHandle, Receiver, ReceiverContext, StreamingContext,
+    StreamingHandle, StreamingListener, StreamingState,
 };
 pub use time::{Clock, ManualClock, SystemClock, Time};
 pub use worker::{RunnableTask, TaskDone, Worker, WorkerConfig};

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
 use crate::error::TaskError;
+use crate::graph::ProgramSummary;
 use crate::ids::{ActionId, BlockId, JobId, RddId, ShuffleId, StageId, TaskId, WorkerId};
 
 /// Data carried by a message or held in a block store.
@@ -175,8 +176,9 @@ pub enum Message {
     Register {
         /// How many tasks the worker runs at once.
         slots: u32,
-        /// The fingerprint of the program the worker runs.
-        program: u64,
+        /// The program the worker built, checked against the driver's; `None` for a worker
+        /// that shares the driver's graph (in one process), where there is nothing to check.
+        program: Option<ProgramSummary>,
     },
     /// Driver to worker: the driver accepted the worker.
     Registered,

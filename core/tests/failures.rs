@@ -12,7 +12,7 @@ use common::{split, WORKERS};
 /// The failure of a job, or a panic naming what was expected instead.
 fn task_failure<T: std::fmt::Debug>(result: Result<T, Error>, at: &str) -> (u32, u32, dstream::RddId, TaskError) {
     match result {
-        Err(Error::TaskFailed { partition, attempts, rdd, cause, .. }) => (partition, attempts, rdd, cause),
+        Err(Error::TaskFailed { partition, attempts, rdd, cause, .. }) => (partition, attempts, rdd, *cause),
         other => panic!("{at}: expected Error::TaskFailed, got {other:?}"),
     }
 }

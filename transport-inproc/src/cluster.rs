@@ -79,7 +79,6 @@ impl LocalClusterBuilder {
     /// Starts the driver and worker threads.
     pub fn build(self) -> Result<LocalCluster, Error> {
         let graph = Graph::new();
-        let program = graph.fingerprint();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads)
             .thread_name(|i| format!("dstream-task-{i}"))
@@ -95,7 +94,7 @@ impl LocalClusterBuilder {
         let clock = SystemClock::new();
         let mut threads = Vec::new();
 
-        let mut driver_config = DriverConfig::new(program);
+        let mut driver_config = DriverConfig::new();
         driver_config.task_attempts_max = self.task_attempts_max;
         let driver = Driver::new(driver_config, Arc::clone(&graph));
         let transport = InProcTransport::new(NodeId::Driver, Arc::clone(&inboxes));
@@ -104,7 +103,7 @@ impl LocalClusterBuilder {
 
         for (i, (tx, rx)) in worker_channels.into_iter().enumerate() {
             let mut config = self.worker.clone();
-            config.program = program;
+            config.shares_driver_graph = true;
             config.encode_payloads = false;
             let id = WorkerId(i as u32);
             let worker = Worker::new(id, config, Arc::clone(&graph));
@@ -141,7 +140,7 @@ impl LocalCluster {
     /// A builder with the defaults: as many workers, pool threads and slots as cores.
     pub fn builder() -> LocalClusterBuilder {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut worker = WorkerConfig::new(0);
+        let mut worker = WorkerConfig::new();
         worker.slots = cores as u32;
         LocalClusterBuilder { workers: cores as u32, threads: cores, worker, task_attempts_max: 4 }
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::context::JobRequest;
 use crate::error::{Error, TaskError, TaskErrorKind};
-use crate::graph::{ActionNode, Graph};
+use crate::graph::{ActionNode, Graph, ProgramSummary};
 use crate::ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskId, WorkerId};
 use crate::message::{Message, Payload, TaskDesc, TaskKind, TaskOutcome};
 use crate::time::Time;
@@ -26,8 +26,6 @@ use crate::time::Time;
 /// Settings of the driver.
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
-    /// The fingerprint of the program; workers running another program are refused.
-    pub program: u64,
     /// Attempts a task gets before its job fails (retryable errors only).
     pub task_attempts_max: u32,
     /// Times a task may be relaunched because a block it needed was missing.
@@ -35,10 +33,15 @@ pub struct DriverConfig {
 }
 
 impl DriverConfig {
-    /// The defaults for a program with fingerprint `program`: 4 attempts per task (as Spark),
-    /// 16 relaunches for missing blocks.
-    pub fn new(program: u64) -> DriverConfig {
-        DriverConfig { program, task_attempts_max: 4, fetch_failures_max: 16 }
+    /// The defaults: 4 attempts per task (as Spark), 16 relaunches for missing blocks.
+    pub fn new() -> DriverConfig {
+        DriverConfig { task_attempts_max: 4, fetch_failures_max: 16 }
+    }
+}
+
+impl Default for DriverConfig {
+    fn default() -> DriverConfig {
+        DriverConfig::new()
     }
 }
 
@@ -235,11 +238,12 @@ impl Driver {
         self.schedule();
     }
 
-    fn register(&mut self, worker: WorkerId, slots: u32, program: u64) {
-        if program != self.config.program {
+    /// Accepts a worker, unless the program it built differs from the driver's.
+    fn register(&mut self, worker: WorkerId, slots: u32, program: Option<ProgramSummary>) {
+        let differs = program.and_then(|theirs| self.graph.program().difference(&theirs));
+        if let Some(difference) = differs {
             let reason = format!(
-                "the worker runs program {program:016x}, the driver runs {:016x}: start every process from the same binary",
-                self.config.program
+                "the worker built another program than the driver: {difference} (\"here\" is the driver); start every process from the same binary with the same arguments"
             );
             self.outbox.push_back((NodeId::Worker(worker), Message::Refused { reason: reason.clone() }));
             self.events.push_back(DriverEvent::WorkerRefused { worker, reason });
@@ -420,7 +424,14 @@ impl Driver {
         };
         for job in jobs {
             if self.jobs.remove(&job).is_some() {
-                let error = Error::TaskFailed { job, stage: stage_id, rdd, partition, attempts, cause: cause.clone() };
+                let error = Error::TaskFailed {
+                    job,
+                    stage: stage_id,
+                    rdd,
+                    partition,
+                    attempts,
+                    cause: Box::new(cause.clone()),
+                };
                 self.events.push_back(DriverEvent::JobFinished { job, result: Err(error) });
             }
             self.drop_job_stages(job);
@@ -567,7 +578,11 @@ impl Driver {
             return s;
         }
         let id = StageId(self.fresh_id());
-        let rdd = self.graph.shuffle(shuffle).map(|s| s.map_rdd()).unwrap_or(RddId(u64::MAX));
+        let rdd = self
+            .graph
+            .shuffle(shuffle)
+            .map(|s| s.map_rdd())
+            .unwrap_or(RddId { scope: crate::ids::Scope::Driver, index: u32::MAX });
         self.stages.insert(
             id,
             Stage {

@@ -117,7 +117,7 @@ mod tests {
 
     fn input(block: u32, at: &[u32]) -> TaskInput {
         TaskInput {
-            block: BlockId::Rdd { rdd: RddId(0), partition: block },
+            block: BlockId::Rdd { rdd: RddId::program(0), partition: block },
             locations: at.iter().map(|w| WorkerId(*w)).collect(),
         }
     }

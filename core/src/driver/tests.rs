@@ -54,18 +54,37 @@ fn drive(driver: &mut Driver, workers: &mut [Worker]) -> Vec<DriverEvent> {
     }
 }
 
+/// A graph built by running a small program whose first dataset has `partitions` partitions.
+fn program(partitions: usize) -> Arc<Graph> {
+    let (ctx, _) = capture();
+    let _doubled = ctx.parallelize(vec![1u32, 2, 3], partitions).unwrap().map(|x| x * 2);
+    Arc::clone(ctx.graph())
+}
+
 #[test]
-fn a_worker_running_another_program_is_refused() {
-    let graph = Graph::new();
-    let mut driver = Driver::new(DriverConfig::new(1), Arc::clone(&graph));
-    let mut workers = vec![Worker::new(WorkerId(0), WorkerConfig::new(2), graph)];
+fn a_worker_running_another_program_is_refused_naming_the_difference() {
+    let mut driver = Driver::new(DriverConfig::new(), program(2));
+    let mut workers = vec![Worker::new(WorkerId(0), WorkerConfig::new(), program(3))];
     let events = drive(&mut driver, &mut workers);
     assert!(
-        matches!(&events[..], [DriverEvent::WorkerRefused { worker: WorkerId(0), reason }] if reason.contains("same binary")),
+        matches!(&events[..], [DriverEvent::WorkerRefused { worker: WorkerId(0), reason }]
+            if reason.contains("same binary") && reason.contains("parallelize<u32> partitions=2") && reason.contains("partitions=3")),
         "{events:?}"
     );
-    assert!(workers[0].refused().is_some_and(|r| r.contains("0000000000000002")));
+    assert!(workers[0].refused().is_some_and(|r| r.contains("node 0")), "{:?}", workers[0].refused());
     assert_eq!(driver.workers().count(), 0);
+}
+
+#[test]
+fn a_worker_that_built_the_same_program_in_its_own_graph_is_accepted() {
+    let (driver_graph, worker_graph) = (program(2), program(2));
+    assert!(!Arc::ptr_eq(&driver_graph, &worker_graph));
+    assert_eq!(driver_graph.program(), worker_graph.program());
+    let mut driver = Driver::new(DriverConfig::new(), driver_graph);
+    let mut workers = vec![Worker::new(WorkerId(0), WorkerConfig::new(), worker_graph)];
+    let events = drive(&mut driver, &mut workers);
+    assert!(matches!(&events[..], [DriverEvent::WorkerRegistered(WorkerId(0))]), "{events:?}");
+    assert_eq!(driver.workers().count(), 1);
 }
 
 #[test]
@@ -75,12 +94,12 @@ fn a_job_waits_for_a_worker_then_runs() {
     assert!(rdd.count().is_err());
     let job = captured.0.lock().unwrap().pop().unwrap();
     let graph = Arc::clone(ctx.graph());
-    let mut driver = Driver::new(DriverConfig::new(7), Arc::clone(&graph));
+    let mut driver = Driver::new(DriverConfig::new(), Arc::clone(&graph));
     let id = driver.submit_job(Time::ZERO, job);
     assert!(drive(&mut driver, &mut []).is_empty(), "nothing can run without workers");
     assert_eq!(driver.active_jobs(), 1);
 
-    let mut workers = vec![Worker::new(WorkerId(0), WorkerConfig::new(7), graph)];
+    let mut workers = vec![Worker::new(WorkerId(0), WorkerConfig::new(), graph)];
     let events = drive(&mut driver, &mut workers);
     let results = events
         .into_iter()

@@ -9,7 +9,7 @@ use crate::checkpoint::{self, CheckpointHeader, CheckpointStats, Checkpointing};
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::graph::{ActionNode, PartitionerKind};
 use crate::ids::RddId;
-use crate::ids::StreamId;
+use crate::ids::{Scope, StreamId};
 use crate::message::Payload;
 use crate::task::{self, Sink, TaskContext};
 use crate::time::Time;
@@ -106,7 +106,12 @@ impl<T: Data> Rdd<T> {
     /// stored.
     pub(crate) fn write_checkpoint(&self, target: &CheckpointTarget) -> Result<CheckpointStats, Error> {
         let graph = self.context().graph();
-        let id = graph.next_action_id();
+        // Numbered in the checkpoint's own scope: the write runs beside the batches, on a
+        // thread of its own, so a number from the program's count would depend on timing.
+        let id = {
+            let _scope = graph.enter(Scope::Checkpoint { stream: target.stream, time: target.time });
+            graph.next_action_id()
+        };
         let action: Arc<dyn ActionNode> =
             Arc::new(WriteCheckpoint { rdd: Arc::clone(self.node()), target: target.clone() });
         graph.register_action(id, &action);

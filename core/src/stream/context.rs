@@ -10,14 +10,16 @@ use super::input::InputDyn;
 use super::receiver::ReceiverDyn;
 use super::{duration_nanos, lock, BatchCtx, StreamNodeDyn};
 use crate::error::Error;
-use crate::hash::Digest;
-use crate::ids::StreamId;
+use crate::graph::{ProgramPart, ProgramSummary};
+use crate::ids::{Scope, StreamId};
 use crate::time::{Clock, Time};
 use crate::Context;
 
 /// An output operation: runs once per batch, in definition order.
 pub(crate) struct OutputOp {
     pub(crate) name: &'static str,
+    /// The stream it reads.
+    pub(crate) stream: StreamId,
     pub(crate) run: Box<dyn Fn(Time, &BatchCtx<'_>) -> Result<(), Error> + Send + Sync>,
 }
 
@@ -100,6 +102,15 @@ pub(crate) struct Inner {
     stop_graceful: AtomicBool,
 }
 
+impl ProgramPart for Inner {
+    fn describe(&self) -> Vec<String> {
+        let mut lines: Vec<String> = lock(&self.nodes).iter().map(|n| n.describe()).collect();
+        let outputs = lock(&self.outputs);
+        lines.extend((0..).zip(outputs.iter()).map(|(i, op)| format!("output{i} {} of {}", op.name, op.stream)));
+        lines
+    }
+}
+
 /// The entry point of a streaming program: creates input streams, holds the stream graph and
 /// its output operations, and runs one batch per batch interval.
 ///
@@ -141,7 +152,7 @@ impl StreamingContext {
             return Err(Error::InvalidDuration { what: "batch interval".into(), reason: "it must not be zero".into() });
         }
         let block_interval = batch_interval.min(Duration::from_millis(200));
-        Ok(StreamingContext {
+        let ssc = StreamingContext {
             inner: Arc::new(Inner {
                 ctx,
                 batch_interval,
@@ -167,7 +178,10 @@ impl StreamingContext {
                 stop_now: AtomicBool::new(false),
                 stop_graceful: AtomicBool::new(false),
             }),
-        })
+        };
+        let part: Arc<dyn ProgramPart> = ssc.inner.clone();
+        ssc.inner.ctx.graph().add_program_part(Arc::downgrade(&part));
+        Ok(ssc)
     }
 
     /// Builds a context and runs `job` on it to define the streams and outputs; returns both.
@@ -257,6 +271,9 @@ impl StreamingContext {
             StreamingState::Active => return Err(Error::StreamingStarted { operation: "start" }),
             StreamingState::Stopped => return Err(Error::StreamingStopped),
         }
+        // The program is built: what the driver makes outside a batch from now on (a slice,
+        // an ad-hoc query) is its own, not the program's.
+        self.inner.ctx.graph().seal();
         if run.replay_until.is_none() {
             let interval = duration_nanos(self.inner.batch_interval);
             let now = self.inner.clock.now().as_nanos();
@@ -270,18 +287,11 @@ impl StreamingContext {
         Ok(())
     }
 
-    /// A digest of the program's shape: its streams (in construction order, with their
-    /// operators, record types and slides) and its outputs. Checkpoints carry it, so a
-    /// different program is refused rather than misread.
+    /// A digest of the stream program's shape: its streams (in construction order, with their
+    /// operators, record types, slides, parents and shaping parameters) and its outputs.
+    /// Checkpoints carry it, so a different program is refused rather than misread.
     pub(crate) fn program_fingerprint(&self) -> u64 {
-        let mut d = Digest::new();
-        for node in lock(&self.inner.nodes).iter() {
-            d = node.describe(d);
-        }
-        for op in lock(&self.inner.outputs).iter() {
-            d = d.add_str(op.name);
-        }
-        d.value()
+        ProgramSummary::new(self.inner.describe()).fingerprint
     }
 
     /// Runs the next batch now, in the calling thread, without waiting for the clock: for tests
@@ -348,9 +358,13 @@ impl StreamingContext {
         listeners.iter().for_each(|l| l.on_batch_started(time));
         let outputs = lock(&inner.outputs).clone();
         let mut output_ops = Vec::with_capacity(outputs.len());
-        for op in &outputs {
+        for (index, op) in (0u32..).zip(&outputs) {
             let op_started = inner.clock.now();
-            if let Err(error) = (op.run)(time, &b) {
+            let ran = {
+                let _scope = inner.ctx.graph().enter(Scope::Output { output: index, time });
+                (op.run)(time, &b)
+            };
+            if let Err(error) = ran {
                 listeners.iter().for_each(|l| l.on_batch_failed(time, &error));
                 return Err(error);
             }

@@ -27,8 +27,7 @@ pub use input::{InputHandle, QueueHandle};
 pub use receiver::{Receiver, ReceiverContext};
 
 use crate::error::Error;
-use crate::hash::Digest;
-pub use crate::ids::StreamId;
+use crate::ids::{Scope, StreamId};
 use crate::rdd::Rdd;
 use crate::time::Time;
 use crate::{Context, Data};
@@ -69,8 +68,11 @@ pub(crate) trait StreamNodeDyn: Send + Sync {
         ck: &Checkpointer,
         candidates: &[StateCheckpoint],
     ) -> Result<StateCheckpoint, Error>;
-    /// Mixes the node's shape into a program fingerprint.
-    fn describe(&self, d: Digest) -> Digest;
+    /// The node's shape, as one line of the program's description: its id, operator, record
+    /// type, slide, parents and the parameters that shape what it computes (window lengths,
+    /// partition counts, timeouts). Two programs whose streams describe alike compute alike,
+    /// except for what closures do, which no description can capture.
+    fn describe(&self) -> String;
 }
 
 /// A stream node: its compute function and the datasets it generated, by batch time.
@@ -81,6 +83,8 @@ pub(crate) struct StreamNode<T> {
     /// How far back children may ask for this node's datasets.
     remember: Mutex<Duration>,
     parents: Vec<Arc<dyn RememberDyn>>,
+    /// The parameters that shape what the operator computes, for the program's description.
+    params: Mutex<String>,
     generated: Mutex<BTreeMap<Time, Option<Rdd<T>>>>,
     compute: Box<dyn StreamCompute<T>>,
     checkpoint: Mutex<CheckpointEvery>,
@@ -89,6 +93,8 @@ pub(crate) struct StreamNode<T> {
 /// Raising how long a node remembers, through its ancestors.
 pub(crate) trait RememberDyn: Send + Sync {
     fn remember_at_least(&self, d: Duration);
+    /// The stream's id, for its children's descriptions.
+    fn stream_id(&self) -> StreamId;
 }
 
 fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
@@ -106,7 +112,12 @@ impl<T: Data> StreamNode<T> {
         if let Some(rdd) = lock(&self.generated).get(&time) {
             return Ok(rdd.clone());
         }
-        let rdd = self.compute.compute(time, b)?;
+        // Everything the operator makes for this batch is numbered in the batch's own scope,
+        // so any process generating the batch derives the same ids.
+        let rdd = {
+            let _scope = b.ctx.graph().enter(Scope::Batch { stream: self.id, time });
+            self.compute.compute(time, b)?
+        };
         lock(&self.generated).insert(time, rdd.clone());
         Ok(rdd)
     }
@@ -168,7 +179,11 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
             let parts: Result<Vec<Vec<T>>, _> = (0..c.partitions as usize).map(|p| target.read::<T>(p)).collect();
             match parts {
                 Ok(parts) => {
-                    lock(&self.generated).insert(c.time, Some(b.ctx.restored_partitions(parts, c.hashed)));
+                    let restored = {
+                        let _scope = b.ctx.graph().enter(Scope::Checkpoint { stream: self.id, time: c.time });
+                        b.ctx.restored_partitions(parts, c.hashed)
+                    };
+                    lock(&self.generated).insert(c.time, Some(restored));
                     return Ok(c.clone());
                 }
                 Err(e) => {
@@ -180,8 +195,18 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
         Err(Error::NoValidCheckpoint(format!("no intact checkpoint of {}: {}", self.id, failures.join("; "))))
     }
 
-    fn describe(&self, d: Digest) -> Digest {
-        d.add(self.id.0).add_str(self.name).add_str(std::any::type_name::<T>()).add(duration_nanos(self.slide))
+    fn describe(&self) -> String {
+        let mut line = format!("{} {}<{}> slide={:?}", self.id, self.name, std::any::type_name::<T>(), self.slide);
+        if !self.parents.is_empty() {
+            let parents: Vec<String> = self.parents.iter().map(|p| p.stream_id().to_string()).collect();
+            line.push_str(&format!(" parents=[{}]", parents.join(", ")));
+        }
+        let params = lock(&self.params);
+        if !params.is_empty() {
+            line.push(' ');
+            line.push_str(&params);
+        }
+        line
     }
 }
 
@@ -195,6 +220,10 @@ impl<T: Data> RememberDyn for StreamNode<T> {
         for p in &self.parents {
             p.remember_at_least(d);
         }
+    }
+
+    fn stream_id(&self) -> StreamId {
+        self.id
     }
 }
 
@@ -243,12 +272,26 @@ impl<T: Data> DStream<T> {
             slide,
             remember: Mutex::new(slide),
             parents,
+            params: Mutex::new(String::new()),
             generated: Mutex::new(BTreeMap::new()),
             compute: Box::new(compute),
             checkpoint: Mutex::new(CheckpointEvery::Never),
         });
         ssc.register_node(node.clone());
         DStream { node, ssc: ssc.clone() }
+    }
+
+    /// Records the parameters that shape what this stream computes (window length, partition
+    /// count, ...) in the program's description, so a program changed in them is told apart.
+    pub(crate) fn with_params(self, params: String) -> Self {
+        {
+            let mut p = lock(&self.node.params);
+            if !p.is_empty() {
+                p.push(' ');
+            }
+            p.push_str(&params);
+        }
+        self
     }
 
     /// This stream's id.

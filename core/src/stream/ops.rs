@@ -259,7 +259,7 @@ impl<T: Data> DStream<T> {
     /// ```
     pub fn repartition(&self, partitions: usize) -> Result<DStream<T>, Error> {
         crate::rdd::check_partitions("repartition", partitions)?;
-        Ok(self.transform(move |rdd, _| rdd.repartition(partitions)))
+        Ok(self.transform(move |rdd, _| rdd.repartition(partitions)).with_params(format!("partitions={partitions}")))
     }
 
     /// The union of this stream and `others`, batch by batch. All must have the same slide.
@@ -429,7 +429,9 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         map_side_combine: bool,
     ) -> Result<DStream<(K, C)>, Error> {
         crate::rdd::check_partitions("combine_by_key", partitions)?;
-        Ok(self.transform(move |rdd, _| rdd.combine_by_key(make(), partitions, map_side_combine)))
+        Ok(self
+            .transform(move |rdd, _| rdd.combine_by_key(make(), partitions, map_side_combine))
+            .with_params(format!("partitions={partitions} map_side_combine={map_side_combine}")))
     }
 
     /// [`Rdd::cogroup`] of each batch of this stream with the same batch of `other`.

@@ -44,6 +44,7 @@ impl<T: Data> DStream<T> {
         let node = Arc::clone(self.node());
         self.context().register_output(OutputOp {
             name: "foreach_rdd",
+            stream: self.id(),
             run: Box::new(move |time, b| match node.get(time, b)? {
                 Some(rdd) => f(&rdd, time),
                 None => Ok(()),
@@ -75,6 +76,7 @@ impl<T: Data> DStream<T> {
         let node = Arc::clone(self.node());
         self.context().register_output(OutputOp {
             name: "print",
+            stream: self.id(),
             run: Box::new(move |time, b| {
                 let Some(rdd) = node.get(time, b)? else { return Ok(()) };
                 let first = rdd.take(n + 1)?;

@@ -361,6 +361,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         let parent = Arc::clone(self.node());
         let f: UpdateFn<V, S> = Arc::new(f);
         Ok(self_reading(self, "update_state_by_key", |this| UpdateState { parent, this, partitions, f })
+            .with_params(format!("partitions={partitions}"))
             .checkpointed_by_default())
     }
 
@@ -406,8 +407,15 @@ impl<K: Key, V: Data> DStream<(K, V)> {
             crate::rdd::check_partitions("map_with_state", n)?;
         }
         let parent = Arc::clone(self.node());
-        let state =
-            self_reading(self, "map_with_state", |this| MapWithState { parent, this, spec }).checkpointed_by_default();
+        let params = format!(
+            "partitions={:?} timeout={:?} initial={:?}",
+            spec.partitions,
+            spec.timeout,
+            spec.initial.as_ref().map(|rdd| rdd.id().to_string())
+        );
+        let state = self_reading(self, "map_with_state", |this| MapWithState { parent, this, spec })
+            .with_params(params)
+            .checkpointed_by_default();
         let mapped = state.flat_map(|(_, (_, emitted)): (K, Slot<S, U>)| emitted);
         let snapshots = state.flat_map(|(k, (s, _)): (K, Slot<S, U>)| s.map(|(s, _)| (k, s)));
         Ok(MapWithStateDStream { mapped, snapshots })

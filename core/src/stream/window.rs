@@ -106,7 +106,8 @@ impl<T: Data> DStream<T> {
             slide,
             vec![self.as_parent()],
             Window { parent: Arc::clone(self.node()), length },
-        ))
+        )
+        .with_params(format!("length={length:?}")))
     }
 
     /// The number of records in each window.
@@ -374,12 +375,15 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         let r = Arc::clone(&reduce);
         // Each batch is reduced into the window's own partitioning, so the step merges the
         // batches entering and leaving the window into the state without another shuffle.
-        let reduced = self.transform(move |rdd, _| {
-            let r = Arc::clone(&r);
-            rdd.reduce_by_key_with_partitions(move |a, b| r(a, b), partitions)
-        });
+        let reduced = self
+            .transform(move |rdd, _| {
+                let r = Arc::clone(&r);
+                rdd.reduce_by_key_with_partitions(move |a, b| r(a, b), partitions)
+            })
+            .with_params(format!("partitions={partitions}"));
         // Leaving batches are read up to one slide after they left the window.
         reduced.node().remember_at_least(length + slide);
+        let params = format!("length={length:?} partitions={partitions} filtered={}", keep.is_some());
         let this = Arc::new(OnceLock::new());
         let compute = ReducedWindow {
             reduced: Arc::clone(reduced.node()),
@@ -392,7 +396,8 @@ impl<K: Key, V: Data> DStream<(K, V)> {
             keep,
         };
         let stream =
-            DStream::new_node(self.context(), "reduce_by_key_and_window", slide, vec![reduced.as_parent()], compute);
+            DStream::new_node(self.context(), "reduce_by_key_and_window", slide, vec![reduced.as_parent()], compute)
+                .with_params(params);
         // A fresh lock is always empty, so this cannot fail.
         let _ = this.set(Arc::downgrade(stream.node()));
         Ok(stream.checkpointed_by_default())

@@ -30,8 +30,11 @@ use store::BlockStore;
 /// Settings of a worker.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
-    /// The fingerprint of the program; the driver refuses a worker running another program.
-    pub program: u64,
+    /// Whether the worker shares the driver's graph (a worker thread of the driver's process):
+    /// then its registration carries no program to check. A worker that built its own graph
+    /// by running the program sends the program's summary, and the driver refuses it if it
+    /// differs from its own.
+    pub shares_driver_graph: bool,
     /// How many tasks the worker runs at once.
     pub slots: u32,
     /// The block store's limit, in estimated bytes.
@@ -42,10 +45,16 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Defaults for a program with fingerprint `program`: 2 slots, a 1 GiB block store, no
+    /// Defaults for a worker with a graph of its own: 2 slots, a 1 GiB block store, no
     /// encoding.
-    pub fn new(program: u64) -> WorkerConfig {
-        WorkerConfig { program, slots: 2, block_store_bytes_max: 1 << 30, encode_payloads: false }
+    pub fn new() -> WorkerConfig {
+        WorkerConfig { shares_driver_graph: false, slots: 2, block_store_bytes_max: 1 << 30, encode_payloads: false }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> WorkerConfig {
+        WorkerConfig::new()
     }
 }
 
@@ -145,9 +154,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker named `id` for the program whose nodes are in `graph`.
+    /// A worker named `id` for the program whose nodes are in `graph`. A worker with a graph of
+    /// its own registers the program built in it so far: build the program first.
     pub fn new(id: WorkerId, config: WorkerConfig, graph: Arc<Graph>) -> Worker {
-        let register = Message::Register { slots: config.slots, program: config.program };
+        let program = (!config.shares_driver_graph).then(|| graph.program());
+        let register = Message::Register { slots: config.slots, program };
         Worker {
             id,
             store: BlockStore::new(config.block_store_bytes_max),

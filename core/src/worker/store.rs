@@ -135,7 +135,7 @@ mod tests {
     use crate::ids::{RddId, ShuffleId};
 
     fn rdd(p: u32) -> BlockId {
-        BlockId::Rdd { rdd: RddId(1), partition: p }
+        BlockId::Rdd { rdd: RddId::program(1), partition: p }
     }
 
     fn payload() -> Payload {
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn pinned_blocks_are_never_evicted() {
-        let shuffle = BlockId::Shuffle { shuffle: ShuffleId(0), map: 0, reduce: 0 };
+        let shuffle = BlockId::Shuffle { shuffle: ShuffleId::program(0), map: 0, reduce: 0 };
         let mut s = BlockStore::new(100);
         s.insert(shuffle, payload(), 70, true).unwrap();
         s.insert(rdd(0), payload(), 30, false).unwrap();
