@@ -116,6 +116,23 @@ fn a_restart_between_batches_at_every_position_matches_an_uninterrupted_run() {
 }
 
 #[test]
+fn restored_state_is_read_and_cached_by_the_workers() {
+    let storage = Memory::new();
+    let outputs = Outputs::default();
+    {
+        let first = start(&storage, &outputs, None, 2).unwrap();
+        run_batches(&first, 1, 6).unwrap();
+    }
+    // Both stateful streams have checkpoints by batch 6: restoring reads them on the workers,
+    // which keep their partitions (3 of the totals, 2 of the window) before any batch runs.
+    let second = start(&storage, &outputs, None, 3).unwrap();
+    let cached: u64 = second._cluster.stored_bytes().iter().sum();
+    assert!(cached > 0, "the restored partitions are blocks in the workers' stores");
+    run_batches(&second, 7, BATCHES).unwrap();
+    assert_eq!(*outputs.lock().unwrap(), uninterrupted());
+}
+
+#[test]
 fn a_batch_interrupted_after_its_input_closed_runs_once_after_the_restart() {
     let expected = uninterrupted();
     for crash_at in 1..=BATCHES {

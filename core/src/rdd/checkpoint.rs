@@ -139,3 +139,14 @@ impl<T: Data> Rdd<T> {
         }
     }
 }
+
+impl crate::context::Context {
+    /// The dataset of the checkpoint `target` with `partitions` partitions (hash-partitioned
+    /// into them when `hashed`, so co-partitioned steps read it narrowly as they read the
+    /// original), read on the workers and cached there: the driver holds none of its records.
+    pub(crate) fn checkpointed<T: Data>(&self, target: CheckpointTarget, partitions: usize, hashed: bool) -> Rdd<T> {
+        let n = partitions.max(1);
+        let partitioner = hashed.then_some(PartitionerKind::Hash(n));
+        Rdd::from_compute(self, "checkpoint", n, Vec::new(), partitioner, ReadCheckpoint { target }).persist()
+    }
+}

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use super::{check_partitions, Compute, Rdd};
 use crate::context::Context;
 use crate::error::{Error, TaskError, TaskErrorKind};
-use crate::graph::PartitionerKind;
 use crate::task::{self, Sink, TaskContext};
 use crate::Data;
 
@@ -84,16 +83,6 @@ impl Context {
         }
         let slices: Vec<Arc<Vec<T>>> = partitions.into_iter().map(Arc::new).collect();
         Rdd::from_compute(self, "parallelize", slices.len(), Vec::new(), None, Parallelized { slices })
-    }
-
-    /// A dataset with the given partitions, restored from a checkpoint: hash-partitioned into
-    /// them when `hashed`, so co-partitioned steps read it narrowly as they read the original.
-    pub(crate) fn restored_partitions<T: Data>(&self, partitions: Vec<Vec<T>>, hashed: bool) -> Rdd<T> {
-        let n = partitions.len().max(1);
-        let mut slices: Vec<Arc<Vec<T>>> = partitions.into_iter().map(Arc::new).collect();
-        slices.resize_with(n, || Arc::new(Vec::new()));
-        let partitioner = hashed.then_some(PartitionerKind::Hash(n));
-        Rdd::from_compute(self, "restored", n, Vec::new(), partitioner, Parallelized { slices })
     }
 
     /// A dataset whose partitions are read by `source` on the workers.

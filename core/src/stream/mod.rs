@@ -175,15 +175,16 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
     ) -> Result<StateCheckpoint, Error> {
         let mut failures = Vec::new();
         for c in candidates.iter().rev() {
-            let target = ck.target(self.id, c.time);
-            let parts: Result<Vec<Vec<T>>, _> = (0..c.partitions as usize).map(|p| target.read::<T>(p)).collect();
-            match parts {
-                Ok(parts) => {
-                    let restored = {
-                        let _scope = b.ctx.graph().enter(Scope::Checkpoint { stream: self.id, time: c.time });
-                        b.ctx.restored_partitions(parts, c.hashed)
-                    };
-                    lock(&self.generated).insert(c.time, Some(restored));
+            // Read on the workers, where it stays cached: counting it checks every partition
+            // (a damaged one fails the job) and leaves the blocks ready for the next batch.
+            let restored = {
+                let _scope = b.ctx.graph().enter(Scope::Checkpoint { stream: self.id, time: c.time });
+                let rdd = b.ctx.checkpointed::<T>(ck.target(self.id, c.time), c.partitions as usize, c.hashed);
+                rdd.count().map(|_| rdd)
+            };
+            match restored {
+                Ok(rdd) => {
+                    lock(&self.generated).insert(c.time, Some(rdd));
                     return Ok(c.clone());
                 }
                 Err(e) => {
