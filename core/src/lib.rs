@@ -31,6 +31,7 @@ mod ids;
 mod message;
 mod rdd;
 mod rng;
+mod runtime;
 pub mod storage;
 mod stream;
 mod task;

@@ -377,6 +377,8 @@ fn remember_keeps_datasets_for_slice() {
 }
 
 #[test]
+// The test plays a program's pushing threads: core's ban on spawning threads does not apply.
+#[allow(clippy::disallowed_methods)]
 fn a_graceful_stop_loses_nothing() {
     const THREADS: u32 = 4;
     const ROUNDS: u32 = 3;

@@ -12,6 +12,7 @@ use super::{duration_nanos, lock, BatchCtx, StreamNodeDyn};
 use crate::error::Error;
 use crate::hash::Digest;
 use crate::ids::StreamId;
+use crate::runtime;
 use crate::time::{Clock, Time};
 use crate::Context;
 
@@ -388,10 +389,7 @@ impl StreamingContext {
         self.activate(true)?;
         self.start_receivers()?;
         let ssc = self.clone();
-        let thread = std::thread::Builder::new()
-            .name("dstream-batches".into())
-            .spawn(move || ssc.batch_loop())
-            .map_err(|e| Error::ClusterStopped(format!("cannot start the batch thread: {e}")))?;
+        let thread = runtime::spawn("dstream-batches", move || ssc.batch_loop())?;
         Ok(StreamingHandle { ssc: self.clone(), thread: Mutex::new(Some(thread)) })
     }
 
