@@ -29,8 +29,8 @@ use crate::error::Error;
 /// Starts a thread named `name` running `f`; joining the handle returns what `f` returned (or
 /// its panic).
 ///
-/// Fails with an error naming the thread when the OS refuses to start one (out of memory or
-/// of threads); nothing runs then.
+/// Fails with [`Error::ThreadStart`], naming the thread, when the OS refuses to start one (out
+/// of memory or of threads); `f` does not run then.
 pub(crate) fn spawn<T: Send + 'static>(
     name: impl Into<String>,
     f: impl FnOnce() -> T + Send + 'static,
@@ -39,7 +39,7 @@ pub(crate) fn spawn<T: Send + 'static>(
     std::thread::Builder::new()
         .name(name.clone())
         .spawn(f)
-        .map_err(|e| Error::ClusterStopped(format!("cannot start thread {name}: {e}")))
+        .map_err(|e| Error::ThreadStart { name, reason: e.to_string() })
 }
 
 /// Real time elapsed since the stopwatch was started, read from the OS's monotonic clock.

@@ -478,8 +478,8 @@ impl StreamingHandle {
     /// Waits until the context stops; returns the error that stopped it, if any.
     pub fn await_termination(&self) -> Result<(), Error> {
         if let Some(t) = lock(&self.thread).take() {
-            if t.join().is_err() {
-                return Err(Error::ClusterStopped("the batch thread panicked".into()));
+            if let Err(panic) = t.join() {
+                return Err(Error::BatchThreadPanicked { message: crate::task::panic_message(&*panic) });
             }
         }
         self.outcome()
