@@ -24,6 +24,7 @@ pub mod codec;
 mod context;
 pub mod driver;
 mod error;
+pub mod generator;
 mod graph;
 mod harness;
 pub mod hash;
@@ -50,7 +51,6 @@ pub use message::{Message, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
 pub use rdd::{Aggregator, PartitionSource, Rdd};
 pub use rng::SplitMix64;
 pub use storage::{Storage, StorageError};
-pub use stream::generator;
 pub use stream::state::{MapWithStateDStream, State, StateSpec};
 pub use stream::testing;
 pub use stream::{
