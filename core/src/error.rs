@@ -54,9 +54,72 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The cluster stopped, or was never running, so the request could not be served.
-    #[error("the cluster is not running: {0}")]
-    ClusterStopped(String),
+    /// An action (`collect`, `count`, ...) was called from inside a task: from a function that
+    /// runs on a worker, such as the closure of a `map` or a `filter`.
+    ///
+    /// Refused rather than run, because the runtime is busy with the outer job and waiting for
+    /// the inner one would deadlock. Run the action in the driver program (for instance in the
+    /// function of `foreach_rdd`, outside the dataset's closures) and move its result into the
+    /// closures that need it, or combine the two datasets with a join.
+    #[error(
+        "an action was called from inside a task: actions run in the driver program, not in the functions of map, filter and the like"
+    )]
+    ActionInTask,
+    /// The cluster stopped (it was dropped, or its driver thread ended) before the job finished.
+    ///
+    /// Raised by `dstream-inproc`'s `LocalCluster` for a job submitted after its driver thread
+    /// ended (`submitted` false: nothing of the job ran) and for a job still running when it
+    /// stopped (`submitted` true: some of its tasks may have run). No job can run on this cluster
+    /// any more: keep the cluster alive as long as its contexts are used, or build a new one.
+    #[error("{}", if *submitted { "the cluster stopped before the job finished" } else { "the cluster has stopped: the job was not submitted" })]
+    ClusterStopped {
+        /// Whether the job had reached the driver (and so may have run tasks).
+        submitted: bool,
+    },
+    /// A job cannot progress: no message is in flight and no task is ready, yet the job has not
+    /// finished.
+    ///
+    /// Raised by the [`StepCluster`](crate::StepCluster) harness, which runs everything on the
+    /// calling thread and so sees the cluster go quiet. The harness always has a worker, so this
+    /// is a bug in the driver or worker state machines (a message dropped, a task never queued):
+    /// report it with the harness's seed and its [`trace`](crate::StepCluster::trace).
+    #[error("{job} cannot progress: no message in flight and no task to run ({workers} workers registered)")]
+    NoProgress {
+        /// The job that cannot finish.
+        job: JobId,
+        /// How many workers the driver had registered.
+        workers: usize,
+    },
+    /// The operating system refused to start a thread (too many threads, or out of memory).
+    ///
+    /// Raised when a runtime starts its threads: `StreamingContext::start` (the batch thread),
+    /// `StreamingContext::start_receivers` (one thread per receiver), `dstream-inproc`'s
+    /// `LocalClusterBuilder::build` (driver, worker and task-pool threads). What failed to start
+    /// does not run; the call can be retried once the process holds fewer threads (fewer
+    /// receivers, workers or pool threads).
+    #[error("cannot start thread {name}: {reason}")]
+    ThreadStart {
+        /// The name of the thread (or pool of threads) that could not be started.
+        name: String,
+        /// What the operating system said.
+        reason: String,
+    },
+    /// The batch thread of a started streaming context panicked.
+    ///
+    /// Returned by `StreamingHandle::stop` and `StreamingHandle::await_termination`. A panic in
+    /// a task becomes a failed task, and a batch that fails stops the context with
+    /// [`Error::BatchFailed`]; this is a panic in code the batch thread runs itself: an output
+    /// operation's function outside its tasks, a listener, or dstream. The context is stopped;
+    /// `message` is the panic's.
+    #[error("the batch thread panicked: {message}")]
+    BatchThreadPanicked {
+        /// The panic message.
+        message: String,
+    },
+    /// An internal invariant of dstream does not hold: a bug in dstream, to be reported with
+    /// the message (and, under the harness, its seed). Nothing the caller did causes it.
+    #[error("internal error (a bug in dstream, please report it): {0}")]
+    Internal(&'static str),
     /// A duration (batch interval, window length or slide) is not valid.
     #[error("invalid {what}: {reason}")]
     InvalidDuration {

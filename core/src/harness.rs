@@ -196,7 +196,7 @@ impl JobRunner for StepRunner {
         {
             let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
             if *busy == Some(me) {
-                return Err(Error::ClusterStopped("an action was called from inside a task".into()));
+                return Err(Error::ActionInTask);
             }
             *busy = Some(me);
         }
@@ -249,10 +249,7 @@ impl Sim {
                 return result;
             }
             if !self.step()? {
-                return Err(Error::ClusterStopped(format!(
-                    "{id} cannot progress: no message in flight and no task to run ({} workers registered)",
-                    self.driver.workers().count()
-                )));
+                return Err(Error::NoProgress { job: id, workers: self.driver.workers().count() });
             }
         }
     }
@@ -319,5 +316,5 @@ impl Sim {
 }
 
 fn internal() -> Error {
-    Error::ClusterStopped("the harness lost track of its queues".into())
+    Error::Internal("the harness lost track of its queues")
 }

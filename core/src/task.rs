@@ -129,16 +129,18 @@ pub(crate) fn estimate_bytes<T: Data>(data: &[T]) -> u64 {
 pub(crate) fn catch_panic<R>(f: impl FnOnce() -> Result<R, TaskError>) -> Result<R, TaskError> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(panic) => {
-            let message = if let Some(s) = panic.downcast_ref::<&str>() {
-                (*s).to_string()
-            } else if let Some(s) = panic.downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "non-string panic payload".to_string()
-            };
-            Err(TaskError::new(TaskErrorKind::Panicked, message))
-        }
+        Err(panic) => Err(TaskError::new(TaskErrorKind::Panicked, panic_message(&*panic))),
+    }
+}
+
+/// The message of a panic, from its payload (a `&str` or a `String` for `panic!` with a message).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
     }
 }
 

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::runtime::Stopwatch;
+
 /// A point in time, in nanoseconds since the origin of the clock that produced it.
 ///
 /// Only differences between two `Time`s of the same clock are meaningful.
@@ -186,14 +188,15 @@ impl Clock for ManualClock {
 /// Runtimes read it; the state machines never do.
 #[derive(Debug, Clone)]
 pub struct SystemClock {
-    origin: std::time::Instant,
+    /// Started at the origin: its reading is the time (see [`crate::runtime`]).
+    origin: Stopwatch,
     waiters: std::sync::Arc<Waiters>,
 }
 
 impl SystemClock {
     /// A clock whose origin is now.
     pub fn new() -> SystemClock {
-        SystemClock { origin: std::time::Instant::now(), waiters: std::sync::Arc::default() }
+        SystemClock { origin: Stopwatch::start(), waiters: std::sync::Arc::default() }
     }
 }
 
@@ -234,12 +237,12 @@ mod tests {
         let clock = std::sync::Arc::new(ManualClock::new(Time::ZERO));
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let (c, s) = (clock.clone(), stop.clone());
-        let waiter = std::thread::spawn(move || c.wait_until(Time::from_millis(100), &s));
+        let waiter = crate::runtime::spawn("waiter", move || c.wait_until(Time::from_millis(100), &s)).unwrap();
         clock.advance(Duration::from_millis(60));
         clock.advance(Duration::from_millis(40));
         assert!(waiter.join().unwrap());
         let (c, s) = (clock.clone(), stop.clone());
-        let waiter = std::thread::spawn(move || c.wait_until(Time::from_millis(500), &s));
+        let waiter = crate::runtime::spawn("waiter", move || c.wait_until(Time::from_millis(500), &s)).unwrap();
         stop.store(true, Ordering::SeqCst);
         clock.wake();
         assert!(!waiter.join().unwrap());

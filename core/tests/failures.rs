@@ -374,7 +374,7 @@ fn an_action_inside_a_task_is_refused() {
     let ctx = cluster.context();
     let inner = ctx.parallelize(vec![1u8, 2, 3], 2).unwrap();
     let outer = ctx.parallelize(vec![10u8, 20], 2).unwrap();
-    let refused = outer.map(move |_| matches!(inner.count(), Err(Error::ClusterStopped(_)))).collect().unwrap();
+    let refused = outer.map(move |_| matches!(inner.count(), Err(Error::ActionInTask))).collect().unwrap();
     assert_eq!(refused, vec![true, true]);
     still_works(&ctx, "after nested actions");
 }

@@ -241,7 +241,7 @@ fn run_until_failure(
 #[test]
 fn a_failing_output_stops_the_context() {
     let (err, events) = run_until_failure(
-        |records| if records.contains(&20) { Err(Error::ClusterStopped("sink down".into())) } else { Ok(()) },
+        |records| if records.contains(&20) { Err(Error::BatchFailed("sink down".into())) } else { Ok(()) },
         u32::MAX,
     );
     assert!(matches!(&err, Error::BatchFailed(m) if m.contains("sink down")), "{err:?}, {AT}");
@@ -251,6 +251,19 @@ fn a_failing_output_stops_the_context() {
         if *t0 == secs(1) && *t1 == secs(1) && *t2 == secs(2) && *t3 == secs(2) && m.contains("sink down")),
         "{events:?}, {AT}"
     );
+}
+
+/// A panic in code the batch thread runs itself (an output's function, outside any task) ends
+/// the thread; waiting for the context reports it with the panic's message.
+#[test]
+fn a_panic_on_the_batch_thread_is_reported_with_its_message() {
+    let (_cluster, clock, ssc) = setup();
+    let (_input, nums) = ssc.input_stream::<u32>();
+    nums.foreach_rdd(|_, _| panic!("output down")).unwrap();
+    let handle = ssc.start().unwrap();
+    clock.advance(SEC);
+    let err = handle.await_termination().unwrap_err();
+    assert!(matches!(&err, Error::BatchThreadPanicked { message } if message == "output down"), "{err:?}, {AT}");
 }
 
 #[test]
@@ -377,6 +390,8 @@ fn remember_keeps_datasets_for_slice() {
 }
 
 #[test]
+// The test plays a program's pushing threads: core's ban on spawning threads does not apply.
+#[allow(clippy::disallowed_methods)]
 fn a_graceful_stop_loses_nothing() {
     const THREADS: u32 = 4;
     const ROUNDS: u32 = 3;

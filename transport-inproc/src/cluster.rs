@@ -83,7 +83,7 @@ impl LocalClusterBuilder {
             .num_threads(self.threads)
             .thread_name(|i| format!("dstream-task-{i}"))
             .build()
-            .map_err(|e| Error::ClusterStopped(format!("cannot start the task pool: {e}")))?;
+            .map_err(|e| Error::ThreadStart { name: "dstream-task-*".into(), reason: e.to_string() })?;
         let pool = Arc::new(pool);
         let (driver_tx, driver_rx) = unbounded();
         let worker_channels: Vec<(Sender<Input>, Receiver<Input>)> = (0..self.workers).map(|_| unbounded()).collect();
@@ -123,7 +123,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(f)
-        .map_err(|e| Error::ClusterStopped(format!("cannot start thread {name}: {e}")))
+        .map_err(|e| Error::ThreadStart { name: name.to_string(), reason: e.to_string() })
 }
 
 /// A driver and workers running as threads of this process.
@@ -180,13 +180,11 @@ impl JobRunner for LocalRunner {
     fn run_job(&self, request: JobRequest) -> Result<Vec<Payload>, Error> {
         if self.pool.current_thread_index().is_some() {
             // Blocking a pool thread on a job that needs pool threads could deadlock.
-            return Err(Error::ClusterStopped("an action was called from inside a task".into()));
+            return Err(Error::ActionInTask);
         }
         let (reply, result) = bounded(1);
-        self.driver
-            .send(Input::Submit { request, reply })
-            .map_err(|_| Error::ClusterStopped("the driver thread has stopped".into()))?;
-        result.recv().map_err(|_| Error::ClusterStopped("the driver stopped before the job finished".into()))?
+        self.driver.send(Input::Submit { request, reply }).map_err(|_| Error::ClusterStopped { submitted: false })?;
+        result.recv().map_err(|_| Error::ClusterStopped { submitted: true })?
     }
 }
 
@@ -223,7 +221,7 @@ fn run_driver(mut driver: Driver, inbox: Receiver<Input>, transport: InProcTrans
         }
     }
     for (_, reply) in waiting {
-        let _ = reply.send(Err(Error::ClusterStopped("the cluster was stopped".into())));
+        let _ = reply.send(Err(Error::ClusterStopped { submitted: true }));
     }
 }
 

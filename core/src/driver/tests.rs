@@ -12,7 +12,7 @@ struct Capture(std::sync::Mutex<Vec<JobRequest>>);
 impl crate::context::JobRunner for Capture {
     fn run_job(&self, job: JobRequest) -> Result<Vec<Payload>, Error> {
         self.0.lock().unwrap().push(job);
-        Err(Error::ClusterStopped("captured".into()))
+        Err(Error::ClusterStopped { submitted: false })
     }
 }
 

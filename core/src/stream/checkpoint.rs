@@ -32,6 +32,7 @@ use crate::error::Error;
 use crate::ids::StreamId;
 use crate::rdd::checkpoint::CheckpointTarget;
 use crate::rdd::Rdd;
+use crate::runtime::{self, Stopwatch};
 use crate::time::Time;
 use crate::Data;
 
@@ -277,16 +278,16 @@ impl Checkpointer {
         let target = self.target(stream, time);
         let finished = Arc::clone(&self.finished);
         let write = move || {
-            let started = std::time::Instant::now();
+            let watch = Stopwatch::start();
             let result = dataset.write(&target);
-            let duration = started.elapsed();
+            let duration = watch.elapsed();
             lock(&finished).push(Finished { target, dataset, result, duration });
         };
         if !threaded {
             write();
             return;
         }
-        let spawned = std::thread::Builder::new().name(format!("dstream-checkpoint-{}", stream.0)).spawn(write);
+        let spawned = runtime::spawn(format!("dstream-checkpoint-{}", stream.0), write);
         match spawned {
             Ok(handle) => lock(&self.state).in_flight.push(handle),
             // Without a thread the checkpoint is skipped; the next interval tries again.

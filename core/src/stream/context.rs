@@ -12,6 +12,7 @@ use super::{duration_nanos, lock, BatchCtx, StreamNodeDyn};
 use crate::error::Error;
 use crate::graph::{ProgramPart, ProgramSummary};
 use crate::ids::{Scope, StreamId};
+use crate::runtime;
 use crate::time::{Clock, Time};
 use crate::Context;
 
@@ -402,10 +403,7 @@ impl StreamingContext {
         self.activate(true)?;
         self.start_receivers()?;
         let ssc = self.clone();
-        let thread = std::thread::Builder::new()
-            .name("dstream-batches".into())
-            .spawn(move || ssc.batch_loop())
-            .map_err(|e| Error::ClusterStopped(format!("cannot start the batch thread: {e}")))?;
+        let thread = runtime::spawn("dstream-batches", move || ssc.batch_loop())?;
         Ok(StreamingHandle { ssc: self.clone(), thread: Mutex::new(Some(thread)) })
     }
 
@@ -494,8 +492,8 @@ impl StreamingHandle {
     /// Waits until the context stops; returns the error that stopped it, if any.
     pub fn await_termination(&self) -> Result<(), Error> {
         if let Some(t) = lock(&self.thread).take() {
-            if t.join().is_err() {
-                return Err(Error::ClusterStopped("the batch thread panicked".into()));
+            if let Err(panic) = t.join() {
+                return Err(Error::BatchThreadPanicked { message: crate::task::panic_message(&*panic) });
             }
         }
         self.outcome()

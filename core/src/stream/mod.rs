@@ -7,7 +7,6 @@
 
 pub(crate) mod checkpoint;
 mod context;
-pub mod generator;
 mod input;
 mod ops;
 mod output;

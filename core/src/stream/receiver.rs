@@ -4,13 +4,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::context::{Inner, StreamingContext};
 use super::input::InputHandle;
 use super::{lock, DStream};
 use crate::error::Error;
 use crate::ids::StreamId;
+use crate::runtime::{self, Stopwatch};
 use crate::time::{Clock, Time};
 use crate::Data;
 
@@ -43,17 +44,17 @@ impl StopSignal {
 
     /// Waits `d` of real time unless stopped first; returns false if stopped.
     fn pause(&self, d: Duration) -> bool {
-        let deadline = Instant::now() + d;
+        let watch = Stopwatch::start();
         let mut guard = lock(&self.lock);
         loop {
             if self.flag.load(Ordering::SeqCst) {
                 return false;
             }
-            let now = Instant::now();
-            if now >= deadline {
+            let elapsed = watch.elapsed();
+            if elapsed >= d {
                 return true;
             }
-            guard = self.changed.wait_timeout(guard, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            guard = self.changed.wait_timeout(guard, d - elapsed).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 }
@@ -139,14 +140,11 @@ impl<T: Data, R: Receiver<T>> ReceiverDyn for Slot<T, R> {
             ssc: self.ssc.clone(),
             clock: Arc::clone(&self.clock),
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("dstream-receiver-{}", self.stream.0))
-            .spawn(move || {
-                if let Err(message) = receiver.run(&ctx) {
-                    ctx.report_error(&message);
-                }
-            })
-            .map_err(|e| Error::ClusterStopped(format!("cannot start a receiver thread: {e}")))?;
+        let thread = runtime::spawn(format!("dstream-receiver-{}", self.stream.0), move || {
+            if let Err(message) = receiver.run(&ctx) {
+                ctx.report_error(&message);
+            }
+        })?;
         *lock(&self.thread) = Some(thread);
         Ok(())
     }
