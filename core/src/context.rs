@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::codec::CodecError;
 use crate::error::Error;
 use crate::graph::{ActionNode, Graph};
-use crate::ids::{ActionId, RddId};
+use crate::ids::{ActionId, BlockId, RddId};
 use crate::message::Payload;
 
 /// A job ready for a driver: an action over some partitions of a dataset. Opaque to runners,
@@ -26,12 +27,31 @@ impl std::fmt::Debug for JobRequest {
     }
 }
 
+/// Blocks for the workers' stores, ready for
+/// [`Driver::store_blocks`](crate::Driver::store_blocks): the blocks of an input batch. Opaque
+/// to runners.
+pub struct BlockUpload {
+    pub(crate) blocks: Vec<(BlockId, Payload, u64)>,
+    /// Encodes one of the blocks' local payloads, for workers in other processes.
+    pub(crate) encode: fn(&Payload) -> Result<Payload, CodecError>,
+}
+
+impl std::fmt::Debug for BlockUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockUpload").field("blocks", &self.blocks.len()).finish()
+    }
+}
+
 /// Runs jobs on a cluster: implemented by each way of running the engine (the in-process
-/// cluster, the stepping harness, ...). `run_job` returns one result payload per requested
-/// partition, in order, once the job is done.
+/// cluster, the stepping harness, ...).
 pub trait JobRunner: Send + Sync {
-    /// Runs `job` to completion.
+    /// Runs `job` to completion; returns one result payload per requested partition, in
+    /// order.
     fn run_job(&self, job: JobRequest) -> Result<Vec<Payload>, Error>;
+
+    /// Stores `upload`'s blocks on the workers, each on as many distinct workers as the
+    /// driver's `input_replicas`; returns once every replica is stored.
+    fn store_blocks(&self, upload: BlockUpload) -> Result<(), Error>;
 }
 
 /// The entry point of a program: creates datasets and runs their jobs on a cluster.
@@ -53,6 +73,11 @@ impl Context {
     /// The program's graph.
     pub fn graph(&self) -> &Arc<Graph> {
         &self.graph
+    }
+
+    /// Stores the blocks of `upload` on the workers (see [`JobRunner::store_blocks`]).
+    pub(crate) fn store_blocks(&self, upload: BlockUpload) -> Result<(), Error> {
+        self.runner.store_blocks(upload)
     }
 
     pub(crate) fn run_job(

@@ -43,6 +43,17 @@ pub enum Error {
         /// The error of the last attempt (boxed: it is rare, and keeps every `Result` small).
         cause: Box<TaskError>,
     },
+    /// A worker did not take a replica of an input block (its store was full of blocks it
+    /// cannot evict, for example), so the batch's input is not stored as often as required.
+    #[error("{worker} did not store {block}: {cause}")]
+    BlockNotStored {
+        /// The block.
+        block: BlockId,
+        /// The worker that refused it.
+        worker: WorkerId,
+        /// Why (boxed: it is rare, and keeps every `Result` small).
+        cause: Box<TaskError>,
+    },
     /// A result could not be encoded or decoded.
     #[error("codec: {0}")]
     Codec(#[from] crate::codec::CodecError),
@@ -219,6 +230,11 @@ pub enum TaskErrorKind {
     Source,
     /// The worker does not know a node the task names: it runs a different program.
     UnknownNode,
+    /// No worker holds any replica of an input block the task reads: the input is lost.
+    InputLost {
+        /// The block.
+        block: BlockId,
+    },
 }
 
 impl TaskErrorKind {
@@ -253,6 +269,7 @@ impl fmt::Display for TaskError {
             ),
             TaskErrorKind::Source => write!(f, "source failed: {}", self.message),
             TaskErrorKind::UnknownNode => write!(f, "unknown graph node: {}", self.message),
+            TaskErrorKind::InputLost { block } => write!(f, "input block {block} is lost: {}", self.message),
         }
     }
 }

@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{TaskError, TaskErrorKind};
 use crate::hash::Digest;
-use crate::ids::{ActionId, RddId, Scope, ShuffleId};
+use crate::ids::{ActionId, RddId, Scope, ShuffleId, StreamId};
 use crate::message::Payload;
 use crate::task::TaskContext;
+use crate::time::Time;
 
 /// How a child partition depends on its parent's partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +64,9 @@ pub(crate) struct NodeInfo {
     pub(crate) partitions: usize,
     pub(crate) partitioner: Option<PartitionerKind>,
     pub(crate) persisted: bool,
+    /// For an input stream's batch: partition `p` is the block `BlockId::Input { stream, time,
+    /// index: p }`, held by the workers the driver placed it on.
+    pub(crate) input: Option<(StreamId, Time)>,
 }
 
 /// A dataset node, type-erased.
@@ -96,6 +100,8 @@ pub(crate) trait ActionNode: Send + Sync {
 pub(crate) struct Released {
     pub(crate) shuffles: Vec<ShuffleId>,
     pub(crate) rdds: Vec<RddId>,
+    /// Input batches (stream, batch time) whose blocks nothing reads any more.
+    pub(crate) inputs: Vec<(StreamId, Time)>,
 }
 
 /// Numbers handed out in one scope so far.
@@ -364,8 +370,9 @@ impl Graph {
     }
 
     /// Called when a dataset node is dropped.
-    pub(crate) fn forget_rdd(&self, id: RddId, persisted: bool) {
+    pub(crate) fn forget_rdd(&self, id: RddId, persisted: bool, input: Option<(StreamId, Time)>) {
         let mut g = self.lock();
+        g.released.inputs.extend(input);
         // A newer node with the same id (see `register_rdd`) stays.
         if g.rdds.get(&id).is_some_and(|w| w.strong_count() == 0) {
             g.rdds.remove(&id);

@@ -12,11 +12,11 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use crate::codec;
-use crate::context::{Context, JobRequest, JobRunner};
+use crate::context::{BlockUpload, Context, JobRequest, JobRunner};
 use crate::driver::{Driver, DriverConfig, DriverEvent};
 use crate::error::Error;
 use crate::graph::Graph;
-use crate::ids::{JobId, NodeId, TaskId, WorkerId};
+use crate::ids::{BlockId, JobId, NodeId, TaskId, WorkerId};
 use crate::message::{Message, Payload};
 use crate::rng::SplitMix64;
 use crate::time::Time;
@@ -53,6 +53,7 @@ pub struct StepClusterBuilder {
     wire: bool,
     worker: WorkerConfig,
     task_attempts_max: u32,
+    input_replicas: Option<u32>,
     step_nanos: u64,
 }
 
@@ -94,6 +95,13 @@ impl StepClusterBuilder {
         self
     }
 
+    /// On how many distinct workers each input block is stored (default 2, as in the paper,
+    /// or 1 for a cluster of one worker; more than the workers can never complete).
+    pub fn input_replicas(mut self, replicas: u32) -> Self {
+        self.input_replicas = Some(replicas.max(1));
+        self
+    }
+
     /// Builds the cluster with an empty program graph.
     pub fn build(self) -> StepCluster {
         let graph = Graph::new();
@@ -132,7 +140,15 @@ impl StepCluster {
         let mut worker = WorkerConfig::new();
         worker.encode_payloads = true;
         worker.shares_driver_graph = true;
-        StepClusterBuilder { workers: 2, seed: 0, wire: true, worker, task_attempts_max: 4, step_nanos: 1_000 }
+        StepClusterBuilder {
+            workers: 2,
+            seed: 0,
+            wire: true,
+            worker,
+            task_attempts_max: 4,
+            input_replicas: None,
+            step_nanos: 1_000,
+        }
     }
 
     /// The context to create datasets in.
@@ -162,6 +178,16 @@ impl StepCluster {
             }
             steps += 1;
         }
+    }
+
+    /// Where the driver's block tracker says each stored input block's replicas are.
+    pub fn input_blocks(&self) -> BTreeMap<BlockId, Vec<WorkerId>> {
+        self.runner.sim().driver.input_blocks()
+    }
+
+    /// The ids of the blocks each worker's store holds, by worker.
+    pub fn stored_block_ids(&self) -> Vec<Vec<BlockId>> {
+        self.runner.sim().workers.iter().map(Worker::stored_block_ids).collect()
     }
 
     /// Estimated bytes held by each worker's block store.
@@ -204,6 +230,13 @@ impl JobRunner for StepRunner {
         *self.busy.lock().unwrap_or_else(|p| p.into_inner()) = None;
         result
     }
+
+    fn store_blocks(&self, upload: BlockUpload) -> Result<(), Error> {
+        let mut sim = self.sim();
+        let now = sim.now;
+        let id = sim.driver.store_blocks(now, upload);
+        sim.wait_for(id).map(drop)
+    }
 }
 
 struct Sim {
@@ -223,6 +256,8 @@ impl Sim {
     fn new(b: &StepClusterBuilder, graph: Arc<Graph>) -> Sim {
         let mut driver_config = DriverConfig::new();
         driver_config.task_attempts_max = b.task_attempts_max;
+        driver_config.input_replicas = b.input_replicas.unwrap_or(2.min(b.workers));
+        driver_config.encode_payloads = b.wire;
         let mut worker_config = b.worker.clone();
         worker_config.encode_payloads = b.wire;
         Sim {
@@ -243,6 +278,11 @@ impl Sim {
 
     fn run_job(&mut self, job: JobRequest) -> Result<Vec<Payload>, Error> {
         let id = self.driver.submit_job(self.now, job);
+        self.wait_for(id)
+    }
+
+    /// Steps until the job (or upload) `id` ends.
+    fn wait_for(&mut self, id: JobId) -> Result<Vec<Payload>, Error> {
         loop {
             self.collect_outputs()?;
             if let Some(result) = self.finished.remove(&id) {

@@ -202,6 +202,16 @@ pub enum BlockId {
         /// The reduce-side partition the bucket is for.
         reduce: u32,
     },
+    /// One block of an input stream's batch: partition `index` of the batch's dataset, stored
+    /// on as many workers as the driver's `input_replicas` says.
+    Input {
+        /// The input stream.
+        stream: StreamId,
+        /// The batch time.
+        time: Time,
+        /// The block's place in the batch, from zero.
+        index: u32,
+    },
 }
 
 impl fmt::Display for BlockId {
@@ -209,6 +219,7 @@ impl fmt::Display for BlockId {
         match self {
             BlockId::Rdd { rdd, partition } => write!(f, "{rdd}/p{partition}"),
             BlockId::Shuffle { shuffle, map, reduce } => write!(f, "{shuffle}/m{map}/r{reduce}"),
+            BlockId::Input { stream, time, index } => write!(f, "input-{stream}@{time}/b{index}"),
         }
     }
 }

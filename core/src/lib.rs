@@ -41,7 +41,7 @@ pub mod transport;
 pub mod worker;
 
 pub use checkpoint::Checkpointing;
-pub use context::{Context, JobRequest, JobRunner};
+pub use context::{BlockUpload, Context, JobRequest, JobRunner};
 pub use driver::{Driver, DriverConfig, DriverEvent};
 pub use error::{Error, TaskError, TaskErrorKind};
 pub use graph::{Graph, ProgramSummary};

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, CodecError};
 use crate::error::TaskError;
 use crate::graph::ProgramSummary;
-use crate::ids::{ActionId, BlockId, JobId, RddId, ShuffleId, StageId, TaskId, WorkerId};
+use crate::ids::{ActionId, BlockId, JobId, RddId, ShuffleId, StageId, StreamId, TaskId, WorkerId};
+use crate::time::Time;
 
 /// Data carried by a message or held in a block store.
 #[derive(Clone)]
@@ -227,6 +228,24 @@ pub enum Message {
         shuffles: Vec<ShuffleId>,
         /// Datasets whose cached partitions can be dropped.
         rdds: Vec<RddId>,
+        /// Input batches (stream, batch time) whose blocks can be dropped.
+        inputs: Vec<(StreamId, Time)>,
+    },
+    /// Driver to worker: keep a replica of this block (an input block) until it is released.
+    StoreBlock {
+        /// The block.
+        block: BlockId,
+        /// Its data.
+        data: Payload,
+        /// Its estimated size in bytes.
+        bytes: u64,
+    },
+    /// Worker to driver: the reply to [`Message::StoreBlock`].
+    BlockStored {
+        /// The block.
+        block: BlockId,
+        /// Whether the store took it, or why not.
+        result: Result<(), TaskError>,
     },
 }
 
@@ -243,6 +262,8 @@ impl Message {
             Message::Fetch { .. } => "fetch",
             Message::FetchReply { .. } => "fetch-reply",
             Message::Release { .. } => "release",
+            Message::StoreBlock { .. } => "store-block",
+            Message::BlockStored { .. } => "block-stored",
         }
     }
 }

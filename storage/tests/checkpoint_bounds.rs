@@ -54,8 +54,8 @@ fn run(ssc: &StreamingContext, queue: &QueueHandle<u64>, batches: u64, mut after
 fn reach_of(reach: &Reach) -> impl Fn(&dstream::Rdd<(u64, u64)>) -> Result<(), Error> + Send + Sync + 'static {
     let reach = Arc::clone(reach);
     move |rdd| {
-        // The input datasets of the queue stream are the `parallelize` ancestors.
-        let inputs = rdd.lineage().iter().filter(|(_, name)| *name == "parallelize").count();
+        // The input datasets of the queue stream are the `input` ancestors.
+        let inputs = rdd.lineage().iter().filter(|(_, name)| *name == "input").count();
         reach.lock().unwrap().push(inputs);
         Ok(())
     }

@@ -7,8 +7,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use dstream::transport::Transport;
 use dstream::{
-    Clock, Context, Driver, DriverConfig, DriverEvent, Error, Graph, JobRequest, JobRunner, NodeId, Payload,
-    SystemClock, TaskDone, Worker, WorkerConfig, WorkerId,
+    BlockUpload, Clock, Context, Driver, DriverConfig, DriverEvent, Error, Graph, JobRequest, JobRunner, NodeId,
+    Payload, SystemClock, TaskDone, Worker, WorkerConfig, WorkerId,
 };
 
 use crate::transport::{InProcTransport, Inboxes};
@@ -21,6 +21,8 @@ pub(crate) enum Input {
     Done(TaskDone),
     /// A job from the host (driver only).
     Submit { request: JobRequest, reply: Sender<Result<Vec<Payload>, Error>> },
+    /// Blocks to store on the workers (driver only).
+    Store { upload: BlockUpload, reply: Sender<Result<Vec<Payload>, Error>> },
     /// Shut down.
     Stop,
 }
@@ -31,6 +33,7 @@ impl std::fmt::Debug for Input {
             Input::Net { from, msg } => write!(f, "Net({from}, {})", msg.kind()),
             Input::Done(_) => f.write_str("Done"),
             Input::Submit { request, .. } => write!(f, "Submit({request:?})"),
+            Input::Store { upload, .. } => write!(f, "Store({upload:?})"),
             Input::Stop => f.write_str("Stop"),
         }
     }
@@ -43,9 +46,17 @@ pub struct LocalClusterBuilder {
     threads: usize,
     worker: WorkerConfig,
     task_attempts_max: u32,
+    input_replicas: Option<u32>,
 }
 
 impl LocalClusterBuilder {
+    /// On how many distinct workers each input block is stored (default 2, as in the paper,
+    /// or 1 for a cluster of one worker).
+    pub fn input_replicas(mut self, replicas: u32) -> Self {
+        self.input_replicas = Some(replicas.max(1));
+        self
+    }
+
     /// The number of workers (default: the number of cores; at least 1).
     pub fn workers(mut self, n: u32) -> Self {
         self.workers = n.max(1);
@@ -96,6 +107,7 @@ impl LocalClusterBuilder {
 
         let mut driver_config = DriverConfig::new();
         driver_config.task_attempts_max = self.task_attempts_max;
+        driver_config.input_replicas = self.input_replicas.unwrap_or(2.min(self.workers));
         let driver = Driver::new(driver_config, Arc::clone(&graph));
         let transport = InProcTransport::new(NodeId::Driver, Arc::clone(&inboxes));
         let driver_clock = clock.clone();
@@ -142,7 +154,13 @@ impl LocalCluster {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut worker = WorkerConfig::new();
         worker.slots = cores as u32;
-        LocalClusterBuilder { workers: cores as u32, threads: cores, worker, task_attempts_max: 4 }
+        LocalClusterBuilder {
+            workers: cores as u32,
+            threads: cores,
+            worker,
+            task_attempts_max: 4,
+            input_replicas: None,
+        }
     }
 
     /// The context to create datasets in.
@@ -186,6 +204,12 @@ impl JobRunner for LocalRunner {
         self.driver.send(Input::Submit { request, reply }).map_err(|_| Error::ClusterStopped { submitted: false })?;
         result.recv().map_err(|_| Error::ClusterStopped { submitted: true })?
     }
+
+    fn store_blocks(&self, upload: BlockUpload) -> Result<(), Error> {
+        let (reply, result) = bounded(1);
+        self.driver.send(Input::Store { upload, reply }).map_err(|_| Error::ClusterStopped { submitted: false })?;
+        result.recv().map_err(|_| Error::ClusterStopped { submitted: true })?.map(drop)
+    }
 }
 
 fn run_driver(mut driver: Driver, inbox: Receiver<Input>, transport: InProcTransport, clock: SystemClock) {
@@ -196,6 +220,10 @@ fn run_driver(mut driver: Driver, inbox: Receiver<Input>, transport: InProcTrans
             Input::Net { from: NodeId::Worker(w), msg } => driver.handle_message(now, w, msg),
             Input::Submit { request, reply } => {
                 let job = driver.submit_job(now, request);
+                waiting.insert(job, reply);
+            }
+            Input::Store { upload, reply } => {
+                let job = driver.store_blocks(now, upload);
                 waiting.insert(job, reply);
             }
             Input::Stop => break,

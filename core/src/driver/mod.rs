@@ -11,12 +11,13 @@
 //!
 //! Nothing happens between calls: the driver never runs by itself.
 
+mod blocks;
 mod plan;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use crate::context::JobRequest;
+use crate::context::{BlockUpload, JobRequest};
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::graph::{ActionNode, Graph, ProgramSummary};
 use crate::ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskId, WorkerId};
@@ -30,12 +31,20 @@ pub struct DriverConfig {
     pub task_attempts_max: u32,
     /// Times a task may be relaunched because a block it needed was missing.
     pub fetch_failures_max: u32,
+    /// On how many distinct workers each input block is stored before its upload completes
+    /// (the paper's two copies by default). An upload waits while fewer workers are
+    /// registered; it never stores fewer copies.
+    pub input_replicas: u32,
+    /// Whether the blocks the driver sends are encoded (workers in other processes, or the
+    /// stepping harness's wire mode); within one process they move as shared pointers.
+    pub encode_payloads: bool,
 }
 
 impl DriverConfig {
-    /// The defaults: 4 attempts per task (as Spark), 16 relaunches for missing blocks.
+    /// The defaults: 4 attempts per task (as Spark), 16 relaunches for missing blocks, input
+    /// blocks on 2 workers, payloads not encoded.
     pub fn new() -> DriverConfig {
-        DriverConfig { task_attempts_max: 4, fetch_failures_max: 16 }
+        DriverConfig { task_attempts_max: 4, fetch_failures_max: 16, input_replicas: 2, encode_payloads: false }
     }
 }
 
@@ -125,6 +134,7 @@ pub struct Driver {
     shuffle_stages: BTreeMap<ShuffleId, StageId>,
     map_outputs: BTreeMap<ShuffleId, Vec<Option<WorkerId>>>,
     cached: BTreeMap<(RddId, u32), BTreeSet<WorkerId>>,
+    inputs: blocks::InputBlocks,
     tasks: BTreeMap<TaskId, Task>,
     pending: VecDeque<TaskId>,
     outbox: VecDeque<(NodeId, Message)>,
@@ -145,6 +155,7 @@ impl Driver {
             shuffle_stages: BTreeMap::new(),
             map_outputs: BTreeMap::new(),
             cached: BTreeMap::new(),
+            inputs: blocks::InputBlocks::default(),
             tasks: BTreeMap::new(),
             pending: VecDeque::new(),
             outbox: VecDeque::new(),
@@ -222,6 +233,40 @@ impl Driver {
         job
     }
 
+    /// Where each stored input block's replicas are, by block: what the driver's block tracker
+    /// knows.
+    pub fn input_blocks(&self) -> BTreeMap<BlockId, Vec<WorkerId>> {
+        self.inputs.all().map(|(b, w)| (b, w.iter().copied().collect())).collect()
+    }
+
+    /// Stores the blocks of `upload` on the workers, each on `input_replicas` distinct ones;
+    /// completion comes out of [`Driver::poll_event`] as [`DriverEvent::JobFinished`] with the
+    /// returned id and no payloads. Tasks reading the blocks then run where they are.
+    pub fn store_blocks(&mut self, now: Time, upload: BlockUpload) -> JobId {
+        self.advance(now);
+        let job = JobId(self.fresh_id());
+        let mut place = placement(&self.workers, &self.config, &mut self.outbox);
+        if let Some((job, result)) = self.inputs.submit(job, upload, &mut place) {
+            self.upload_finished(job, result);
+        }
+        job
+    }
+
+    fn upload_finished(&mut self, job: JobId, result: Result<(), Error>) {
+        self.events.push_back(DriverEvent::JobFinished { job, result: result.map(|()| Vec::new()) });
+    }
+
+    fn block_stored(&mut self, from: WorkerId, block: BlockId, result: Result<(), TaskError>) {
+        let Some(((job, result), released)) = self.inputs.stored(from, block, result) else { return };
+        if !released.is_empty() {
+            for w in self.workers.keys() {
+                let msg = Message::Release { shuffles: Vec::new(), rdds: Vec::new(), inputs: released.clone() };
+                self.outbox.push_back((NodeId::Worker(*w), msg));
+            }
+        }
+        self.upload_finished(job, result);
+    }
+
     /// Handles a message from a worker.
     pub fn handle_message(&mut self, now: Time, from: WorkerId, msg: Message) {
         self.advance(now);
@@ -231,6 +276,7 @@ impl Driver {
                 self.task_finished(from, task, attempt, outcome, stored)
             }
             Message::BlocksDropped { blocks } => blocks.iter().for_each(|b| self.forget_block(*b, Some(from))),
+            Message::BlockStored { block, result } => self.block_stored(from, block, result),
             other => {
                 tracing::warn!(kind = other.kind(), %from, "driver ignores an unexpected message")
             }
@@ -252,21 +298,30 @@ impl Driver {
         self.workers.insert(worker, WorkerSlots { slots: slots.max(1), running: 0 });
         self.outbox.push_back((NodeId::Worker(worker), Message::Registered));
         self.events.push_back(DriverEvent::WorkerRegistered(worker));
+        let mut place = placement(&self.workers, &self.config, &mut self.outbox);
+        for (job, result) in self.inputs.start_queued(&mut place) {
+            self.upload_finished(job, result);
+        }
     }
 
     /// Tells the workers to drop the blocks of datasets and shuffles the program dropped.
     fn release_dropped(&mut self) {
         let released = self.graph.take_released();
-        if released.shuffles.is_empty() && released.rdds.is_empty() {
+        if released.shuffles.is_empty() && released.rdds.is_empty() && released.inputs.is_empty() {
             return;
         }
+        self.inputs.release(&released.inputs);
         for s in &released.shuffles {
             self.map_outputs.remove(s);
         }
         let rdds: BTreeSet<RddId> = released.rdds.iter().copied().collect();
         self.cached.retain(|(rdd, _), _| !rdds.contains(rdd));
         for w in self.workers.keys() {
-            let msg = Message::Release { shuffles: released.shuffles.clone(), rdds: released.rdds.clone() };
+            let msg = Message::Release {
+                shuffles: released.shuffles.clone(),
+                rdds: released.rdds.clone(),
+                inputs: released.inputs.clone(),
+            };
             self.outbox.push_back((NodeId::Worker(*w), msg));
         }
     }
@@ -291,6 +346,13 @@ impl Driver {
                     if holder.is_none() || *slot == holder {
                         *slot = None;
                     }
+                }
+            }
+            // A replica no worker reports is gone from that worker; a task's failure to fetch
+            // one says nothing of the others, which the task tries in turn.
+            BlockId::Input { .. } => {
+                if let Some(w) = holder {
+                    self.inputs.dropped(block, w);
                 }
             }
         }
@@ -495,9 +557,16 @@ impl Driver {
             StageKind::ShuffleMap(shuffle) => TaskKind::ShuffleMap { shuffle },
         };
         let job = stage.jobs.iter().next().copied().unwrap_or(JobId(0));
-        let inputs = match plan::task_inputs(&self.graph, &self.cached, &self.map_outputs, rdd, partition) {
+        let held = plan::Held { cached: &self.cached, map_outputs: &self.map_outputs, inputs: &self.inputs };
+        let inputs = match plan::task_inputs(&self.graph, &held, rdd, partition) {
             Ok(inputs) => inputs,
-            Err(_) => {
+            Err(plan::Missing::Input(block)) => {
+                let attempts = self.tasks.get(&task_id).map_or(0, |t| t.failures + t.fetch_failures);
+                self.tasks.remove(&task_id);
+                self.fail_stage(stage_id, partition, attempts, blocks::InputBlocks::lost(block));
+                return Launch::Dropped;
+            }
+            Err(plan::Missing::Shuffle) => {
                 // A shuffle output it needs is gone: the task leaves the queue and the stage
                 // waits for its parent to redo the output, then queues the partition again.
                 if let Some(stage) = self.stages.get_mut(&stage_id) {
@@ -620,6 +689,20 @@ impl Driver {
             let n = graph.rdd(map_rdd).map_or(0, |node| node.info().partitions);
             vec![None; n]
         })
+    }
+}
+
+/// Where the replicas of an upload can go: the registered workers.
+fn placement<'a>(
+    workers: &BTreeMap<WorkerId, WorkerSlots>,
+    config: &DriverConfig,
+    outbox: &'a mut VecDeque<(NodeId, Message)>,
+) -> blocks::Placement<'a> {
+    blocks::Placement {
+        workers: workers.keys().copied().collect(),
+        replicas: config.input_replicas.max(1) as usize,
+        encode: config.encode_payloads,
+        outbox,
     }
 }
 

@@ -3,13 +3,26 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::blocks::InputBlocks;
 use crate::graph::{Dep, Graph};
 use crate::ids::{BlockId, RddId, ShuffleId, WorkerId};
 use crate::message::TaskInput;
 
-/// A shuffle output that a task needs is not available.
+/// A block that a task needs is not available.
 #[derive(Debug)]
-pub(super) struct MissingShuffle;
+pub(super) enum Missing {
+    /// A shuffle output: its map stage must run (again).
+    Shuffle,
+    /// Every replica of an input block: it cannot be recomputed.
+    Input(BlockId),
+}
+
+/// What the driver knows about where blocks live.
+pub(super) struct Held<'a> {
+    pub(super) cached: &'a BTreeMap<(RddId, u32), BTreeSet<WorkerId>>,
+    pub(super) map_outputs: &'a BTreeMap<ShuffleId, Vec<Option<WorkerId>>>,
+    pub(super) inputs: &'a InputBlocks,
+}
 
 /// Whether every partition of a persisted dataset is cached somewhere.
 fn fully_cached(cached: &BTreeMap<(RddId, u32), BTreeSet<WorkerId>>, rdd: RddId, partitions: usize) -> bool {
@@ -48,14 +61,15 @@ pub(super) fn parent_shuffles(
 }
 
 /// The blocks the task for partition `partition` of `rdd` reads: cached partitions of persisted
-/// datasets on its narrow lineage, and the shuffle buckets at the lineage's shuffle boundaries.
+/// datasets on its narrow lineage, input blocks of the input batches it reaches, and the
+/// shuffle buckets at the lineage's shuffle boundaries.
 pub(super) fn task_inputs(
     graph: &Graph,
-    cached: &BTreeMap<(RddId, u32), BTreeSet<WorkerId>>,
-    map_outputs: &BTreeMap<ShuffleId, Vec<Option<WorkerId>>>,
+    held: &Held<'_>,
     rdd: RddId,
     partition: u32,
-) -> Result<Vec<TaskInput>, MissingShuffle> {
+) -> Result<Vec<TaskInput>, Missing> {
+    let Held { cached, map_outputs, inputs: input_blocks } = *held;
     let mut inputs = Vec::new();
     let mut stack = vec![(rdd, partition)];
     let mut seen = BTreeSet::new();
@@ -65,6 +79,12 @@ pub(super) fn task_inputs(
         }
         let Ok(node) = graph.rdd(id) else { continue };
         let info = node.info();
+        if let Some((stream, time)) = info.input {
+            let block = BlockId::Input { stream, time, index: p };
+            let holders = input_blocks.locations(block).ok_or(Missing::Input(block))?;
+            inputs.push(TaskInput { block, locations: holders.iter().copied().collect() });
+            continue;
+        }
         if info.persisted {
             if let Some(holders) = cached.get(&(id, p)).filter(|h| !h.is_empty()) {
                 let block = BlockId::Rdd { rdd: id, partition: p };
@@ -80,9 +100,9 @@ pub(super) fn task_inputs(
                     }
                 }
                 Dep::Shuffle { shuffle, .. } => {
-                    let outputs = map_outputs.get(&shuffle).ok_or(MissingShuffle)?;
+                    let outputs = map_outputs.get(&shuffle).ok_or(Missing::Shuffle)?;
                     for (m, holder) in outputs.iter().enumerate() {
-                        let holder = holder.ok_or(MissingShuffle)?;
+                        let holder = holder.ok_or(Missing::Shuffle)?;
                         let block = BlockId::Shuffle { shuffle, map: m as u32, reduce: p };
                         inputs.push(TaskInput { block, locations: vec![holder] });
                     }

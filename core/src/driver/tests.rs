@@ -14,6 +14,10 @@ impl crate::context::JobRunner for Capture {
         self.0.lock().unwrap().push(job);
         Err(Error::ClusterStopped { submitted: false })
     }
+
+    fn store_blocks(&self, _upload: crate::context::BlockUpload) -> Result<(), Error> {
+        Err(Error::Internal("this test runs no uploads"))
+    }
 }
 
 fn capture() -> (crate::Context, Arc<Capture>) {

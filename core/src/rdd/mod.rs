@@ -169,7 +169,7 @@ impl<T: Data> Node for RddNode<T> {
 
 impl<T> Drop for RddNode<T> {
     fn drop(&mut self) {
-        self.graph.forget_rdd(self.info.id, self.info.persisted);
+        self.graph.forget_rdd(self.info.id, self.info.persisted, self.info.input);
     }
 }
 
@@ -236,7 +236,12 @@ impl<T: Data> Rdd<T> {
         persisted: bool,
         compute: Box<dyn Compute<T>>,
     ) -> Rdd<T> {
-        let info = NodeInfo { id, name, partitions, partitioner, persisted };
+        let info = NodeInfo { id, name, partitions, partitioner, persisted, input: None };
+        Rdd::from_info(ctx, info, deps, compute)
+    }
+
+    /// Registers a new dataset described by `info`.
+    pub(crate) fn from_info(ctx: &Context, info: NodeInfo, deps: Vec<Dep>, compute: Box<dyn Compute<T>>) -> Rdd<T> {
         let lineage = RwLock::new(Lineage { deps, compute: Arc::from(compute) });
         let node = Arc::new(RddNode { info, lineage, graph: Arc::clone(ctx.graph()), _records: PhantomData });
         let erased: Arc<dyn Node> = node.clone();

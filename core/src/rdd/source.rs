@@ -4,9 +4,13 @@
 use std::sync::Arc;
 
 use super::{check_partitions, Compute, Rdd};
-use crate::context::Context;
+use crate::context::{BlockUpload, Context};
 use crate::error::{Error, TaskError, TaskErrorKind};
+use crate::graph::NodeInfo;
+use crate::ids::{BlockId, StreamId};
+use crate::message::Payload;
 use crate::task::{self, Sink, TaskContext};
+use crate::time::Time;
 use crate::Data;
 
 /// Reads the partitions of a dataset from outside the program, on the worker that runs the
@@ -50,7 +54,65 @@ impl<T: Data, S: PartitionSource<T>> Compute<T> for FromSource<S> {
     }
 }
 
+/// The partitions of an input batch: partition `p` is the input block `p` of the batch, read
+/// from the block store of the worker that runs the task (or fetched from a replica).
+struct InputBatch {
+    stream: StreamId,
+    time: Time,
+}
+
+impl InputBatch {
+    fn block<T: Data>(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Arc<Vec<T>>, TaskError> {
+        let block = BlockId::Input { stream: self.stream, time: self.time, index: split as u32 };
+        tc.input::<Vec<T>>(block)?.ok_or_else(|| {
+            TaskError::new(TaskErrorKind::FetchFailed { block }, "the task was launched without this input block")
+        })
+    }
+}
+
+impl<T: Data> Compute<T> for InputBatch {
+    fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
+        task::push_shared(&self.block::<T>(split, tc)?, out)
+    }
+
+    fn held(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Option<Arc<Vec<T>>>, TaskError> {
+        self.block(split, tc).map(Some)
+    }
+}
+
 impl Context {
+    /// The dataset of an input stream's batch at `time`, one partition per block of `parts`
+    /// (one empty partition if there are none). The blocks are stored on the workers first,
+    /// each on the driver's `input_replicas` workers; the driver keeps only where they are.
+    pub(crate) fn input_batch<T: Data>(
+        &self,
+        stream: StreamId,
+        time: Time,
+        mut parts: Vec<Vec<T>>,
+    ) -> Result<Rdd<T>, Error> {
+        if parts.is_empty() {
+            parts.push(Vec::new());
+        }
+        let n = parts.len();
+        let blocks = (0u32..)
+            .zip(parts)
+            .map(|(index, part)| {
+                let bytes = task::estimate_bytes(&part);
+                (BlockId::Input { stream, time, index }, Payload::local(Arc::new(part)), bytes)
+            })
+            .collect();
+        self.store_blocks(BlockUpload { blocks, encode: |p| p.encoded::<Vec<T>>() })?;
+        let info = NodeInfo {
+            id: self.graph().next_rdd_id(),
+            name: "input",
+            partitions: n,
+            partitioner: None,
+            persisted: false,
+            input: Some((stream, time)),
+        };
+        Ok(Rdd::from_info(self, info, Vec::new(), Box::new(InputBatch { stream, time })))
+    }
+
     /// A dataset of `data` split into `partitions` contiguous slices of nearly equal size.
     ///
     /// # Examples

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::checkpoint::Checkpointer;
@@ -61,14 +61,23 @@ type Closed<T> = Mutex<BTreeMap<Time, Vec<Vec<T>>>>;
 
 struct Frozen<T> {
     closed: Closed<T>,
+    /// The input stream, set once its node exists.
+    stream: OnceLock<StreamId>,
+}
+
+impl<T> Frozen<T> {
+    fn new() -> Arc<Frozen<T>> {
+        Arc::new(Frozen { closed: Mutex::new(BTreeMap::new()), stream: OnceLock::new() })
+    }
 }
 
 impl<T: Data> StreamCompute<T> for Arc<Frozen<T>> {
     fn compute(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<T>>, Error> {
-        // Each block of the batch becomes one partition. Input streams are generated as soon as
-        // their batch closes, so the records move into the dataset exactly once.
+        // Each block of the batch becomes one partition, stored on the workers. Input streams
+        // are generated as soon as their batch closes, so the records move there exactly once.
         let parts = lock(&self.closed).remove(&time).unwrap_or_default();
-        Ok(Some(b.ctx.parallelize_partitions(parts)))
+        let stream = *self.stream.get().ok_or(Error::Internal("an input stream generated before its node existed"))?;
+        b.ctx.input_batch(stream, time, parts).map(Some)
     }
 }
 
@@ -291,14 +300,16 @@ impl StreamingContext {
     /// A stream fed batch by batch through the returned handle: each batch takes the next queued
     /// collection (or nothing), split into `partitions` partitions. Mostly for tests.
     pub fn queue_stream<T: Data>(&self, partitions: usize) -> (QueueHandle<T>, DStream<T>) {
-        let frozen = Arc::new(Frozen { closed: Mutex::new(BTreeMap::new()) });
+        let frozen = Frozen::new();
         let queue = Arc::new(QueueInput {
             pending: Mutex::new(VecDeque::new()),
             partitions: partitions.max(1),
             stopped: AtomicBool::new(false),
             frozen: Arc::clone(&frozen),
         });
-        let stream = DStream::new_node(self, "queue_stream", self.batch_interval(), Vec::new(), frozen);
+        let stream = DStream::new_node(self, "queue_stream", self.batch_interval(), Vec::new(), Arc::clone(&frozen));
+        // A fresh lock is always empty, so this cannot fail.
+        let _ = frozen.stream.set(stream.id());
         self.register_input(queue.clone(), stream.node().clone());
         (QueueHandle { queue }, stream)
     }
@@ -307,7 +318,7 @@ impl StreamingContext {
     /// Each batch holds the records pushed since the previous one, one partition per block
     /// interval of arrival (200 ms, or the batch interval if shorter).
     pub fn input_stream<T: Data>(&self) -> (InputHandle<T>, DStream<T>) {
-        let frozen = Arc::new(Frozen { closed: Mutex::new(BTreeMap::new()) });
+        let frozen = Frozen::new();
         let input = Arc::new(PushInput {
             buffer: Mutex::new(VecDeque::new()),
             block_interval: self.inner.block_interval,
@@ -315,7 +326,9 @@ impl StreamingContext {
             stopped: AtomicBool::new(false),
             frozen: Arc::clone(&frozen),
         });
-        let stream = DStream::new_node(self, "input_stream", self.batch_interval(), Vec::new(), frozen);
+        let stream = DStream::new_node(self, "input_stream", self.batch_interval(), Vec::new(), Arc::clone(&frozen));
+        // A fresh lock is always empty, so this cannot fail.
+        let _ = frozen.stream.set(stream.id());
         self.register_input(input.clone(), stream.node().clone());
         (InputHandle { input }, stream)
     }

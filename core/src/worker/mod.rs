@@ -189,6 +189,11 @@ impl Worker {
         self.store.used_bytes()
     }
 
+    /// The ids of the blocks held, in block order.
+    pub fn stored_block_ids(&self) -> Vec<BlockId> {
+        self.store.ids()
+    }
+
     /// The number of blocks held.
     pub fn stored_blocks(&self) -> usize {
         self.store.len()
@@ -220,14 +225,31 @@ impl Worker {
             Message::Launch(desc) => self.launch(desc),
             Message::Fetch { request, block } => self.serve(from, request, block),
             Message::FetchReply { request, block, data } => self.fetched(request, block, data),
-            Message::Release { shuffles, rdds } => self.store.remove_where(|b| match b {
+            Message::Release { shuffles, rdds, inputs } => self.store.remove_where(|b| match b {
                 BlockId::Shuffle { shuffle, .. } => shuffles.contains(shuffle),
                 BlockId::Rdd { rdd, .. } => rdds.contains(rdd),
+                BlockId::Input { stream, time, .. } => inputs.contains(&(*stream, *time)),
             }),
+            Message::StoreBlock { block, data, bytes } => self.keep(block, data, bytes),
             other => {
                 tracing::warn!(kind = other.kind(), %from, worker = %self.id, "worker ignores an unexpected message")
             }
         }
+    }
+
+    /// Keeps a replica of an input block, pinned until it is released: evicting it would lose
+    /// input. Answers the driver either way.
+    fn keep(&mut self, block: BlockId, data: Payload, bytes: u64) {
+        let result = match self.store.insert(block, data, bytes, true) {
+            Ok(evicted) => {
+                if !evicted.is_empty() {
+                    self.outbox.push_back((NodeId::Driver, Message::BlocksDropped { blocks: evicted }));
+                }
+                Ok(())
+            }
+            Err(error) => Err(error),
+        };
+        self.outbox.push_back((NodeId::Driver, Message::BlockStored { block, result }));
     }
 
     fn launch(&mut self, desc: TaskDesc) {

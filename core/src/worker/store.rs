@@ -43,6 +43,11 @@ impl BlockStore {
         self.used_bytes
     }
 
+    /// The ids of the blocks held, in order.
+    pub(crate) fn ids(&self) -> Vec<BlockId> {
+        self.blocks.keys().copied().collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.blocks.len()
     }

@@ -1,0 +1,258 @@
+//! The driver's tracker of input blocks: where each replica of each input block lives, and the
+//! uploads waiting for their replicas to be stored.
+//!
+//! An upload places every block on `input_replicas` distinct workers, chosen round-robin over
+//! the registered workers in id order, so the blocks of a batch spread evenly and the choice is
+//! the same in every run. It completes once every replica has been acknowledged; until then
+//! the blocks do not count as stored. An upload waits while fewer workers than that are
+//! registered: it never settles for fewer copies.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::context::BlockUpload;
+use crate::error::{Error, TaskError, TaskErrorKind};
+use crate::ids::{BlockId, JobId, NodeId, StreamId, WorkerId};
+use crate::message::Message;
+use crate::time::Time;
+
+/// An upload whose replicas are not all acknowledged yet.
+#[derive(Debug)]
+struct Pending {
+    /// Replicas sent and not acknowledged: (block, worker).
+    waiting: BTreeSet<(BlockId, WorkerId)>,
+    /// The input batches the upload holds, to release if it fails.
+    batches: BTreeSet<(StreamId, Time)>,
+}
+
+/// Where the replicas of input blocks live, and the uploads in progress.
+#[derive(Debug, Default)]
+pub(super) struct InputBlocks {
+    /// The workers holding each stored input block.
+    held: BTreeMap<BlockId, BTreeSet<WorkerId>>,
+    pending: BTreeMap<JobId, Pending>,
+    /// Uploads waiting for enough workers, in submission order.
+    queued: VecDeque<(JobId, BlockUpload)>,
+    /// Where the next block's first replica goes, counting blocks placed so far.
+    cursor: usize,
+}
+
+/// What became of an upload.
+pub(super) type Finished = (JobId, Result<(), Error>);
+
+impl InputBlocks {
+    /// The workers holding `block`, if it is an input block that is stored somewhere.
+    pub(super) fn locations(&self, block: BlockId) -> Option<&BTreeSet<WorkerId>> {
+        self.held.get(&block).filter(|w| !w.is_empty())
+    }
+
+    /// Every stored input block with the workers holding it, in block order.
+    pub(super) fn all(&self) -> impl Iterator<Item = (BlockId, &BTreeSet<WorkerId>)> + '_ {
+        self.held.iter().map(|(b, w)| (*b, w))
+    }
+
+    /// Starts `upload` as `job`, or queues it until `replicas` workers are registered.
+    pub(super) fn submit(&mut self, job: JobId, upload: BlockUpload, place: &mut Placement<'_>) -> Option<Finished> {
+        if upload.blocks.is_empty() {
+            return Some((job, Ok(())));
+        }
+        if place.workers.len() < place.replicas {
+            self.queued.push_back((job, upload));
+            return None;
+        }
+        self.start(job, upload, place)
+    }
+
+    /// Starts the queued uploads that enough workers can now take, in order.
+    pub(super) fn start_queued(&mut self, place: &mut Placement<'_>) -> Vec<Finished> {
+        let mut finished = Vec::new();
+        while place.workers.len() >= place.replicas {
+            let Some((job, upload)) = self.queued.pop_front() else { break };
+            finished.extend(self.start(job, upload, place));
+        }
+        finished
+    }
+
+    fn start(&mut self, job: JobId, upload: BlockUpload, place: &mut Placement<'_>) -> Option<Finished> {
+        debug_assert!(place.replicas >= 1 && place.workers.len() >= place.replicas);
+        let mut pending = Pending { waiting: BTreeSet::new(), batches: BTreeSet::new() };
+        for (block, payload, bytes) in upload.blocks {
+            if let BlockId::Input { stream, time, .. } = block {
+                pending.batches.insert((stream, time));
+            }
+            let data = if place.encode {
+                match (upload.encode)(&payload) {
+                    Ok(encoded) => encoded,
+                    Err(e) => return Some((job, Err(Error::Codec(e)))),
+                }
+            } else {
+                payload
+            };
+            let bytes = data.encoded_len().map_or(bytes, |n| n as u64);
+            for r in 0..place.replicas {
+                let worker = place.workers[(self.cursor + r) % place.workers.len()];
+                pending.waiting.insert((block, worker));
+                place
+                    .outbox
+                    .push_back((NodeId::Worker(worker), Message::StoreBlock { block, data: data.clone(), bytes }));
+            }
+            self.cursor = self.cursor.wrapping_add(1);
+        }
+        self.pending.insert(job, pending);
+        None
+    }
+
+    /// A worker answered a [`Message::StoreBlock`]: records the replica, and returns the
+    /// upload's end when this was its last replica or a failure. A failed upload's batches are
+    /// returned too, for the driver to release from every worker.
+    pub(super) fn stored(
+        &mut self,
+        from: WorkerId,
+        block: BlockId,
+        result: Result<(), TaskError>,
+    ) -> Option<(Finished, Vec<(StreamId, Time)>)> {
+        let job = *self.pending.iter().find(|(_, p)| p.waiting.contains(&(block, from)))?.0;
+        let pending = self.pending.get_mut(&job)?;
+        pending.waiting.remove(&(block, from));
+        match result {
+            Ok(()) => {
+                self.held.entry(block).or_default().insert(from);
+                if !pending.waiting.is_empty() {
+                    return None;
+                }
+                self.pending.remove(&job);
+                Some(((job, Ok(())), Vec::new()))
+            }
+            Err(cause) => {
+                let failed = self.pending.remove(&job)?;
+                let batches: Vec<(StreamId, Time)> = failed.batches.into_iter().collect();
+                self.release(&batches);
+                let error = Error::BlockNotStored { block, worker: from, cause: Box::new(cause) };
+                Some(((job, Err(error)), batches))
+            }
+        }
+    }
+
+    /// Forgets the blocks of input batches nothing reads any more.
+    pub(super) fn release(&mut self, batches: &[(StreamId, Time)]) {
+        if batches.is_empty() {
+            return;
+        }
+        self.held.retain(|block, _| match block {
+            BlockId::Input { stream, time, .. } => !batches.contains(&(*stream, *time)),
+            _ => true,
+        });
+    }
+
+    /// A worker's store no longer holds `block`.
+    pub(super) fn dropped(&mut self, block: BlockId, from: WorkerId) {
+        if let Some(holders) = self.held.get_mut(&block) {
+            holders.remove(&from);
+        }
+    }
+
+    /// The error of a task that needs `block` when no worker holds it: the input is lost.
+    pub(super) fn lost(block: BlockId) -> TaskError {
+        TaskError::new(
+            TaskErrorKind::InputLost { block },
+            "no worker holds a replica of this input block; it cannot be recomputed",
+        )
+    }
+}
+
+/// Where an upload's replicas can go.
+pub(super) struct Placement<'a> {
+    /// The registered workers, in id order.
+    pub(super) workers: Vec<WorkerId>,
+    /// Replicas per block.
+    pub(super) replicas: usize,
+    /// Whether to encode the blocks (workers in other processes, or the harness's wire mode).
+    pub(super) encode: bool,
+    pub(super) outbox: &'a mut VecDeque<(NodeId, Message)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::message::Payload;
+
+    fn upload(stream: u64, blocks: u32) -> BlockUpload {
+        let blocks = (0..blocks)
+            .map(|index| {
+                let block = BlockId::Input { stream: StreamId(stream), time: Time::from_millis(500), index };
+                (block, Payload::local(Arc::new(vec![index])), 8)
+            })
+            .collect();
+        BlockUpload { blocks, encode: |p| p.encoded::<Vec<u32>>() }
+    }
+
+    fn placement(outbox: &mut VecDeque<(NodeId, Message)>, workers: u32, replicas: usize) -> Placement<'_> {
+        Placement { workers: (0..workers).map(WorkerId).collect(), replicas, encode: false, outbox }
+    }
+
+    /// Replies to every StoreBlock in `outbox` with success; returns the finished uploads.
+    fn ack_all(tracker: &mut InputBlocks, outbox: &mut VecDeque<(NodeId, Message)>) -> Vec<JobId> {
+        let mut done = Vec::new();
+        while let Some((NodeId::Worker(w), Message::StoreBlock { block, .. })) = outbox.pop_front() {
+            if let Some(((job, result), _)) = tracker.stored(w, block, Ok(())) {
+                result.unwrap();
+                done.push(job);
+            }
+        }
+        done
+    }
+
+    #[test]
+    fn replicas_go_round_robin_to_distinct_workers_and_complete_on_the_last_ack() {
+        // (workers, replicas, blocks) -> each block's holders
+        let table: &[(u32, usize, u32, &[&[u32]])] = &[
+            (1, 1, 2, &[&[0], &[0]]),
+            (2, 2, 3, &[&[0, 1], &[0, 1], &[0, 1]]),
+            (3, 2, 4, &[&[0, 1], &[1, 2], &[0, 2], &[0, 1]]),
+            (4, 1, 4, &[&[0], &[1], &[2], &[3]]),
+        ];
+        for (workers, replicas, blocks, want) in table {
+            let mut tracker = InputBlocks::default();
+            let mut outbox = VecDeque::new();
+            let mut place = placement(&mut outbox, *workers, *replicas);
+            assert!(tracker.submit(JobId(1), upload(0, *blocks), &mut place).is_none());
+            assert_eq!(outbox.len(), *blocks as usize * replicas);
+            assert_eq!(ack_all(&mut tracker, &mut outbox), vec![JobId(1)]);
+            for (index, holders) in want.iter().enumerate() {
+                let block = BlockId::Input { stream: StreamId(0), time: Time::from_millis(500), index: index as u32 };
+                let got: Vec<u32> = tracker.locations(block).unwrap().iter().map(|w| w.0).collect();
+                assert_eq!(&got, holders, "{workers} workers, {replicas} replicas, block {index}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_upload_waits_for_enough_workers_and_never_takes_fewer_copies() {
+        let mut tracker = InputBlocks::default();
+        let mut outbox = VecDeque::new();
+        assert!(tracker.submit(JobId(1), upload(0, 2), &mut placement(&mut outbox, 1, 2)).is_none());
+        assert!(outbox.is_empty(), "one worker cannot hold two replicas");
+        assert!(tracker.start_queued(&mut placement(&mut outbox, 1, 2)).is_empty());
+        assert!(outbox.is_empty());
+        assert!(tracker.start_queued(&mut placement(&mut outbox, 2, 2)).is_empty());
+        assert_eq!(outbox.len(), 4);
+        assert_eq!(ack_all(&mut tracker, &mut outbox), vec![JobId(1)]);
+    }
+
+    #[test]
+    fn a_refused_replica_fails_the_upload_and_releases_its_batch() {
+        let mut tracker = InputBlocks::default();
+        let mut outbox = VecDeque::new();
+        tracker.submit(JobId(1), upload(3, 1), &mut placement(&mut outbox, 2, 2));
+        let block = BlockId::Input { stream: StreamId(3), time: Time::from_millis(500), index: 0 };
+        assert!(tracker.stored(WorkerId(0), block, Ok(())).is_none());
+        let full = TaskError::new(TaskErrorKind::Source, "full");
+        let ((job, result), released) = tracker.stored(WorkerId(1), block, Err(full)).unwrap();
+        assert_eq!(job, JobId(1));
+        assert!(matches!(result, Err(Error::BlockNotStored { worker: WorkerId(1), .. })), "{result:?}");
+        assert_eq!(released, vec![(StreamId(3), Time::from_millis(500))]);
+        assert!(tracker.locations(block).is_none());
+        assert!(tracker.stored(WorkerId(1), block, Ok(())).is_none(), "a late ack changes nothing");
+    }
+}
