@@ -276,11 +276,12 @@ impl Worker {
         self.advance(now);
         if let Some(due) = self.next_heartbeat.filter(|due| *due <= self.now) {
             self.outbox.push_back((NodeId::Driver, Message::Heartbeat { incarnation: self.config.incarnation }));
-            // Keep the beat on its grid; if the runtime fell behind by more than an interval,
-            // skip the missed beats rather than sending them in a burst.
+            // Keep the beat on its grid: the next beat is the first grid point after now, so a
+            // runtime that fell behind skips the missed beats rather than sending a burst.
             let interval = self.config.heartbeat_interval.max(Duration::from_nanos(1));
-            let next = due + interval;
-            self.next_heartbeat = Some(if next > self.now { next } else { self.now + interval });
+            let late = (self.now - due).as_nanos() / interval.as_nanos();
+            let skip = u32::try_from(late).unwrap_or(u32::MAX).saturating_add(1);
+            self.next_heartbeat = Some(due + interval.saturating_mul(skip));
         }
         let overdue: Vec<u64> =
             self.fetches.iter().take_while(|(_, f)| f.deadline <= self.now).map(|(r, _)| *r).collect();
