@@ -159,3 +159,23 @@ fn a_job_no_worker_can_run_fails_instead_of_waiting_forever() {
     assert_eq!(cluster.alive_workers(), [WorkerId(0)]);
     assert_eq!(cluster.incarnations(), [1, 0]);
 }
+
+#[test]
+fn a_job_waiting_on_time_gives_up_after_a_bound() {
+    let cluster = StepCluster::builder().workers(2).build();
+    let data = cluster.context().parallelize((0..10u32).collect(), 2).unwrap();
+    assert_eq!(data.count().unwrap(), 10);
+    cluster.isolate(WorkerId(0)).unwrap();
+    cluster.isolate(WorkerId(1)).unwrap();
+    // A fault planned far ahead might help, so the job waits on time, but not that long.
+    cluster.fault_at(Time::from_millis(3_600_000), Fault::Restart(WorkerId(0)));
+    let start = cluster.now();
+    match data.count() {
+        Err(Error::ClusterStopped(why)) => {
+            assert!(why.contains("cannot progress") && why.contains("alive workers: []"), "{why}")
+        }
+        other => panic!("expected the cannot-progress error, got {other:?}"),
+    }
+    let waited = cluster.now() - start;
+    assert!(waited >= Duration::from_secs(20) && waited < Duration::from_secs(21), "waited {waited:?}");
+}

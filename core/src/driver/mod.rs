@@ -304,6 +304,7 @@ impl Driver {
         );
         self.submit_stage(stage);
         self.schedule();
+        self.check_invariants();
         job
     }
 
