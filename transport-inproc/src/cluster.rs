@@ -280,10 +280,11 @@ enum Wait {
 
 /// Waits for the next input, until `deadline` (on `clock`) at the latest.
 fn wait(inbox: &Receiver<Input>, deadline: Option<Time>, clock: &SystemClock) -> Wait {
-    let Some(deadline) = deadline else {
+    // A deadline too far to express as an `Instant` is as good as none.
+    let instant = deadline.and_then(|d| Instant::now().checked_add(d.saturating_since(clock.now())));
+    let Some(instant) = instant else {
         return inbox.recv().map_or(Wait::Closed, Wait::Input);
     };
-    let instant = Instant::now() + deadline.saturating_since(clock.now());
     match inbox.recv_deadline(instant) {
         Ok(input) => Wait::Input(input),
         Err(RecvTimeoutError::Timeout) => Wait::Deadline,
