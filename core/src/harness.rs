@@ -5,15 +5,23 @@
 //! It runs the same state machines as every other mode; only delivery, time and the executor
 //! differ. Messages between one pair of members stay in order (as over one TCP connection),
 //! while the interleaving across pairs and tasks follows the seed.
+//!
+//! Time is virtual: each step moves it forward by a microsecond, and the machines' timers
+//! (heartbeats, fetch and heartbeat timeouts) fire when it reaches their deadlines, in deadline
+//! order (ties: the driver first, then the workers by id), each firing a step of the trace.
+//! [`StepCluster::advance`] moves it on explicitly; a job waiting only on time (the tasks of a
+//! silent worker, relaunched once the driver's heartbeat timeout passes) makes
+//! [`Context`]'s actions jump to the next deadline. Faults ([`Fault`]: isolating or restarting
+//! a worker) are applied at once or at a planned virtual time.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::Duration;
 
 use crate::codec;
 use crate::context::{BlockUpload, Context, JobRequest, JobRunner};
-use crate::driver::{Driver, DriverConfig, DriverEvent};
+use crate::driver::{Driver, DriverConfig, DriverEvent, LossReason};
 use crate::error::Error;
 use crate::graph::Graph;
 use crate::ids::{BlockId, JobId, NodeId, TaskId, WorkerId};
@@ -43,6 +51,46 @@ pub enum Step {
         /// The attempt.
         attempt: u32,
     },
+    /// A member's timer fired (its `handle_timeout` was called).
+    Timer {
+        /// The member.
+        node: NodeId,
+    },
+    /// A message was dropped: it came from or went to an isolated worker, or went to a worker
+    /// that was restarted before it arrived.
+    Dropped {
+        /// The sender.
+        from: NodeId,
+        /// The receiver.
+        to: NodeId,
+        /// The kind of message (see [`Message::kind`]).
+        kind: &'static str,
+    },
+    /// The driver reported a worker lost ([`DriverEvent::WorkerLost`]).
+    Lost {
+        /// The worker.
+        worker: WorkerId,
+        /// Its incarnation that is lost.
+        incarnation: u64,
+        /// Why.
+        reason: LossReason,
+    },
+    /// A fault was applied.
+    Fault(Fault),
+}
+
+/// A fault the harness can inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Every message from or to the worker is dropped from now on, including those in flight;
+    /// the worker itself goes on running (a network partition). A restart ends it.
+    Isolate(WorkerId),
+    /// The worker's process is replaced by a fresh one: a new [`Worker`] with the next
+    /// incarnation and an empty block store. Messages in flight to the old process, and from
+    /// it to other workers, are lost, and so are the tasks it had ready to run; those from it
+    /// to the driver still arrive (late messages of the old incarnation, which the driver
+    /// ignores). An isolated worker is reconnected by its restart.
+    Restart(WorkerId),
 }
 
 /// Builds a [`StepCluster`].
@@ -54,6 +102,7 @@ pub struct StepClusterBuilder {
     worker: WorkerConfig,
     task_attempts_max: u32,
     input_replicas: Option<u32>,
+    heartbeat_timeout: Duration,
     step_nanos: u64,
 }
 
@@ -102,6 +151,26 @@ impl StepClusterBuilder {
         self
     }
 
+    /// How often workers heartbeat (default: [`WorkerConfig::heartbeat_interval`], 100 ms).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.worker.heartbeat_interval = interval.max(Duration::from_micros(1));
+        self
+    }
+
+    /// How long a silent worker stays alive for the driver (default:
+    /// [`DriverConfig::heartbeat_timeout`], 1 s).
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout.max(Duration::from_micros(1));
+        self
+    }
+
+    /// How long a worker waits for a fetch reply (default: [`WorkerConfig::fetch_timeout`],
+    /// 5 s).
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.worker.fetch_timeout = timeout.max(Duration::from_micros(1));
+        self
+    }
+
     /// Builds the cluster with an empty program graph.
     pub fn build(self) -> StepCluster {
         let graph = Graph::new();
@@ -147,6 +216,7 @@ impl StepCluster {
             worker,
             task_attempts_max: 4,
             input_replicas: None,
+            heartbeat_timeout: DriverConfig::new().heartbeat_timeout,
             step_nanos: 1_000,
         }
     }
@@ -161,13 +231,15 @@ impl StepCluster {
         self.runner.sim().trace.clone()
     }
 
-    /// The virtual time: each step advances it by a fixed amount.
+    /// The virtual time: each step advances it by a fixed amount (a microsecond), and
+    /// [`StepCluster::advance`] or a job waiting on a timer moves it further.
     pub fn now(&self) -> Time {
         self.runner.sim().now
     }
 
     /// Steps until no message is in flight and no task is ready: every message sent so far has
-    /// been handled. Returns the number of steps taken.
+    /// been handled. Time moves only by the steps taken, so it never waits for a timer (and
+    /// never spins on heartbeats). Returns the number of steps taken.
     pub fn settle(&self) -> Result<usize, Error> {
         let mut sim = self.runner.sim();
         let mut steps = 0;
@@ -188,6 +260,65 @@ impl StepCluster {
     /// The ids of the blocks each worker's store holds, by worker.
     pub fn stored_block_ids(&self) -> Vec<Vec<BlockId>> {
         self.runner.sim().workers.iter().map(Worker::stored_block_ids).collect()
+    }
+
+    /// Moves virtual time forward by `by`: runs every step there is to run, and whenever
+    /// nothing is left, jumps to the next timer deadline or planned fault, up to `now + by`.
+    /// Timers fire in deadline order (ties: the driver, then the workers by id) and the steps
+    /// their messages cause run before time moves on. Ends at `now + by` at the earliest (later
+    /// only if the last steps ran past it), with nothing in flight. Returns the number of
+    /// message and task steps taken.
+    pub fn advance(&self, by: Duration) -> Result<usize, Error> {
+        let mut sim = self.runner.sim();
+        let end = sim.now + by;
+        let mut steps = 0;
+        loop {
+            sim.collect_outputs()?;
+            if sim.step()? {
+                steps += 1;
+                continue;
+            }
+            match sim.next_deadline() {
+                Some(at) if at <= end => sim.jump(at)?,
+                _ => break,
+            }
+        }
+        sim.now = sim.now.max(end);
+        Ok(steps)
+    }
+
+    /// Isolates `worker` now ([`Fault::Isolate`]): its messages are dropped both ways.
+    pub fn isolate(&self, worker: WorkerId) -> Result<(), Error> {
+        let mut sim = self.runner.sim();
+        sim.apply(Fault::Isolate(worker))?;
+        sim.collect_outputs()
+    }
+
+    /// Restarts `worker` now ([`Fault::Restart`]): a fresh worker with the next incarnation and
+    /// an empty store, which registers with the driver as the next steps run.
+    pub fn restart_worker(&self, worker: WorkerId) -> Result<(), Error> {
+        let mut sim = self.runner.sim();
+        sim.apply(Fault::Restart(worker))?;
+        sim.collect_outputs()
+    }
+
+    /// Plans `fault` for the moment virtual time reaches `at` (applied before the step or timer
+    /// of that moment; at once, on the next step, if `at` has passed). Faults planned for the
+    /// same time apply in the order they were planned.
+    pub fn fault_at(&self, at: Time, fault: Fault) {
+        let mut sim = self.runner.sim();
+        let i = sim.planned.partition_point(|(t, _)| *t <= at);
+        sim.planned.insert(i, (at, fault));
+    }
+
+    /// The incarnation each worker currently runs.
+    pub fn incarnations(&self) -> Vec<u64> {
+        self.runner.sim().workers.iter().map(Worker::incarnation).collect()
+    }
+
+    /// The workers the driver considers alive, in id order.
+    pub fn alive_workers(&self) -> Vec<WorkerId> {
+        self.runner.sim().driver.workers().collect()
     }
 
     /// Estimated bytes held by each worker's block store.
@@ -242,6 +373,8 @@ impl JobRunner for StepRunner {
 struct Sim {
     driver: Driver,
     workers: Vec<Worker>,
+    graph: Arc<Graph>,
+    worker_config: WorkerConfig,
     rng: SplitMix64,
     now: Time,
     step: Duration,
@@ -250,6 +383,14 @@ struct Sim {
     ready: Vec<(WorkerId, RunnableTask)>,
     trace: Vec<Step>,
     finished: BTreeMap<JobId, Result<Vec<Payload>, Error>>,
+    /// Workers whose messages are dropped both ways.
+    isolated: BTreeSet<WorkerId>,
+    /// Faults to apply when virtual time reaches them, in time order.
+    planned: Vec<(Time, Fault)>,
+    /// When the driver last sent a task out (or the running job was submitted).
+    last_launch: Time,
+    /// How long a job may wait on timers without any task launched before `run_job` gives up.
+    idle_max: Duration,
 }
 
 impl Sim {
@@ -258,13 +399,20 @@ impl Sim {
         driver_config.task_attempts_max = b.task_attempts_max;
         driver_config.input_replicas = b.input_replicas.unwrap_or(2.min(b.workers));
         driver_config.encode_payloads = b.wire;
+        driver_config.heartbeat_timeout = b.heartbeat_timeout;
         let mut worker_config = b.worker.clone();
         worker_config.encode_payloads = b.wire;
+        // Waiting on time ends with a launch within a heartbeat timeout (a silent worker's
+        // tasks relaunched) or a fetch timeout (a task's input asked elsewhere or recomputed);
+        // four of the longer one without a launch means time cannot help.
+        let idle_max = 4 * b.heartbeat_timeout.max(worker_config.fetch_timeout);
         Sim {
             driver: Driver::new(driver_config, Arc::clone(&graph)),
             workers: (0..b.workers)
                 .map(|i| Worker::new(WorkerId(i), worker_config.clone(), Arc::clone(&graph)))
                 .collect(),
+            graph,
+            worker_config,
             rng: SplitMix64::new(b.seed),
             now: Time::ZERO,
             step: Duration::from_nanos(b.step_nanos),
@@ -273,6 +421,10 @@ impl Sim {
             ready: Vec::new(),
             trace: Vec::new(),
             finished: BTreeMap::new(),
+            isolated: BTreeSet::new(),
+            planned: Vec::new(),
+            last_launch: Time::ZERO,
+            idle_max,
         }
     }
 
@@ -283,13 +435,112 @@ impl Sim {
 
     /// Steps until the job (or upload) `id` ends.
     fn wait_for(&mut self, id: JobId) -> Result<Vec<Payload>, Error> {
+        self.last_launch = self.now;
         loop {
             self.collect_outputs()?;
             if let Some(result) = self.finished.remove(&id) {
                 return result;
             }
-            if !self.step()? {
+            if self.step()? {
+                continue;
+            }
+            // Nothing in flight and no task ready: only time can help, and only if some task is
+            // out on a worker (a silent worker's tasks are relaunched after the heartbeat
+            // timeout, a fetch without reply is given up after the fetch timeout) or a fault is
+            // planned.
+            if self.driver.running_tasks() == 0 && self.planned.is_empty() {
                 return Err(Error::NoProgress { job: id, workers: self.driver.workers().count() });
+            }
+            let waited = self.now - self.last_launch;
+            let next = self.next_deadline();
+            match next {
+                Some(at) if waited < self.idle_max => self.jump(at)?,
+                // Waiting on timers that do not help any more.
+                _ => return Err(Error::NoProgress { job: id, workers: self.driver.workers().count() }),
+            }
+        }
+    }
+
+    /// The earliest timer deadline of any member, or planned fault.
+    fn next_deadline(&self) -> Option<Time> {
+        let timers = std::iter::once(self.driver.poll_timeout()).chain(self.workers.iter().map(Worker::poll_timeout));
+        timers.flatten().chain(self.planned.first().map(|(t, _)| *t)).min()
+    }
+
+    /// Moves virtual time to `at` (if later) and fires what is due.
+    fn jump(&mut self, at: Time) -> Result<(), Error> {
+        self.now = self.now.max(at);
+        self.fire_due()
+    }
+
+    /// Applies the planned faults and fires the timers due at `now`, in deadline order (ties:
+    /// faults first, then the driver, then the workers by id), collecting each one's outputs.
+    fn fire_due(&mut self) -> Result<(), Error> {
+        while self.planned.first().is_some_and(|(t, _)| *t <= self.now) {
+            let (_, fault) = self.planned.remove(0);
+            self.apply(fault)?;
+            self.collect_outputs()?;
+        }
+        loop {
+            let driver = self.driver.poll_timeout().map(|t| (t, NodeId::Driver));
+            let workers = self.workers.iter().map(|w| w.poll_timeout().map(|t| (t, NodeId::Worker(w.id()))));
+            let Some((_, node)) =
+                std::iter::once(driver).chain(workers).flatten().filter(|(t, _)| *t <= self.now).min()
+            else {
+                return Ok(());
+            };
+            self.trace.push(Step::Timer { node });
+            let still_due = match node {
+                NodeId::Driver => {
+                    self.driver.handle_timeout(self.now);
+                    self.driver.poll_timeout()
+                }
+                NodeId::Worker(w) => {
+                    let worker = self.workers.get_mut(w.0 as usize).ok_or_else(internal)?;
+                    worker.handle_timeout(self.now);
+                    worker.poll_timeout()
+                }
+            };
+            if still_due.is_some_and(|t| t <= self.now) {
+                return Err(Error::Internal("a timer is still due after it fired"));
+            }
+            self.collect_outputs()?;
+        }
+    }
+
+    /// Applies `fault` now.
+    fn apply(&mut self, fault: Fault) -> Result<(), Error> {
+        self.trace.push(Step::Fault(fault));
+        match fault {
+            Fault::Isolate(w) => {
+                if w.0 as usize >= self.workers.len() {
+                    return Err(Error::UnknownPeer(NodeId::Worker(w)));
+                }
+                self.isolated.insert(w);
+                let node = NodeId::Worker(w);
+                self.drop_queued(|from, to| from == node || to == node);
+            }
+            Fault::Restart(w) => {
+                let slot = self.workers.get(w.0 as usize).ok_or(Error::UnknownPeer(NodeId::Worker(w)))?;
+                let mut config = self.worker_config.clone();
+                config.incarnation = slot.incarnation() + 1;
+                self.isolated.remove(&w);
+                let node = NodeId::Worker(w);
+                // Messages to the old process, and its requests to other workers, die with it;
+                // what it sent the driver is still on the way.
+                self.drop_queued(|from, to| to == node || (from == node && to != NodeId::Driver));
+                self.ready.retain(|(r, _)| *r != w);
+                self.workers[w.0 as usize] = Worker::new(w, config, Arc::clone(&self.graph));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every queued message between a pair that `which` selects, tracing each.
+    fn drop_queued(&mut self, which: impl Fn(NodeId, NodeId) -> bool) {
+        for (&(from, to), queue) in self.queues.iter_mut().filter(|((f, t), _)| which(*f, *t)) {
+            for msg in queue.drain(..) {
+                self.trace.push(Step::Dropped { from, to, kind: msg.kind() });
             }
         }
     }
@@ -300,8 +551,14 @@ impl Sim {
             self.enqueue(NodeId::Driver, to, msg)?;
         }
         while let Some(event) = self.driver.poll_event() {
-            if let DriverEvent::JobFinished { job, result } = event {
-                self.finished.insert(job, result);
+            match event {
+                DriverEvent::JobFinished { job, result } => {
+                    self.finished.insert(job, result);
+                }
+                DriverEvent::WorkerLost { worker, incarnation, reason } => {
+                    self.trace.push(Step::Lost { worker, incarnation, reason });
+                }
+                DriverEvent::WorkerRegistered(_) | DriverEvent::WorkerRefused { .. } => {}
             }
         }
         for i in 0..self.workers.len() {
@@ -317,20 +574,33 @@ impl Sim {
     }
 
     fn enqueue(&mut self, from: NodeId, to: NodeId, msg: Message) -> Result<(), Error> {
+        let cut = |n: NodeId| matches!(n, NodeId::Worker(w) if self.isolated.contains(&w));
+        if cut(from) || cut(to) {
+            self.trace.push(Step::Dropped { from, to, kind: msg.kind() });
+            return Ok(());
+        }
+        if matches!(msg, Message::Launch(_)) {
+            self.last_launch = self.now;
+        }
         let msg = if self.wire { codec::decode(&codec::encode(&msg)?)? } else { msg };
         self.queues.entry((from, to)).or_default().push_back(msg);
         Ok(())
     }
 
-    /// Delivers one message or runs one task, chosen by the seeded generator. Returns false when
-    /// there is nothing to do.
+    /// Delivers one message or runs one task, chosen by the seeded generator, after firing
+    /// what falls due as the step moves time on. Returns false when there is nothing to do.
     fn step(&mut self) -> Result<bool, Error> {
         self.queues.retain(|_, q| !q.is_empty());
-        let choices = self.queues.len() + self.ready.len();
-        if choices == 0 {
+        if self.queues.is_empty() && self.ready.is_empty() {
             return Ok(false);
         }
         self.now = self.now + self.step;
+        self.fire_due()?;
+        self.queues.retain(|_, q| !q.is_empty());
+        let choices = self.queues.len() + self.ready.len();
+        if choices == 0 {
+            return Ok(true); // A fault dropped what there was to do; time still moved.
+        }
         let pick = self.rng.below(choices);
         if pick < self.queues.len() {
             let (&(from, to), queue) = self.queues.iter_mut().nth(pick).ok_or_else(internal)?;

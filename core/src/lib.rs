@@ -42,10 +42,10 @@ pub mod worker;
 
 pub use checkpoint::Checkpointing;
 pub use context::{BlockUpload, Context, JobRequest, JobRunner};
-pub use driver::{Driver, DriverConfig, DriverEvent};
+pub use driver::{Driver, DriverConfig, DriverEvent, LossReason};
 pub use error::{Error, TaskError, TaskErrorKind};
 pub use graph::{Graph, ProgramSummary};
-pub use harness::{Step, StepCluster, StepClusterBuilder};
+pub use harness::{Fault, Step, StepCluster, StepClusterBuilder};
 pub use ids::{ActionId, BlockId, JobId, NodeId, RddId, Scope, ShuffleId, StageId, StreamId, TaskId, WorkerId};
 pub use message::{Message, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
 pub use rdd::{Aggregator, PartitionSource, Rdd};

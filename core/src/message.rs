@@ -171,15 +171,30 @@ pub enum TaskOutcome {
 }
 
 /// A message between members of the cluster.
+///
+/// Every worker-to-driver message carries the sender's `incarnation` (see
+/// [`crate::WorkerConfig::incarnation`]) as a field of its own variant rather than in an
+/// envelope around the message: transports route `Message`s as they are, driver-to-worker and
+/// worker-to-worker messages need no incarnation, and a field makes it impossible to build a
+/// worker-to-driver message without one. [`Message::incarnation`] is the one place the driver
+/// reads it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Message {
-    /// Worker to driver: the first message of a worker.
+    /// Worker to driver: the first message of a worker (of each incarnation).
     Register {
         /// How many tasks the worker runs at once.
         slots: u32,
         /// The program the worker built, checked against the driver's; `None` for a worker
         /// that shares the driver's graph (in one process), where there is nothing to check.
         program: Option<ProgramSummary>,
+        /// The sender's incarnation.
+        incarnation: u64,
+    },
+    /// Worker to driver: the worker is alive; sent every
+    /// [`crate::WorkerConfig::heartbeat_interval`] once registered.
+    Heartbeat {
+        /// The sender's incarnation.
+        incarnation: u64,
     },
     /// Driver to worker: the driver accepted the worker.
     Registered,
@@ -200,11 +215,15 @@ pub enum Message {
         outcome: TaskOutcome,
         /// Blocks the attempt added to the worker's store (shuffle buckets and cached partitions).
         stored: Vec<BlockId>,
+        /// The sender's incarnation.
+        incarnation: u64,
     },
     /// Worker to driver: blocks the worker's store no longer holds.
     BlocksDropped {
         /// The blocks.
         blocks: Vec<BlockId>,
+        /// The sender's incarnation.
+        incarnation: u64,
     },
     /// Worker to worker: send me a block.
     Fetch {
@@ -246,6 +265,8 @@ pub enum Message {
         block: BlockId,
         /// Whether the store took it, or why not.
         result: Result<(), TaskError>,
+        /// The sender's incarnation.
+        incarnation: u64,
     },
 }
 
@@ -254,6 +275,7 @@ impl Message {
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Register { .. } => "register",
+            Message::Heartbeat { .. } => "heartbeat",
             Message::Registered => "registered",
             Message::Refused { .. } => "refused",
             Message::Launch(_) => "launch",
@@ -264,6 +286,25 @@ impl Message {
             Message::Release { .. } => "release",
             Message::StoreBlock { .. } => "store-block",
             Message::BlockStored { .. } => "block-stored",
+        }
+    }
+
+    /// The sender's incarnation, for the messages a worker sends to the driver; `None` for
+    /// the others.
+    pub fn incarnation(&self) -> Option<u64> {
+        match self {
+            Message::Register { incarnation, .. }
+            | Message::Heartbeat { incarnation }
+            | Message::TaskFinished { incarnation, .. }
+            | Message::BlocksDropped { incarnation, .. }
+            | Message::BlockStored { incarnation, .. } => Some(*incarnation),
+            Message::Registered
+            | Message::Refused { .. }
+            | Message::Launch(_)
+            | Message::Fetch { .. }
+            | Message::FetchReply { .. }
+            | Message::Release { .. }
+            | Message::StoreBlock { .. } => None,
         }
     }
 }

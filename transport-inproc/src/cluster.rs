@@ -1,14 +1,22 @@
 //! [`LocalCluster`]: the driver and the workers as threads of this process.
+//!
+//! Each member's thread runs the polling loop its state machine documents: it waits on its
+//! inbox until the machine's `poll_timeout` at the latest, hands over what arrived (or calls
+//! `handle_timeout` once the deadline passes), then drains the machine's outputs. When a
+//! worker's thread ends (stopped, killed or panicked), the driver and the other workers get
+//! `PeerLost` for it, as over TCP every peer of a dead process sees its connection close; a send
+//! to a worker whose thread is gone is reported the same way.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use dstream::transport::Transport;
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use dstream::transport::{Transport, TransportError};
 use dstream::{
-    BlockUpload, Clock, Context, Driver, DriverConfig, DriverEvent, Error, Graph, JobRequest, JobRunner, NodeId,
-    Payload, SystemClock, TaskDone, Worker, WorkerConfig, WorkerId,
+    BlockUpload, Clock, Context, Driver, DriverConfig, DriverEvent, Error, Graph, JobRequest, JobRunner, LossReason,
+    NodeId, Payload, SystemClock, TaskDone, Time, Worker, WorkerConfig, WorkerId,
 };
 
 use crate::transport::{InProcTransport, Inboxes};
@@ -23,6 +31,8 @@ pub(crate) enum Input {
     Submit { request: JobRequest, reply: Sender<Result<Vec<Payload>, Error>> },
     /// Blocks to store on the workers (driver only).
     Store { upload: BlockUpload, reply: Sender<Result<Vec<Payload>, Error>> },
+    /// A member's thread has ended.
+    PeerLost(NodeId),
     /// Shut down.
     Stop,
 }
@@ -34,6 +44,7 @@ impl std::fmt::Debug for Input {
             Input::Done(_) => f.write_str("Done"),
             Input::Submit { request, .. } => write!(f, "Submit({request:?})"),
             Input::Store { upload, .. } => write!(f, "Store({upload:?})"),
+            Input::PeerLost(node) => write!(f, "PeerLost({node})"),
             Input::Stop => f.write_str("Stop"),
         }
     }
@@ -47,6 +58,7 @@ pub struct LocalClusterBuilder {
     worker: WorkerConfig,
     task_attempts_max: u32,
     input_replicas: Option<u32>,
+    heartbeat_timeout: Duration,
 }
 
 impl LocalClusterBuilder {
@@ -87,6 +99,26 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// How often workers heartbeat (default: [`WorkerConfig::heartbeat_interval`], 100 ms).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.worker.heartbeat_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a silent worker stays alive for the driver (default:
+    /// [`DriverConfig::heartbeat_timeout`], 1 s).
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a worker waits for a fetch reply (default: [`WorkerConfig::fetch_timeout`],
+    /// 5 s).
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.worker.fetch_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
     /// Starts the driver and worker threads.
     pub fn build(self) -> Result<LocalCluster, Error> {
         let graph = Graph::new();
@@ -103,15 +135,19 @@ impl LocalClusterBuilder {
             workers: worker_channels.iter().map(|(tx, _)| tx.clone()).collect(),
         });
         let clock = SystemClock::new();
-        let mut threads = Vec::new();
+        let lost = Arc::new(Mutex::new(BTreeMap::new()));
 
         let mut driver_config = DriverConfig::new();
         driver_config.task_attempts_max = self.task_attempts_max;
         driver_config.input_replicas = self.input_replicas.unwrap_or(2.min(self.workers));
+        driver_config.heartbeat_timeout = self.heartbeat_timeout;
         let driver = Driver::new(driver_config, Arc::clone(&graph));
         let transport = InProcTransport::new(NodeId::Driver, Arc::clone(&inboxes));
         let driver_clock = clock.clone();
-        threads.push(spawn("dstream-driver", move || run_driver(driver, driver_rx, transport, driver_clock))?);
+        let driver_lost = Arc::clone(&lost);
+        let driver_thread =
+            spawn("dstream-driver", move || run_driver(driver, driver_rx, transport, driver_clock, driver_lost))?;
+        let mut workers = Vec::new();
 
         for (i, (tx, rx)) in worker_channels.into_iter().enumerate() {
             let mut config = self.worker.clone();
@@ -122,12 +158,19 @@ impl LocalClusterBuilder {
             let transport = InProcTransport::new(NodeId::Worker(id), Arc::clone(&inboxes));
             let pool = Arc::clone(&pool);
             let clock = clock.clone();
-            threads.push(spawn(&format!("dstream-worker-{i}"), move || {
-                run_worker(worker, rx, tx, transport, pool, clock)
-            })?);
+            let farewell = Farewell { id, inboxes: Arc::clone(&inboxes) };
+            workers.push(Some(spawn(&format!("dstream-worker-{i}"), move || {
+                run_worker(worker, rx, tx, transport, pool, clock, farewell)
+            })?));
         }
         let runner = Arc::new(LocalRunner { driver: driver_tx, pool });
-        Ok(LocalCluster { context: Context::new(graph, runner), inboxes, threads })
+        Ok(LocalCluster {
+            context: Context::new(graph, runner),
+            inboxes,
+            driver: Some(driver_thread),
+            workers: Mutex::new(workers),
+            lost,
+        })
     }
 }
 
@@ -145,7 +188,11 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 pub struct LocalCluster {
     context: Context,
     inboxes: Arc<Inboxes>,
-    threads: Vec<JoinHandle<()>>,
+    driver: Option<JoinHandle<()>>,
+    /// The worker threads by id; `None` once killed.
+    workers: Mutex<Vec<Option<JoinHandle<()>>>>,
+    /// The last loss the driver reported for each worker: at most one entry per worker.
+    lost: Arc<Mutex<BTreeMap<WorkerId, LossReason>>>,
 }
 
 impl LocalCluster {
@@ -154,18 +201,48 @@ impl LocalCluster {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut worker = WorkerConfig::new();
         worker.slots = cores as u32;
+        let heartbeat_timeout = DriverConfig::new().heartbeat_timeout;
         LocalClusterBuilder {
             workers: cores as u32,
             threads: cores,
             worker,
             task_attempts_max: 4,
             input_replicas: None,
+            heartbeat_timeout,
         }
     }
 
     /// The context to create datasets in.
     pub fn context(&self) -> Context {
         self.context.clone()
+    }
+
+    /// Stops `worker`'s thread, as if its process died: nothing is said to the driver, which
+    /// learns of it as of any dead peer (the runtime reports the thread gone; a silent worker
+    /// would time out). Its tasks still running on the pool finish, but their results are
+    /// dropped. For tests. Returns once the thread has ended.
+    pub fn kill_worker(&self, worker: WorkerId) -> Result<(), Error> {
+        let unknown = || Error::UnknownPeer(NodeId::Worker(worker));
+        let thread = {
+            let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+            workers.get_mut(worker.0 as usize).ok_or_else(unknown)?.take()
+        };
+        let Some(thread) = thread else {
+            return Ok(()); // Killed already.
+        };
+        let inbox = self.inboxes.workers.get(worker.0 as usize).ok_or_else(unknown)?;
+        // The thread may have ended by itself; then there is nothing to stop.
+        let _ = inbox.send(Input::Stop);
+        if thread.join().is_err() {
+            tracing::error!(%worker, "a dstream worker thread panicked");
+        }
+        Ok(())
+    }
+
+    /// The workers the driver has reported lost, each with the reason of its last loss, in id
+    /// order.
+    pub fn lost_workers(&self) -> Vec<(WorkerId, LossReason)> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(w, r)| (*w, *r)).collect()
     }
 }
 
@@ -175,7 +252,8 @@ impl Drop for LocalCluster {
         for w in &self.inboxes.workers {
             let _ = w.send(Input::Stop);
         }
-        for t in self.threads.drain(..) {
+        let workers = std::mem::take(self.workers.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for t in self.driver.take().into_iter().chain(workers.into_iter().flatten()) {
             if t.join().is_err() {
                 tracing::error!("a dstream thread panicked");
             }
@@ -185,7 +263,10 @@ impl Drop for LocalCluster {
 
 impl std::fmt::Debug for LocalCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalCluster").field("workers", &self.inboxes.workers.len()).finish()
+        f.debug_struct("LocalCluster")
+            .field("workers", &self.inboxes.workers.len())
+            .field("lost", &self.lost_workers())
+            .finish()
     }
 }
 
@@ -212,32 +293,75 @@ impl JobRunner for LocalRunner {
     }
 }
 
-fn run_driver(mut driver: Driver, inbox: Receiver<Input>, transport: InProcTransport, clock: SystemClock) {
-    let mut waiting: BTreeMap<dstream::JobId, Sender<Result<Vec<Payload>, Error>>> = BTreeMap::new();
-    while let Ok(input) = inbox.recv() {
-        let now = clock.now();
+/// What waiting on an inbox until a deadline gave.
+enum Wait {
+    Input(Input),
+    Deadline,
+    Closed,
+}
+
+/// Waits for the next input, until `deadline` (on `clock`) at the latest.
+fn wait(inbox: &Receiver<Input>, deadline: Option<Time>, clock: &SystemClock) -> Wait {
+    // A deadline too far to express as an `Instant` is as good as none.
+    let instant = deadline.and_then(|d| Instant::now().checked_add(d.saturating_since(clock.now())));
+    let Some(instant) = instant else {
+        return inbox.recv().map_or(Wait::Closed, Wait::Input);
+    };
+    match inbox.recv_deadline(instant) {
+        Ok(input) => Wait::Input(input),
+        Err(RecvTimeoutError::Timeout) => Wait::Deadline,
+        Err(RecvTimeoutError::Disconnected) => Wait::Closed,
+    }
+}
+
+type Replies = BTreeMap<dstream::JobId, Sender<Result<Vec<Payload>, Error>>>;
+
+/// The driver's thread: the polling loop of [`Driver`]'s documentation.
+struct DriverLoop {
+    driver: Driver,
+    transport: InProcTransport,
+    clock: SystemClock,
+    waiting: Replies,
+    lost: Arc<Mutex<BTreeMap<WorkerId, LossReason>>>,
+}
+
+impl DriverLoop {
+    /// Hands one input to the driver and drains its outputs; false on `Stop`.
+    fn input(&mut self, input: Input) -> bool {
+        let now = self.clock.now();
         match input {
-            Input::Net { from: NodeId::Worker(w), msg } => driver.handle_message(now, w, msg),
+            Input::Net { from: NodeId::Worker(w), msg } => self.driver.handle_message(now, w, msg),
             Input::Submit { request, reply } => {
-                let job = driver.submit_job(now, request);
-                waiting.insert(job, reply);
+                let job = self.driver.submit_job(now, request);
+                self.waiting.insert(job, reply);
             }
             Input::Store { upload, reply } => {
-                let job = driver.store_blocks(now, upload);
-                waiting.insert(job, reply);
+                let job = self.driver.store_blocks(now, upload);
+                self.waiting.insert(job, reply);
             }
-            Input::Stop => break,
+            Input::PeerLost(NodeId::Worker(w)) => self.driver.handle_peer_lost(now, w),
+            Input::Stop => return false,
             other => tracing::warn!(?other, "the driver ignores an unexpected input"),
         }
-        while let Some((to, msg)) = driver.poll_transmit() {
-            if let Err(e) = transport.send(to, msg) {
-                tracing::warn!(%e, "driver could not send");
+        self.flush();
+        true
+    }
+
+    fn flush(&mut self) {
+        while let Some((to, msg)) = self.driver.poll_transmit() {
+            match self.transport.send(to, msg) {
+                Ok(()) => {}
+                // The worker's thread is gone: the driver learns it at once.
+                Err(TransportError::Unreachable(NodeId::Worker(w))) => {
+                    self.driver.handle_peer_lost(self.clock.now(), w)
+                }
+                Err(e) => tracing::warn!(%e, "driver could not send"),
             }
         }
-        while let Some(event) = driver.poll_event() {
+        while let Some(event) = self.driver.poll_event() {
             match event {
                 DriverEvent::JobFinished { job, result } => {
-                    if let Some(reply) = waiting.remove(&job) {
+                    if let Some(reply) = self.waiting.remove(&job) {
                         let _ = reply.send(result);
                     }
                 }
@@ -245,11 +369,68 @@ fn run_driver(mut driver: Driver, inbox: Receiver<Input>, transport: InProcTrans
                 DriverEvent::WorkerRefused { worker, reason } => {
                     tracing::error!(%worker, %reason, "worker refused")
                 }
+                DriverEvent::WorkerLost { worker, incarnation, reason } => {
+                    tracing::warn!(%worker, incarnation, %reason, "worker lost");
+                    self.lost.lock().unwrap_or_else(|p| p.into_inner()).insert(worker, reason);
+                }
             }
         }
     }
-    for (_, reply) in waiting {
+}
+
+fn run_driver(
+    driver: Driver,
+    inbox: Receiver<Input>,
+    transport: InProcTransport,
+    clock: SystemClock,
+    lost: Arc<Mutex<BTreeMap<WorkerId, LossReason>>>,
+) {
+    let mut l = DriverLoop { driver, transport, clock, waiting: BTreeMap::new(), lost };
+    'run: loop {
+        match wait(&inbox, l.driver.poll_timeout(), &l.clock) {
+            Wait::Input(input) => {
+                if !l.input(input) {
+                    break;
+                }
+            }
+            Wait::Deadline => {}
+            Wait::Closed => break,
+        }
+        if l.driver.poll_timeout().is_some_and(|t| l.clock.now() >= t) {
+            // First take in what is already queued: a heartbeat waiting in the inbox is proof of
+            // life, and a driver that fell behind must not report its senders lost for it.
+            for _ in 0..inbox.len() {
+                let Ok(input) = inbox.try_recv() else { break };
+                if !l.input(input) {
+                    break 'run;
+                }
+            }
+            let now = l.clock.now();
+            l.driver.handle_timeout(now);
+            l.flush();
+        }
+    }
+    for (_, reply) in std::mem::take(&mut l.waiting) {
         let _ = reply.send(Err(Error::ClusterStopped { submitted: true }));
+    }
+}
+
+/// Tells the driver and the other workers that a worker's thread has ended, however it ends.
+struct Farewell {
+    id: WorkerId,
+    inboxes: Arc<Inboxes>,
+}
+
+impl Drop for Farewell {
+    fn drop(&mut self) {
+        let me = NodeId::Worker(self.id);
+        // Members that have stopped too need not hear it.
+        let _ = self.inboxes.driver.send(Input::PeerLost(me));
+        for (i, inbox) in self.inboxes.workers.iter().enumerate() {
+            if i != self.id.0 as usize {
+                let _ = inbox.send(Input::PeerLost(me));
+            }
+        }
     }
 }
 
@@ -260,11 +441,15 @@ fn run_worker(
     transport: InProcTransport,
     pool: Arc<rayon::ThreadPool>,
     clock: SystemClock,
+    farewell: Farewell,
 ) {
+    let _farewell = farewell;
     loop {
         while let Some((to, msg)) = worker.poll_transmit() {
-            if let Err(e) = transport.send(to, msg) {
-                tracing::warn!(%e, worker = %worker.id(), "worker could not send");
+            match transport.send(to, msg) {
+                Ok(()) => {}
+                Err(TransportError::Unreachable(NodeId::Worker(peer))) => worker.handle_peer_lost(clock.now(), peer),
+                Err(e) => tracing::warn!(%e, worker = %worker.id(), "worker could not send"),
             }
         }
         while let Some(task) = worker.poll_task() {
@@ -274,13 +459,22 @@ fn run_worker(
                 let _ = own.send(Input::Done(task.run()));
             });
         }
-        let Ok(input) = inbox.recv() else { return };
+        let input = match wait(&inbox, worker.poll_timeout(), &clock) {
+            Wait::Input(input) => Some(input),
+            Wait::Deadline => None,
+            Wait::Closed => return,
+        };
         let now = clock.now();
         match input {
-            Input::Net { from, msg } => worker.handle_message(now, from, msg),
-            Input::Done(done) => worker.handle_task_done(now, done),
-            Input::Stop => return,
-            other => tracing::warn!(?other, "a worker ignores an unexpected input"),
+            Some(Input::Net { from, msg }) => worker.handle_message(now, from, msg),
+            Some(Input::Done(done)) => worker.handle_task_done(now, done),
+            Some(Input::PeerLost(NodeId::Worker(peer))) => worker.handle_peer_lost(now, peer),
+            Some(Input::Stop) => return,
+            Some(other) => tracing::warn!(?other, "a worker ignores an unexpected input"),
+            None => {}
+        }
+        if worker.poll_timeout().is_some_and(|t| now >= t) {
+            worker.handle_timeout(now);
         }
     }
 }

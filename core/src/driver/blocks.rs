@@ -143,6 +143,15 @@ impl InputBlocks {
         });
     }
 
+    /// A lost worker holds nothing any more. Its pending replicas stay pending: the upload
+    /// that waits for them fails or completes with the worker's answer, which a lost
+    /// incarnation never sends, so the runtime's bound on waiting applies.
+    pub(super) fn worker_lost(&mut self, worker: WorkerId) {
+        for holders in self.held.values_mut() {
+            holders.remove(&worker);
+        }
+    }
+
     /// A worker's store no longer holds `block`.
     pub(super) fn dropped(&mut self, block: BlockId, from: WorkerId) {
         if let Some(holders) = self.held.get_mut(&block) {

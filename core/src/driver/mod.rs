@@ -4,18 +4,39 @@
 //! # Driving it
 //!
 //! A runtime owns one [`Driver`] and, in a loop:
-//! 1. feeds it inputs: [`Driver::submit_job`] for each job, [`Driver::handle_message`] for each
-//!    message from a worker, always with the current time (`now` never goes backwards);
-//! 2. drains its outputs after every input: [`Driver::poll_transmit`] until `None`, sending each
-//!    message, then [`Driver::poll_event`] until `None`, delivering job results.
+//! 1. feeds it inputs, always with the current time (`now` never goes backwards):
+//!    [`Driver::submit_job`] for each job, [`Driver::handle_message`] for each message from a
+//!    worker, [`Driver::handle_peer_lost`] when the transport reports a worker's connection
+//!    gone (`TransportEvent::PeerLost`);
+//! 2. after every input, drains its outputs: [`Driver::poll_transmit`] until `None`, sending
+//!    each message (a send that fails because the worker is gone is itself reported with
+//!    [`Driver::handle_peer_lost`]), then [`Driver::poll_event`] until `None`, delivering job
+//!    results and membership changes;
+//! 3. then reads [`Driver::poll_timeout`]: it waits for the next input until that time at the
+//!    latest, and once `now` reaches it calls [`Driver::handle_timeout`] (an input like the
+//!    others, so step 2 follows) and reads `poll_timeout` again. The deadline can move after
+//!    any input, so it is read afresh each time round.
 //!
-//! Nothing happens between calls: the driver never runs by itself.
+//! Nothing happens between calls: the driver never runs by itself, and never reads a clock.
+//!
+//! # Membership
+//!
+//! Workers register, then heartbeat every [`crate::WorkerConfig::heartbeat_interval`]; any
+//! message of a worker's current incarnation counts as hearing from it. A worker silent for
+//! [`DriverConfig::heartbeat_timeout`], reported gone by the runtime, or replaced by a newer
+//! incarnation is lost ([`DriverEvent::WorkerLost`]): no task is launched on it again, the
+//! tasks running on it are relaunched elsewhere (attempt + 1), and every block it held is
+//! forgotten (its cached partitions lose that holder; its shuffle outputs are missing, so the
+//! stages that need them recompute them). Messages of a lost incarnation, or of one older than
+//! the registered one, are ignored. A lost worker returns only as a newer incarnation.
 
 mod blocks;
+mod membership;
 mod plan;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::context::{BlockUpload, JobRequest};
 use crate::error::{Error, TaskError, TaskErrorKind};
@@ -24,6 +45,9 @@ use crate::ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, Ta
 use crate::message::{Message, Payload, TaskDesc, TaskKind, TaskOutcome};
 use crate::time::Time;
 
+pub use membership::LossReason;
+use membership::{Lost, Membership, Registration};
+
 /// Settings of the driver.
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
@@ -31,6 +55,17 @@ pub struct DriverConfig {
     pub task_attempts_max: u32,
     /// Times a task may be relaunched because a block it needed was missing.
     pub fetch_failures_max: u32,
+    /// How long a worker may stay silent (no heartbeat, no message) before it is reported lost.
+    ///
+    /// Default 1 s, ten heartbeat intervals of the worker's default 100 ms
+    /// ([`crate::WorkerConfig::heartbeat_interval`]). Spark's executors heartbeat every 10 s
+    /// and are declared lost after 120 s: with sub-second batches that is hundreds of batches
+    /// waiting on a dead worker. One second notices a loss within a few batches of 200 ms to
+    /// 1 s, while tolerating nine heartbeats in a row lost or late: heartbeats come from the
+    /// worker's state-machine thread, which never runs a task, so only a stalled process or a
+    /// broken link keeps them away that long. A worker reported lost by mistake is only an
+    /// efficiency loss (its tasks and blocks are redone elsewhere), never a wrong result.
+    pub heartbeat_timeout: Duration,
     /// On how many distinct workers each input block is stored before its upload completes
     /// (the paper's two copies by default). An upload waits while fewer workers are
     /// registered; it never stores fewer copies.
@@ -41,10 +76,16 @@ pub struct DriverConfig {
 }
 
 impl DriverConfig {
-    /// The defaults: 4 attempts per task (as Spark), 16 relaunches for missing blocks, input
-    /// blocks on 2 workers, payloads not encoded.
+    /// The defaults: 4 attempts per task (as Spark), 16 relaunches for missing blocks, workers
+    /// lost after 1 s of silence, input blocks on 2 workers, payloads not encoded.
     pub fn new() -> DriverConfig {
-        DriverConfig { task_attempts_max: 4, fetch_failures_max: 16, input_replicas: 2, encode_payloads: false }
+        DriverConfig {
+            task_attempts_max: 4,
+            fetch_failures_max: 16,
+            heartbeat_timeout: Duration::from_secs(1),
+            input_replicas: 2,
+            encode_payloads: false,
+        }
     }
 }
 
@@ -73,12 +114,17 @@ pub enum DriverEvent {
         /// Why.
         reason: String,
     },
-}
-
-#[derive(Debug)]
-struct WorkerSlots {
-    slots: u32,
-    running: u32,
+    /// An incarnation of a worker is lost: it gets no more tasks, its running tasks are
+    /// relaunched elsewhere and its blocks are forgotten. Only a newer incarnation of the worker
+    /// can register again.
+    WorkerLost {
+        /// The worker.
+        worker: WorkerId,
+        /// The incarnation that is lost.
+        incarnation: u64,
+        /// Why it is considered lost.
+        reason: LossReason,
+    },
 }
 
 struct Job {
@@ -127,7 +173,7 @@ pub struct Driver {
     config: DriverConfig,
     graph: Arc<Graph>,
     now: Time,
-    workers: BTreeMap<WorkerId, WorkerSlots>,
+    members: Membership,
     next_id: u64,
     jobs: BTreeMap<JobId, Job>,
     stages: BTreeMap<StageId, Stage>,
@@ -145,10 +191,10 @@ impl Driver {
     /// A driver for the program whose nodes are in `graph`.
     pub fn new(config: DriverConfig, graph: Arc<Graph>) -> Driver {
         Driver {
+            members: Membership::new(config.heartbeat_timeout),
             config,
             graph,
             now: Time::ZERO,
-            workers: BTreeMap::new(),
             next_id: 0,
             jobs: BTreeMap::new(),
             stages: BTreeMap::new(),
@@ -185,14 +231,57 @@ impl Driver {
         self.events.pop_front()
     }
 
+    /// When [`Driver::handle_timeout`] is to be called next (once `now` reaches it), if ever:
+    /// the moment the first alive worker will have been silent for
+    /// [`DriverConfig::heartbeat_timeout`] unless it is heard from before.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.members.next_deadline()
+    }
+
+    /// Handles the passing of time: every alive worker silent for
+    /// [`DriverConfig::heartbeat_timeout`] at `now` is reported lost
+    /// ([`LossReason::Timeout`]). Calling it early does no harm.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.advance(now);
+        for (worker, silent_for) in self.members.expired(self.now) {
+            self.lose(worker, LossReason::Timeout { silent_for });
+        }
+        self.schedule();
+        self.check_invariants();
+    }
+
+    /// Handles the runtime's report that the connection to `worker` is gone (the transport's
+    /// `PeerLost`, or a send to it that failed): its registered incarnation is reported lost at
+    /// once ([`LossReason::PeerLost`]). A worker unknown or already lost is left as it is.
+    pub fn handle_peer_lost(&mut self, now: Time, worker: WorkerId) {
+        self.advance(now);
+        if !self.lose(worker, LossReason::PeerLost) {
+            tracing::debug!(%worker, "peer lost: the worker is not alive anyway");
+        }
+        self.schedule();
+        self.check_invariants();
+    }
+
     /// The number of jobs submitted and not yet finished.
     pub fn active_jobs(&self) -> usize {
         self.jobs.len()
     }
 
-    /// The workers registered so far.
+    /// The workers registered and alive (not lost), in id order.
     pub fn workers(&self) -> impl Iterator<Item = WorkerId> + '_ {
-        self.workers.keys().copied()
+        self.members.alive()
+    }
+
+    /// The registered incarnation of `worker` and whether it is alive; `None` if it never
+    /// registered.
+    pub fn worker_incarnation(&self, worker: WorkerId) -> Option<(u64, bool)> {
+        self.members.incarnation(worker)
+    }
+
+    /// Task attempts launched on alive workers that have not reported back yet.
+    pub fn running_tasks(&self) -> usize {
+        self.members.running()
     }
 
     /// Submits a job; its result comes out of [`Driver::poll_event`] as
@@ -230,6 +319,7 @@ impl Driver {
         );
         self.submit_stage(stage);
         self.schedule();
+        self.check_invariants();
         job
     }
 
@@ -245,7 +335,8 @@ impl Driver {
     pub fn store_blocks(&mut self, now: Time, upload: BlockUpload) -> JobId {
         self.advance(now);
         let job = JobId(self.fresh_id());
-        let mut place = placement(&self.workers, &self.config, &mut self.outbox);
+        let alive = self.members.alive().collect();
+        let mut place = placement(alive, &self.config, &mut self.outbox);
         if let Some((job, result)) = self.inputs.submit(job, upload, &mut place) {
             self.upload_finished(job, result);
         }
@@ -259,33 +350,48 @@ impl Driver {
     fn block_stored(&mut self, from: WorkerId, block: BlockId, result: Result<(), TaskError>) {
         let Some(((job, result), released)) = self.inputs.stored(from, block, result) else { return };
         if !released.is_empty() {
-            for w in self.workers.keys() {
+            for w in self.members.alive() {
                 let msg = Message::Release { shuffles: Vec::new(), rdds: Vec::new(), inputs: released.clone() };
-                self.outbox.push_back((NodeId::Worker(*w), msg));
+                self.outbox.push_back((NodeId::Worker(w), msg));
             }
         }
         self.upload_finished(job, result);
     }
 
-    /// Handles a message from a worker.
+    /// Handles a message from a worker. A message of a lost incarnation, or of one older than
+    /// the registered one, is ignored.
     pub fn handle_message(&mut self, now: Time, from: WorkerId, msg: Message) {
         self.advance(now);
+        if let (Some(incarnation), false) = (msg.incarnation(), matches!(msg, Message::Register { .. })) {
+            if let Err(known) = self.members.hear(self.now, from, incarnation) {
+                tracing::debug!(
+                    kind = msg.kind(),
+                    %from,
+                    incarnation,
+                    ?known,
+                    "driver ignores a message from an incarnation that is lost, replaced or unknown"
+                );
+                return;
+            }
+        }
         match msg {
-            Message::Register { slots, program } => self.register(from, slots, program),
-            Message::TaskFinished { task, attempt, outcome, stored } => {
+            Message::Register { slots, program, incarnation } => self.register(from, incarnation, slots, program),
+            Message::Heartbeat { .. } => {}
+            Message::TaskFinished { task, attempt, outcome, stored, .. } => {
                 self.task_finished(from, task, attempt, outcome, stored)
             }
-            Message::BlocksDropped { blocks } => blocks.iter().for_each(|b| self.forget_block(*b, Some(from))),
-            Message::BlockStored { block, result } => self.block_stored(from, block, result),
+            Message::BlocksDropped { blocks, .. } => blocks.iter().for_each(|b| self.forget_block(*b, Some(from))),
+            Message::BlockStored { block, result, .. } => self.block_stored(from, block, result),
             other => {
                 tracing::warn!(kind = other.kind(), %from, "driver ignores an unexpected message")
             }
         }
         self.schedule();
+        self.check_invariants();
     }
 
     /// Accepts a worker, unless the program it built differs from the driver's.
-    fn register(&mut self, worker: WorkerId, slots: u32, program: Option<ProgramSummary>) {
+    fn register(&mut self, worker: WorkerId, incarnation: u64, slots: u32, program: Option<ProgramSummary>) {
         let differs = program.and_then(|theirs| self.graph.program().difference(&theirs));
         if let Some(difference) = differs {
             let reason = format!(
@@ -295,12 +401,91 @@ impl Driver {
             self.events.push_back(DriverEvent::WorkerRefused { worker, reason });
             return;
         }
-        self.workers.insert(worker, WorkerSlots { slots: slots.max(1), running: 0 });
+        match self.members.register(self.now, worker, incarnation, slots) {
+            Registration::Stale { known } => {
+                tracing::debug!(%worker, incarnation, known, "driver ignores the registration of an old incarnation");
+                return;
+            }
+            Registration::Again => {}
+            Registration::New | Registration::Returned => {
+                self.events.push_back(DriverEvent::WorkerRegistered(worker));
+            }
+            Registration::Replaced(lost) => {
+                self.worker_lost(worker, lost, LossReason::Replaced { by: incarnation });
+                self.events.push_back(DriverEvent::WorkerRegistered(worker));
+            }
+        }
         self.outbox.push_back((NodeId::Worker(worker), Message::Registered));
-        self.events.push_back(DriverEvent::WorkerRegistered(worker));
-        let mut place = placement(&self.workers, &self.config, &mut self.outbox);
+        let alive = self.members.alive().collect();
+        let mut place = placement(alive, &self.config, &mut self.outbox);
         for (job, result) in self.inputs.start_queued(&mut place) {
             self.upload_finished(job, result);
+        }
+    }
+
+    /// Reports the alive incarnation of `worker` lost; false if it was not alive.
+    fn lose(&mut self, worker: WorkerId, reason: LossReason) -> bool {
+        match self.members.lose(worker, reason) {
+            Some(lost) => {
+                self.worker_lost(worker, lost, reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What follows the loss of an incarnation, already marked lost in the membership: its
+    /// running tasks are queued again, with a new attempt, and the blocks it held are forgotten.
+    /// Lost shuffle outputs are recomputed by the missing-output paths when a task needs them.
+    fn worker_lost(&mut self, worker: WorkerId, lost: Lost, reason: LossReason) {
+        tracing::warn!(%worker, incarnation = lost.incarnation, %reason, "worker lost");
+        self.events.push_back(DriverEvent::WorkerLost { worker, incarnation: lost.incarnation, reason });
+        for (task_id, attempt) in lost.running {
+            let current = self.tasks.get(&task_id).is_some_and(|t| t.attempt == attempt && t.worker == Some(worker));
+            if let (true, Some(task)) = (current, self.tasks.remove(&task_id)) {
+                self.requeue(task_id, task);
+            }
+        }
+        self.cached.retain(|_, holders| {
+            holders.remove(&worker);
+            !holders.is_empty()
+        });
+        self.inputs.worker_lost(worker);
+        for outputs in self.map_outputs.values_mut() {
+            for slot in outputs.iter_mut().filter(|s| **s == Some(worker)) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Checks the invariants that tie tasks and blocks to membership (debug builds only): a
+    /// launched task's attempt runs on an alive worker that counts it among its running
+    /// attempts, and every block holder is alive.
+    fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        self.members.check();
+        for (id, task) in &self.tasks {
+            if let Some(w) = task.worker {
+                debug_assert!(
+                    self.members.runs(w, *id, task.attempt),
+                    "{id} attempt {} on {w}: not running there",
+                    task.attempt
+                );
+            }
+        }
+        for ((rdd, p), holders) in &self.cached {
+            debug_assert!(holders.iter().all(|w| self.members.is_alive(*w)), "{rdd}/p{p} held by a lost worker");
+        }
+        for (block, holders) in self.inputs.all() {
+            debug_assert!(holders.iter().all(|w| self.members.is_alive(*w)), "{block} held by a lost worker");
+        }
+        for (shuffle, outputs) in &self.map_outputs {
+            debug_assert!(
+                outputs.iter().flatten().all(|w| self.members.is_alive(*w)),
+                "{shuffle} has an output on a lost worker"
+            );
         }
     }
 
@@ -316,13 +501,13 @@ impl Driver {
         }
         let rdds: BTreeSet<RddId> = released.rdds.iter().copied().collect();
         self.cached.retain(|(rdd, _), _| !rdds.contains(rdd));
-        for w in self.workers.keys() {
+        for w in self.members.alive() {
             let msg = Message::Release {
                 shuffles: released.shuffles.clone(),
                 rdds: released.rdds.clone(),
                 inputs: released.inputs.clone(),
             };
-            self.outbox.push_back((NodeId::Worker(*w), msg));
+            self.outbox.push_back((NodeId::Worker(w), msg));
         }
     }
 
@@ -366,9 +551,7 @@ impl Driver {
         outcome: TaskOutcome,
         stored: Vec<BlockId>,
     ) {
-        if let Some(w) = self.workers.get_mut(&from) {
-            w.running = w.running.saturating_sub(1);
-        }
+        self.members.ended(from, task_id, attempt);
         for block in &stored {
             if let BlockId::Rdd { rdd, partition } = *block {
                 self.cached.entry((rdd, partition)).or_default().insert(from);
@@ -530,7 +713,7 @@ impl Driver {
     /// queue, so a call costs O(tasks launched), not O(tasks queued).
     fn schedule(&mut self) {
         while let Some(task_id) = self.pending.pop_front() {
-            if !self.workers.values().any(|w| w.running < w.slots) {
+            if !self.members.has_free() {
                 self.pending.push_front(task_id);
                 return;
             }
@@ -577,23 +760,17 @@ impl Driver {
                 return Launch::Dropped;
             }
         };
-        let worker = plan::choose_worker(&self.workers_free(), &inputs, partition);
+        let worker = plan::choose_worker(&self.members.free(), &inputs, partition);
         let Some(worker) = worker else {
             return Launch::NoSlot;
         };
-        if let Some(w) = self.workers.get_mut(&worker) {
-            w.running += 1;
-        }
+        self.members.started(worker, task_id, attempt);
         if let Some(t) = self.tasks.get_mut(&task_id) {
             t.worker = Some(worker);
         }
         let desc = TaskDesc { task: task_id, attempt, job, stage: stage_id, kind, rdd, partition, inputs };
         self.outbox.push_back((NodeId::Worker(worker), Message::Launch(desc)));
         Launch::Sent
-    }
-
-    fn workers_free(&self) -> Vec<(WorkerId, u32)> {
-        self.workers.iter().filter(|(_, w)| w.running < w.slots).map(|(id, w)| (*id, w.slots - w.running)).collect()
     }
 
     /// Queues the missing partitions of a stage whose parents are complete; otherwise makes sure
@@ -692,14 +869,14 @@ impl Driver {
     }
 }
 
-/// Where the replicas of an upload can go: the registered workers.
+/// Where the replicas of an upload can go: the alive workers, in id order.
 fn placement<'a>(
-    workers: &BTreeMap<WorkerId, WorkerSlots>,
+    workers: Vec<WorkerId>,
     config: &DriverConfig,
     outbox: &'a mut VecDeque<(NodeId, Message)>,
 ) -> blocks::Placement<'a> {
     blocks::Placement {
-        workers: workers.keys().copied().collect(),
+        workers,
         replicas: config.input_replicas.max(1) as usize,
         encode: config.encode_payloads,
         outbox,
@@ -719,7 +896,7 @@ enum Launch {
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
-            .field("workers", &self.workers.len())
+            .field("workers", &self.members.alive().count())
             .field("jobs", &self.jobs.len())
             .field("stages", &self.stages.len())
             .field("pending", &self.pending.len())

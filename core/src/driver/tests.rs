@@ -1,6 +1,7 @@
 //! Scripted exchanges between a driver and workers, stepped by hand.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::*;
 use crate::harness::StepCluster;
@@ -129,4 +130,253 @@ fn dropped_shuffles_are_released_from_the_workers() {
     assert_eq!(ctx.parallelize(vec![1u8], 1).unwrap().count().unwrap(), 1);
     cluster.settle().unwrap();
     assert_eq!(cluster.stored_bytes(), vec![0, 0]);
+}
+
+/// A driver and `n` workers of program 7 for the dataset `0..100` in two partitions, registered
+/// by hand at `T0`, with the count job over that dataset captured, not yet submitted.
+fn registered(n: u32) -> (Driver, Vec<Worker>, JobRequest, crate::Context) {
+    let (ctx, captured) = capture();
+    assert!(ctx.parallelize((0..100u64).collect(), 2).unwrap().count().is_err());
+    let job = captured.0.lock().unwrap().pop().unwrap();
+    let graph = Arc::clone(ctx.graph());
+    let mut driver = Driver::new(DriverConfig::new(), Arc::clone(&graph));
+    let mut workers: Vec<Worker> =
+        (0..n).map(|i| Worker::new(WorkerId(i), WorkerConfig::new(), Arc::clone(&graph))).collect();
+    for w in &mut workers {
+        let from = w.id();
+        for (_, msg) in std::iter::from_fn(|| w.poll_transmit()) {
+            driver.handle_message(T0, from, msg);
+        }
+    }
+    to_workers(&mut driver, &mut workers, T0);
+    let events: Vec<DriverEvent> = std::iter::from_fn(|| driver.poll_event()).collect();
+    assert_eq!(events.len(), n as usize, "{events:?}");
+    (driver, workers, job, ctx)
+}
+
+const T0: Time = Time::from_millis(1);
+
+/// Delivers every message the driver has to send to its worker, at `now`.
+fn to_workers(driver: &mut Driver, workers: &mut [Worker], now: Time) -> Vec<&'static str> {
+    let mut kinds = Vec::new();
+    while let Some((to, msg)) = driver.poll_transmit() {
+        let NodeId::Worker(w) = to else { panic!("driver sent to itself") };
+        kinds.push(msg.kind());
+        workers[w.0 as usize].handle_message(now, NodeId::Driver, msg);
+    }
+    kinds
+}
+
+/// Runs every ready task of `worker` at `now` and returns what it then has to send.
+fn run_ready(worker: &mut Worker, now: Time) -> Vec<(NodeId, Message)> {
+    while let Some(task) = worker.poll_task() {
+        let done = task.run();
+        worker.handle_task_done(now, done);
+    }
+    std::iter::from_fn(|| worker.poll_transmit()).collect()
+}
+
+fn is_task_finished(m: &(NodeId, Message)) -> bool {
+    matches!(m, (NodeId::Driver, Message::TaskFinished { .. }))
+}
+
+/// The count a finished job's results add up to.
+fn total(events: Vec<DriverEvent>, id: JobId) -> Option<u64> {
+    events.into_iter().find_map(|e| match e {
+        DriverEvent::JobFinished { job, result } if job == id => {
+            Some(result.unwrap().iter().map(|p| *p.typed::<u64>().unwrap()).sum())
+        }
+        _ => None,
+    })
+}
+
+#[test]
+fn registration_starts_the_watch_and_the_heartbeats() {
+    let (driver, mut workers, _, _) = registered(2);
+    let timeout = DriverConfig::new().heartbeat_timeout;
+    let interval = WorkerConfig::new().heartbeat_interval;
+    assert_eq!(driver.poll_timeout(), Some(T0 + timeout));
+    let w = &mut workers[0];
+    assert_eq!(w.poll_timeout(), Some(T0 + interval));
+    w.handle_timeout(T0 + interval - Duration::from_nanos(1));
+    assert!(w.poll_transmit().is_none(), "no heartbeat before it is due");
+    w.handle_timeout(T0 + interval);
+    assert!(matches!(w.poll_transmit(), Some((NodeId::Driver, Message::Heartbeat { incarnation: 0 }))));
+    assert_eq!(w.poll_timeout(), Some(T0 + 2 * interval), "the beat keeps its grid");
+    // A runtime that fell behind gets one heartbeat, not a burst.
+    w.handle_timeout(T0 + 10 * interval + Duration::from_millis(1));
+    assert_eq!(std::iter::from_fn(|| w.poll_transmit()).count(), 1);
+    assert_eq!(w.poll_timeout(), Some(T0 + 11 * interval));
+}
+
+#[test]
+fn a_late_result_from_a_worker_lost_by_timeout_is_ignored() {
+    let (mut driver, mut workers, job, _ctx) = registered(2);
+    let timeout = driver.config.heartbeat_timeout;
+    let id = driver.submit_job(T0, job);
+    assert_eq!(to_workers(&mut driver, &mut workers, T0), ["launch", "launch"]);
+    assert_eq!(driver.running_tasks(), 2);
+    // Worker 0 computes its partition, but its report is held back: it has gone silent.
+    let held: Vec<_> = run_ready(&mut workers[0], T0).into_iter().filter(is_task_finished).collect();
+    assert_eq!(held.len(), 1);
+    for (_, msg) in run_ready(&mut workers[1], T0) {
+        driver.handle_message(T0, WorkerId(1), msg);
+    }
+    // Worker 1 heartbeats; worker 0's heartbeats are lost.
+    let later = T0 + Duration::from_millis(900);
+    workers[1].handle_timeout(later);
+    for (_, msg) in std::iter::from_fn(|| workers[1].poll_transmit()) {
+        driver.handle_message(later, WorkerId(1), msg);
+    }
+    assert_eq!(driver.poll_timeout(), Some(T0 + timeout), "worker 0 was last heard at registration");
+
+    driver.handle_timeout(T0 + timeout - Duration::from_nanos(1));
+    assert!(driver.poll_event().is_none(), "not lost before the timeout");
+    driver.handle_timeout(T0 + timeout);
+    let events: Vec<DriverEvent> = std::iter::from_fn(|| driver.poll_event()).collect();
+    assert!(
+        matches!(
+            &events[..],
+            [DriverEvent::WorkerLost { worker: WorkerId(0), incarnation: 0, reason: LossReason::Timeout { silent_for } }]
+                if *silent_for == timeout
+        ),
+        "{events:?}"
+    );
+    assert_eq!(driver.workers().collect::<Vec<_>>(), [WorkerId(1)]);
+    assert_eq!(driver.poll_timeout(), Some(later + timeout));
+
+    // The task is relaunched on worker 1 as attempt 1.
+    let relaunch: Vec<_> = std::iter::from_fn(|| driver.poll_transmit()).collect();
+    assert!(
+        matches!(&relaunch[..], [(NodeId::Worker(WorkerId(1)), Message::Launch(d))] if d.attempt == 1),
+        "{relaunch:?}"
+    );
+    // The lost incarnation's result arrives late, and so do its heartbeats: all ignored.
+    let now = T0 + timeout + Duration::from_millis(1);
+    for (_, msg) in held {
+        driver.handle_message(now, WorkerId(0), msg);
+    }
+    driver.handle_message(now, WorkerId(0), Message::Heartbeat { incarnation: 0 });
+    assert!(driver.poll_event().is_none(), "no result accepted from a lost incarnation");
+    assert!(driver.poll_transmit().is_none());
+    assert_eq!(driver.active_jobs(), 1);
+    assert_eq!(driver.workers().collect::<Vec<_>>(), [WorkerId(1)], "a lost incarnation does not come back");
+
+    for (to, msg) in relaunch {
+        let NodeId::Worker(w) = to else { unreachable!() };
+        workers[w.0 as usize].handle_message(now, NodeId::Driver, msg);
+    }
+    for (_, msg) in run_ready(&mut workers[1], now) {
+        driver.handle_message(now, WorkerId(1), msg);
+    }
+    let events: Vec<DriverEvent> = std::iter::from_fn(|| driver.poll_event()).collect();
+    assert_eq!(total(events, id), Some(100));
+    assert_eq!(driver.running_tasks(), 0);
+}
+
+#[test]
+fn a_new_incarnation_replaces_the_old_one_and_its_late_messages_are_ignored() {
+    let (mut driver, mut workers, job, ctx) = registered(2);
+    let id = driver.submit_job(T0, job);
+    to_workers(&mut driver, &mut workers, T0);
+    let held: Vec<_> = run_ready(&mut workers[0], T0).into_iter().filter(is_task_finished).collect();
+    // Worker 0's process restarts before its report arrives.
+    let mut config = WorkerConfig::new();
+    config.incarnation = 1;
+    workers[0] = Worker::new(WorkerId(0), config, Arc::clone(ctx.graph()));
+    let now = T0 + Duration::from_millis(5);
+    for (_, msg) in std::iter::from_fn(|| workers[0].poll_transmit()) {
+        driver.handle_message(now, WorkerId(0), msg);
+    }
+    let events: Vec<DriverEvent> = std::iter::from_fn(|| driver.poll_event()).collect();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                DriverEvent::WorkerLost { worker: WorkerId(0), incarnation: 0, reason: LossReason::Replaced { by: 1 } },
+                DriverEvent::WorkerRegistered(WorkerId(0)),
+            ]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(driver.worker_incarnation(WorkerId(0)), Some((1, true)));
+    // The old incarnation's report and a stale registration change nothing.
+    for (_, msg) in held {
+        driver.handle_message(now, WorkerId(0), msg);
+    }
+    driver.handle_message(now, WorkerId(0), Message::Register { slots: 2, program: None, incarnation: 0 });
+    assert!(driver.poll_event().is_none());
+    assert_eq!(driver.active_jobs(), 1);
+    // The job completes with the relaunched attempt.
+    let mut events = Vec::new();
+    for _ in 0..4 {
+        to_workers(&mut driver, &mut workers, now);
+        for w in &mut workers {
+            for (_, msg) in run_ready(w, now) {
+                driver.handle_message(now, w.id(), msg);
+            }
+        }
+        events.extend(std::iter::from_fn(|| driver.poll_event()));
+    }
+    assert_eq!(total(events, id), Some(100));
+}
+
+#[test]
+fn peer_lost_reports_the_worker_lost_at_once() {
+    let (mut driver, _workers, _, _) = registered(2);
+    let now = T0 + Duration::from_millis(2);
+    driver.handle_peer_lost(now, WorkerId(1));
+    let events: Vec<DriverEvent> = std::iter::from_fn(|| driver.poll_event()).collect();
+    assert!(
+        matches!(
+            &events[..],
+            [DriverEvent::WorkerLost { worker: WorkerId(1), incarnation: 0, reason: LossReason::PeerLost }]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(driver.workers().collect::<Vec<_>>(), [WorkerId(0)]);
+    assert_eq!(driver.worker_incarnation(WorkerId(1)), Some((0, false)));
+    driver.handle_peer_lost(now, WorkerId(1));
+    driver.handle_peer_lost(now, WorkerId(9));
+    assert!(driver.poll_event().is_none(), "lost once; unknown workers are not reported");
+    // The lost incarnation cannot register again; a newer one can.
+    driver.handle_message(now, WorkerId(1), Message::Register { slots: 2, program: None, incarnation: 0 });
+    assert!(driver.poll_event().is_none() && driver.poll_transmit().is_none());
+    driver.handle_message(now, WorkerId(1), Message::Register { slots: 2, program: None, incarnation: 3 });
+    assert!(matches!(driver.poll_event(), Some(DriverEvent::WorkerRegistered(WorkerId(1)))));
+    assert!(matches!(driver.poll_transmit(), Some((NodeId::Worker(WorkerId(1)), Message::Registered))));
+}
+
+#[test]
+fn a_fetch_without_reply_is_given_up_after_the_fetch_timeout() {
+    let graph = Graph::new();
+    let config = WorkerConfig::new();
+    let fetch_timeout = config.fetch_timeout;
+    let mut worker = Worker::new(WorkerId(0), config, graph);
+    let _ = std::iter::from_fn(|| worker.poll_transmit()).count();
+    let block = BlockId::Shuffle { shuffle: ShuffleId::program(1), map: 0, reduce: 0 };
+    let desc = TaskDesc {
+        task: TaskId(5),
+        attempt: 0,
+        job: JobId(1),
+        stage: StageId(2),
+        kind: TaskKind::ShuffleMap { shuffle: ShuffleId::program(9) },
+        rdd: RddId::program(3),
+        partition: 0,
+        inputs: vec![crate::message::TaskInput { block, locations: vec![WorkerId(1)] }],
+    };
+    worker.handle_message(T0, NodeId::Driver, Message::Launch(desc));
+    assert!(matches!(worker.poll_transmit(), Some((NodeId::Worker(WorkerId(1)), Message::Fetch { .. }))));
+    assert_eq!(worker.poll_timeout(), Some(T0 + fetch_timeout), "not registered: no heartbeat, only the fetch");
+    worker.handle_timeout(T0 + fetch_timeout);
+    let out: Vec<_> = std::iter::from_fn(|| worker.poll_transmit()).collect();
+    assert!(
+        matches!(
+            &out[..],
+            [(NodeId::Driver, Message::TaskFinished { outcome: TaskOutcome::Failed(e), .. })]
+                if matches!(e.kind, TaskErrorKind::FetchFailed { block: b } if b == block)
+        ),
+        "{out:?}"
+    );
+    assert_eq!(worker.poll_timeout(), None);
 }

@@ -5,18 +5,27 @@
 //! # Driving it
 //!
 //! A runtime owns one [`Worker`] and, in a loop:
-//! 1. feeds it inputs: [`Worker::handle_message`] for each message received and
-//!    [`Worker::handle_task_done`] for each task an executor finished, with the current time;
-//! 2. drains its outputs after every input: [`Worker::poll_transmit`] until `None`, sending each
-//!    message, then [`Worker::poll_task`] until `None`, running each [`RunnableTask`] on an
-//!    executor (any thread) and feeding its [`TaskDone`] back.
+//! 1. feeds it inputs, always with the current time (`now` never goes backwards):
+//!    [`Worker::handle_message`] for each message received, [`Worker::handle_task_done`] for
+//!    each task an executor finished, [`Worker::handle_peer_lost`] when the transport reports
+//!    another worker gone (`TransportEvent::PeerLost`, or a send to it that failed);
+//! 2. after every input, drains its outputs: [`Worker::poll_transmit`] until `None`, sending
+//!    each message, then [`Worker::poll_task`] until `None`, running each [`RunnableTask`] on an
+//!    executor (any thread) and feeding its [`TaskDone`] back;
+//! 3. then reads [`Worker::poll_timeout`]: it waits for the next input until that time at the
+//!    latest, and once `now` reaches it calls [`Worker::handle_timeout`] (an input like the
+//!    others, so step 2 follows) and reads `poll_timeout` again.
 //!
-//! A new worker's first output is its registration with the driver.
+//! A new worker's first output is its registration with the driver. Once the driver accepts
+//! it, the worker heartbeats every [`WorkerConfig::heartbeat_interval`] (the timer is what sends
+//! them), and a block fetch that gets no reply within [`WorkerConfig::fetch_timeout`] is asked
+//! of the block's next location, or fails its task with a fetch failure.
 
 mod store;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{TaskError, TaskErrorKind};
 use crate::graph::Graph;
@@ -42,13 +51,43 @@ pub struct WorkerConfig {
     /// Encode results and shuffle buckets, as needed when peers are other processes. Within
     /// one process, data moves between workers as shared pointers instead.
     pub encode_payloads: bool,
+    /// Which run of this worker's process this is. A restarted worker process must use a
+    /// larger one than any before it (a runtime can use its start time in milliseconds since
+    /// the epoch, or a counter it keeps): the driver ignores messages from incarnations older
+    /// than the one registered, and one that registers with a newer incarnation replaces the
+    /// old one. Default 0.
+    pub incarnation: u64,
+    /// How often the worker tells the driver it is alive, once registered.
+    ///
+    /// Default 100 ms: a tenth of the driver's default
+    /// [`crate::DriverConfig::heartbeat_timeout`] of 1 s, so a loss is noticed within a few
+    /// sub-second batches while nine heartbeats in a row may be lost or late. A heartbeat is a
+    /// few bytes, so ten a second per worker costs the driver nothing measurable.
+    pub heartbeat_interval: Duration,
+    /// How long a block fetch may wait for its reply before the next location is asked (or the
+    /// task fails with a fetch failure, so the driver recomputes the block).
+    ///
+    /// Default 5 s. Peers answer fetches at once from memory, and a peer that is gone is
+    /// normally reported by the runtime ([`Worker::handle_peer_lost`]); the timeout only covers
+    /// a peer that falls silent without its connection closing. It is well above the driver's
+    /// heartbeat timeout so a large block on a slow link is not taken for a dead peer (a fetch
+    /// failure costs a recomputation, and too many fail the job).
+    pub fetch_timeout: Duration,
 }
 
 impl WorkerConfig {
     /// Defaults for a worker with a graph of its own: 2 slots, a 1 GiB block store, no
-    /// encoding.
+    /// encoding, incarnation 0, a heartbeat every 100 ms, fetches timed out after 5 s.
     pub fn new() -> WorkerConfig {
-        WorkerConfig { shares_driver_graph: false, slots: 2, block_store_bytes_max: 1 << 30, encode_payloads: false }
+        WorkerConfig {
+            shares_driver_graph: false,
+            slots: 2,
+            block_store_bytes_max: 1 << 30,
+            encode_payloads: false,
+            incarnation: 0,
+            heartbeat_interval: Duration::from_millis(100),
+            fetch_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -137,6 +176,20 @@ struct Gathering {
     outstanding: usize,
 }
 
+/// A block asked of another worker, waiting for its reply.
+#[derive(Clone, Copy)]
+struct Fetch {
+    /// The task attempt that needs it.
+    key: (TaskId, u32),
+    block: BlockId,
+    /// The index of the location asked, in the task input's locations.
+    index: usize,
+    /// The worker asked.
+    holder: WorkerId,
+    /// When to give up waiting for the reply.
+    deadline: Time,
+}
+
 /// The worker state machine. See the [module documentation](self) for how to drive it.
 pub struct Worker {
     id: WorkerId,
@@ -146,9 +199,13 @@ pub struct Worker {
     store: BlockStore,
     refused: Option<String>,
     gathering: BTreeMap<(TaskId, u32), Gathering>,
-    /// Outstanding fetches: request id to (task, attempt, block, index of the location asked).
-    fetches: BTreeMap<u64, ((TaskId, u32), BlockId, usize)>,
+    /// Outstanding fetches by request id. Ids grow with time and every fetch waits the same
+    /// `fetch_timeout`, so the first entry has the earliest deadline.
+    fetches: BTreeMap<u64, Fetch>,
     next_request: u64,
+    /// When the next heartbeat is due; `None` until the driver accepts the worker, and after
+    /// it refuses it.
+    next_heartbeat: Option<Time>,
     runnable: VecDeque<RunnableTask>,
     outbox: VecDeque<(NodeId, Message)>,
 }
@@ -158,7 +215,7 @@ impl Worker {
     /// its own registers the program built in it so far: build the program first.
     pub fn new(id: WorkerId, config: WorkerConfig, graph: Arc<Graph>) -> Worker {
         let program = (!config.shares_driver_graph).then(|| graph.program());
-        let register = Message::Register { slots: config.slots, program };
+        let register = Message::Register { slots: config.slots, program, incarnation: config.incarnation };
         Worker {
             id,
             store: BlockStore::new(config.block_store_bytes_max),
@@ -169,6 +226,7 @@ impl Worker {
             gathering: BTreeMap::new(),
             fetches: BTreeMap::new(),
             next_request: 0,
+            next_heartbeat: None,
             runnable: VecDeque::new(),
             outbox: VecDeque::from([(NodeId::Driver, register)]),
         }
@@ -177,6 +235,11 @@ impl Worker {
     /// This worker's id.
     pub fn id(&self) -> WorkerId {
         self.id
+    }
+
+    /// This worker's incarnation ([`WorkerConfig::incarnation`]).
+    pub fn incarnation(&self) -> u64 {
+        self.config.incarnation
     }
 
     /// Why the driver refused this worker, if it did.
@@ -211,6 +274,54 @@ impl Worker {
         self.runnable.pop_front()
     }
 
+    /// When [`Worker::handle_timeout`] is to be called next (once `now` reaches it), if ever:
+    /// the next heartbeat or the first fetch deadline, whichever is earlier.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let fetch = self.fetches.first_key_value().map(|(_, f)| f.deadline);
+        match (self.next_heartbeat, fetch) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Handles the passing of time: sends the heartbeat if it is due, and gives up on every
+    /// fetch whose reply is overdue at `now`. Calling it early does no harm.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.advance(now);
+        if let Some(due) = self.next_heartbeat.filter(|due| *due <= self.now) {
+            self.outbox.push_back((NodeId::Driver, Message::Heartbeat { incarnation: self.config.incarnation }));
+            // Keep the beat on its grid: the next beat is the first grid point after now, so a
+            // runtime that fell behind skips the missed beats rather than sending a burst.
+            let interval = self.config.heartbeat_interval.max(Duration::from_nanos(1));
+            let late = (self.now - due).as_nanos() / interval.as_nanos();
+            let skip = u32::try_from(late).unwrap_or(u32::MAX).saturating_add(1);
+            self.next_heartbeat = Some(due + interval.saturating_mul(skip));
+        }
+        let overdue: Vec<u64> =
+            self.fetches.iter().take_while(|(_, f)| f.deadline <= self.now).map(|(r, _)| *r).collect();
+        for request in overdue {
+            if let Some(fetch) = self.fetches.remove(&request) {
+                let why =
+                    format!("{} got no reply from {} within {:?}", self.id, fetch.holder, self.config.fetch_timeout);
+                self.fetch_failed(fetch, TaskError::new(TaskErrorKind::FetchFailed { block: fetch.block }, why));
+            }
+        }
+    }
+
+    /// Handles the runtime's report that `peer` is gone: every fetch waiting on it is asked of
+    /// the block's next location, or fails its task.
+    pub fn handle_peer_lost(&mut self, now: Time, peer: WorkerId) {
+        self.advance(now);
+        let waiting: Vec<u64> = self.fetches.iter().filter(|(_, f)| f.holder == peer).map(|(r, _)| *r).collect();
+        for request in waiting {
+            if let Some(fetch) = self.fetches.remove(&request) {
+                let why = format!("{peer} is gone");
+                self.fetch_failed(fetch, TaskError::new(TaskErrorKind::FetchFailed { block: fetch.block }, why));
+            }
+        }
+    }
+
     fn advance(&mut self, now: Time) {
         debug_assert!(now >= self.now, "time went backwards: {now} < {}", self.now);
         self.now = self.now.max(now);
@@ -220,8 +331,15 @@ impl Worker {
     pub fn handle_message(&mut self, now: Time, from: NodeId, msg: Message) {
         self.advance(now);
         match msg {
-            Message::Registered => {}
-            Message::Refused { reason } => self.refused = Some(reason),
+            Message::Registered => {
+                if self.next_heartbeat.is_none() && self.refused.is_none() {
+                    self.next_heartbeat = Some(self.now + self.config.heartbeat_interval);
+                }
+            }
+            Message::Refused { reason } => {
+                self.refused = Some(reason);
+                self.next_heartbeat = None;
+            }
             Message::Launch(desc) => self.launch(desc),
             Message::Fetch { request, block } => self.serve(from, request, block),
             Message::FetchReply { request, block, data } => self.fetched(request, block, data),
@@ -243,13 +361,15 @@ impl Worker {
         let result = match self.store.insert(block, data, bytes, true) {
             Ok(evicted) => {
                 if !evicted.is_empty() {
-                    self.outbox.push_back((NodeId::Driver, Message::BlocksDropped { blocks: evicted }));
+                    let incarnation = self.config.incarnation;
+                    self.outbox.push_back((NodeId::Driver, Message::BlocksDropped { blocks: evicted, incarnation }));
                 }
                 Ok(())
             }
             Err(error) => Err(error),
         };
-        self.outbox.push_back((NodeId::Driver, Message::BlockStored { block, result }));
+        let incarnation = self.config.incarnation;
+        self.outbox.push_back((NodeId::Driver, Message::BlockStored { block, result, incarnation }));
     }
 
     fn launch(&mut self, desc: TaskDesc) {
@@ -282,7 +402,8 @@ impl Worker {
             return false;
         };
         self.next_request += 1;
-        self.fetches.insert(self.next_request, (key, block, index));
+        let deadline = self.now + self.config.fetch_timeout;
+        self.fetches.insert(self.next_request, Fetch { key, block, index, holder: *holder, deadline });
         self.outbox.push_back((NodeId::Worker(*holder), Message::Fetch { request: self.next_request, block }));
         true
     }
@@ -311,30 +432,39 @@ impl Worker {
     }
 
     fn fetched(&mut self, request: u64, block: BlockId, data: Result<Payload, TaskError>) {
-        let Some((key, expected, index)) = self.fetches.remove(&request) else {
+        // A reply to a fetch given up on (timed out, or its peer reported gone) is ignored.
+        let Some(fetch) = self.fetches.remove(&request) else {
             return;
         };
-        debug_assert_eq!(expected, block, "fetch reply for another block");
+        debug_assert_eq!(fetch.block, block, "fetch reply for another block");
         match data {
             Ok(payload) => {
+                let key = fetch.key;
                 if let Some(g) = self.gathering.get_mut(&key) {
                     g.inputs.insert(block, payload);
                     g.outstanding -= 1;
                 }
                 self.start_if_ready(key);
             }
-            Err(error) => {
-                let locations = match self.gathering.get(&key) {
-                    Some(g) => g.desc.inputs.iter().find(|i| i.block == block).map(|i| i.locations.clone()),
-                    None => return,
-                };
-                if locations.is_some_and(|l| self.request(key, block, &l, index + 1)) {
-                    return;
-                }
-                self.gathering.remove(&key);
-                self.finish(key, TaskOutcome::Failed(error), Vec::new());
-            }
+            Err(error) => self.fetch_failed(fetch, error),
         }
+    }
+
+    /// A fetch got no block: asks the block's next location, or fails the task with `error`.
+    fn fetch_failed(&mut self, fetch: Fetch, error: TaskError) {
+        let Fetch { key, block, index, .. } = fetch;
+        let locations = match self.gathering.get(&key) {
+            Some(g) => g.desc.inputs.iter().find(|i| i.block == block).map(|i| i.locations.clone()),
+            None => return,
+        };
+        if locations.is_some_and(|l| self.request(key, block, &l, index + 1)) {
+            return;
+        }
+        if self.gathering.remove(&key).is_some() {
+            // The task's other fetches are abandoned: their replies will find no request.
+            self.fetches.retain(|_, f| f.key != key);
+        }
+        self.finish(key, TaskOutcome::Failed(error), Vec::new());
     }
 
     /// Takes back a task an executor ran: stores its blocks and reports to the driver.
@@ -357,7 +487,8 @@ impl Worker {
         // A block stored and then evicted by the same attempt was never there for the driver.
         stored.retain(|b| !dropped.contains(b));
         if !dropped.is_empty() {
-            self.outbox.push_back((NodeId::Driver, Message::BlocksDropped { blocks: dropped }));
+            let incarnation = self.config.incarnation;
+            self.outbox.push_back((NodeId::Driver, Message::BlocksDropped { blocks: dropped, incarnation }));
         }
         self.finish(key, outcome, stored);
     }
@@ -397,7 +528,13 @@ impl Worker {
     }
 
     fn finish(&mut self, key: (TaskId, u32), outcome: TaskOutcome, stored: Vec<BlockId>) {
-        let msg = Message::TaskFinished { task: key.0, attempt: key.1, outcome, stored };
+        let msg = Message::TaskFinished {
+            task: key.0,
+            attempt: key.1,
+            outcome,
+            stored,
+            incarnation: self.config.incarnation,
+        };
         self.outbox.push_back((NodeId::Driver, msg));
     }
 }
