@@ -54,6 +54,20 @@ pub enum Error {
         /// Why (boxed: it is rare, and keeps every `Result` small).
         cause: Box<TaskError>,
     },
+    /// Fewer workers are alive than each input block must be stored on, and none joined in
+    /// time (or the last one that could take a replica was lost): the batch's input is not
+    /// stored, never stored fewer times than required.
+    #[error(
+        "input blocks must be stored on {needed} workers, only {alive} are alive (waited {waited:?}): add workers or lower input_replicas"
+    )]
+    NotEnoughWorkers {
+        /// Replicas each block needs.
+        needed: usize,
+        /// Workers alive.
+        alive: usize,
+        /// How long the upload waited for more.
+        waited: std::time::Duration,
+    },
     /// A result could not be encoded or decoded.
     #[error("codec: {0}")]
     Codec(#[from] crate::codec::CodecError),

@@ -448,7 +448,7 @@ impl Sim {
             // out on a worker (a silent worker's tasks are relaunched after the heartbeat
             // timeout, a fetch without reply is given up after the fetch timeout) or a fault is
             // planned.
-            if self.driver.running_tasks() == 0 && self.planned.is_empty() {
+            if self.driver.running_tasks() == 0 && self.driver.uploads_in_progress() == 0 && self.planned.is_empty() {
                 return Err(Error::NoProgress { job: id, workers: self.driver.workers().count() });
             }
             let waited = self.now - self.last_launch;

@@ -85,14 +85,60 @@ fn every_input_block_is_on_exactly_input_replicas_distinct_workers() {
 }
 
 #[test]
-fn more_replicas_than_workers_is_an_error_never_a_single_copy() {
+fn more_replicas_than_workers_fail_after_a_bounded_wait_never_with_a_single_copy() {
     let cluster = StepCluster::builder().workers(1).input_replicas(2).build();
     let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))
         .unwrap();
     let (queue, numbers) = ssc.queue_stream::<u32>(1);
     numbers.foreach_rdd(|rdd, _| rdd.count().map(drop)).unwrap();
     queue.push(vec![1, 2, 3]);
+    let started = cluster.now();
     let err = ssc.step().unwrap_err();
-    assert!(matches!(err, Error::NoProgress { .. }), "{err:?}");
+    assert!(matches!(err, Error::NotEnoughWorkers { needed: 2, alive: 1, .. }), "{err:?}");
+    let waited = cluster.now() - started;
+    assert!(waited >= Duration::from_secs(10) && waited < Duration::from_secs(11), "a bounded wait: {waited:?}");
     assert!(cluster.input_blocks().is_empty(), "no block counts as stored");
+    assert!(cluster.stored_block_ids().concat().is_empty(), "and none is stored anywhere");
+}
+
+#[test]
+fn a_worker_silent_while_its_replica_is_on_the_way_is_replaced_and_the_batch_goes_on() {
+    for seed in 0..8u64 {
+        let cluster = Arc::new(StepCluster::builder().workers(3).input_replicas(2).seed(seed).build());
+        let ssc =
+            StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))
+                .unwrap();
+        let (queue, numbers) = ssc.queue_stream::<u32>(4);
+        let sums = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&sums);
+        numbers
+            .foreach_rdd(move |rdd, _| {
+                sink.lock().unwrap().push(rdd.collect()?.iter().sum::<u32>());
+                Ok(())
+            })
+            .unwrap();
+        for k in 0..6u32 {
+            if k == 3 {
+                // Silent from now on: the next batch's replicas sent to it are never acknowledged.
+                cluster.isolate(WorkerId(1)).unwrap();
+            }
+            queue.push((0..10 * k).collect());
+            ssc.step().unwrap_or_else(|e| panic!("seed {seed}, batch {k}: {e}"));
+            if k >= 3 {
+                let holders: BTreeSet<WorkerId> = cluster.input_blocks().into_values().flatten().collect();
+                assert!(!holders.contains(&WorkerId(1)), "seed {seed}: a lost worker holds nothing: {holders:?}");
+                // This batch's blocks have their two copies; an earlier batch's copy on the lost
+                // worker is gone (re-replicating it is recovery's work).
+                let now = Time::from_millis(1000 * u64::from(k + 1));
+                let current = blocks_of(&cluster.input_blocks(), now);
+                assert_eq!(current.len(), 4, "seed {seed}");
+                for (block, at) in current {
+                    assert_eq!(at.len(), 2, "seed {seed}: {block} on {at:?}");
+                }
+            }
+        }
+        let want: Vec<u32> = (0..6u32).map(|k| (0..10 * k).sum()).collect();
+        assert_eq!(*sums.lock().unwrap(), want, "seed {seed}");
+        assert_eq!(cluster.alive_workers(), [WorkerId(0), WorkerId(2)], "seed {seed}");
+    }
 }

@@ -2,26 +2,41 @@
 //! uploads waiting for their replicas to be stored.
 //!
 //! An upload places every block on `input_replicas` distinct workers, chosen round-robin over
-//! the registered workers in id order, so the blocks of a batch spread evenly and the choice is
-//! the same in every run. It completes once every replica has been acknowledged; until then
-//! the blocks do not count as stored. An upload waits while fewer workers than that are
-//! registered: it never settles for fewer copies.
+//! the alive workers in id order, so the blocks of a batch spread evenly and the choice is the
+//! same in every run. It completes once every replica has been acknowledged; until then the
+//! blocks do not count as stored. An upload never settles for fewer copies: while fewer
+//! workers are alive it waits, at most `upload_wait_max`, then fails with
+//! [`Error::NotEnoughWorkers`]; a worker lost while its replica is on the way is replaced by
+//! another alive worker, or the upload fails the same way.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 use crate::context::BlockUpload;
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::ids::{BlockId, JobId, NodeId, StreamId, WorkerId};
-use crate::message::Message;
+use crate::message::{Message, Payload};
 use crate::time::Time;
 
 /// An upload whose replicas are not all acknowledged yet.
 #[derive(Debug)]
 struct Pending {
+    /// Each block's data as sent (shared, not copied), for replicas sent again.
+    blocks: BTreeMap<BlockId, (Payload, u64)>,
     /// Replicas sent and not acknowledged: (block, worker).
     waiting: BTreeSet<(BlockId, WorkerId)>,
+    /// Replicas acknowledged: (block, worker).
+    acked: BTreeSet<(BlockId, WorkerId)>,
     /// The input batches the upload holds, to release if it fails.
     batches: BTreeSet<(StreamId, Time)>,
+}
+
+/// An upload waiting for enough workers, since `since`.
+#[derive(Debug)]
+struct Queued {
+    job: JobId,
+    upload: BlockUpload,
+    since: Time,
 }
 
 /// Where the replicas of input blocks live, and the uploads in progress.
@@ -31,13 +46,16 @@ pub(super) struct InputBlocks {
     held: BTreeMap<BlockId, BTreeSet<WorkerId>>,
     pending: BTreeMap<JobId, Pending>,
     /// Uploads waiting for enough workers, in submission order.
-    queued: VecDeque<(JobId, BlockUpload)>,
+    queued: VecDeque<Queued>,
     /// Where the next block's first replica goes, counting blocks placed so far.
     cursor: usize,
 }
 
 /// What became of an upload.
 pub(super) type Finished = (JobId, Result<(), Error>);
+
+/// An upload that ended, with the input batches to release from every worker when it failed.
+pub(super) type Ended = (Finished, Vec<(StreamId, Time)>);
 
 impl InputBlocks {
     /// The workers holding `block`, if it is an input block that is stored somewhere.
@@ -50,31 +68,61 @@ impl InputBlocks {
         self.held.iter().map(|(b, w)| (*b, w))
     }
 
-    /// Starts `upload` as `job`, or queues it until `replicas` workers are registered.
-    pub(super) fn submit(&mut self, job: JobId, upload: BlockUpload, place: &mut Placement<'_>) -> Option<Finished> {
+    /// How many uploads have not ended.
+    pub(super) fn in_progress(&self) -> usize {
+        self.pending.len() + self.queued.len()
+    }
+
+    /// When the oldest queued upload stops waiting for workers.
+    pub(super) fn next_deadline(&self, wait_max: Duration) -> Option<Time> {
+        self.queued.front().map(|q| q.since + wait_max)
+    }
+
+    /// Starts `upload` as `job`, or queues it until `replicas` workers are alive.
+    pub(super) fn submit(
+        &mut self,
+        now: Time,
+        job: JobId,
+        upload: BlockUpload,
+        place: &mut Placement<'_>,
+    ) -> Option<Finished> {
         if upload.blocks.is_empty() {
             return Some((job, Ok(())));
         }
         if place.workers.len() < place.replicas {
-            self.queued.push_back((job, upload));
+            self.queued.push_back(Queued { job, upload, since: now });
             return None;
         }
         self.start(job, upload, place)
     }
 
-    /// Starts the queued uploads that enough workers can now take, in order.
-    pub(super) fn start_queued(&mut self, place: &mut Placement<'_>) -> Vec<Finished> {
+    /// Starts the queued uploads that enough workers can now take, in order, and fails those
+    /// that waited `wait_max` for workers by `now`.
+    pub(super) fn poll_queued(&mut self, now: Time, wait_max: Duration, place: &mut Placement<'_>) -> Vec<Finished> {
         let mut finished = Vec::new();
-        while place.workers.len() >= place.replicas {
-            let Some((job, upload)) = self.queued.pop_front() else { break };
-            finished.extend(self.start(job, upload, place));
+        while let Some(q) = self.queued.pop_front() {
+            if place.workers.len() >= place.replicas {
+                finished.extend(self.start(q.job, q.upload, place));
+            } else if now >= q.since + wait_max {
+                let error =
+                    Error::NotEnoughWorkers { needed: place.replicas, alive: place.workers.len(), waited: wait_max };
+                finished.push((q.job, Err(error)));
+            } else {
+                self.queued.push_front(q);
+                break;
+            }
         }
         finished
     }
 
     fn start(&mut self, job: JobId, upload: BlockUpload, place: &mut Placement<'_>) -> Option<Finished> {
         debug_assert!(place.replicas >= 1 && place.workers.len() >= place.replicas);
-        let mut pending = Pending { waiting: BTreeSet::new(), batches: BTreeSet::new() };
+        let mut pending = Pending {
+            blocks: BTreeMap::new(),
+            waiting: BTreeSet::new(),
+            acked: BTreeSet::new(),
+            batches: BTreeSet::new(),
+        };
         for (block, payload, bytes) in upload.blocks {
             if let BlockId::Input { stream, time, .. } = block {
                 pending.batches.insert((stream, time));
@@ -91,10 +139,9 @@ impl InputBlocks {
             for r in 0..place.replicas {
                 let worker = place.workers[(self.cursor + r) % place.workers.len()];
                 pending.waiting.insert((block, worker));
-                place
-                    .outbox
-                    .push_back((NodeId::Worker(worker), Message::StoreBlock { block, data: data.clone(), bytes }));
+                place.send(worker, block, &data, bytes);
             }
+            pending.blocks.insert(block, (data, bytes));
             self.cursor = self.cursor.wrapping_add(1);
         }
         self.pending.insert(job, pending);
@@ -102,19 +149,14 @@ impl InputBlocks {
     }
 
     /// A worker answered a [`Message::StoreBlock`]: records the replica, and returns the
-    /// upload's end when this was its last replica or a failure. A failed upload's batches are
-    /// returned too, for the driver to release from every worker.
-    pub(super) fn stored(
-        &mut self,
-        from: WorkerId,
-        block: BlockId,
-        result: Result<(), TaskError>,
-    ) -> Option<(Finished, Vec<(StreamId, Time)>)> {
+    /// upload's end when this was its last replica or a failure.
+    pub(super) fn stored(&mut self, from: WorkerId, block: BlockId, result: Result<(), TaskError>) -> Option<Ended> {
         let job = *self.pending.iter().find(|(_, p)| p.waiting.contains(&(block, from)))?.0;
         let pending = self.pending.get_mut(&job)?;
         pending.waiting.remove(&(block, from));
         match result {
             Ok(()) => {
+                pending.acked.insert((block, from));
                 self.held.entry(block).or_default().insert(from);
                 if !pending.waiting.is_empty() {
                     return None;
@@ -122,14 +164,54 @@ impl InputBlocks {
                 self.pending.remove(&job);
                 Some(((job, Ok(())), Vec::new()))
             }
-            Err(cause) => {
-                let failed = self.pending.remove(&job)?;
-                let batches: Vec<(StreamId, Time)> = failed.batches.into_iter().collect();
-                self.release(&batches);
-                let error = Error::BlockNotStored { block, worker: from, cause: Box::new(cause) };
-                Some(((job, Err(error)), batches))
+            Err(cause) => Some(self.fail(job, Error::BlockNotStored { block, worker: from, cause: Box::new(cause) })),
+        }
+    }
+
+    /// Ends a pending upload with `error`, forgetting what it stored.
+    fn fail(&mut self, job: JobId, error: Error) -> Ended {
+        let batches: Vec<(StreamId, Time)> =
+            self.pending.remove(&job).map(|p| p.batches.into_iter().collect()).unwrap_or_default();
+        self.release(&batches);
+        ((job, Err(error)), batches)
+    }
+
+    /// A lost worker holds nothing any more. Each pending upload that counted on it sends the
+    /// replicas it held or was sent to other alive workers, or fails when no alive worker is
+    /// left that does not have the block already.
+    pub(super) fn worker_lost(&mut self, worker: WorkerId, place: &mut Placement<'_>) -> Vec<Ended> {
+        for holders in self.held.values_mut() {
+            holders.remove(&worker);
+        }
+        let mut ended = Vec::new();
+        let jobs: Vec<JobId> = self.pending.keys().copied().collect();
+        for job in jobs {
+            let Some(pending) = self.pending.get_mut(&job) else { continue };
+            let gone: Vec<BlockId> =
+                pending.waiting.iter().chain(&pending.acked).filter(|(_, w)| *w == worker).map(|(b, _)| *b).collect();
+            let mut short = false;
+            for block in gone {
+                pending.waiting.remove(&(block, worker));
+                pending.acked.remove(&(block, worker));
+                let has = |w: WorkerId| pending.waiting.contains(&(block, w)) || pending.acked.contains(&(block, w));
+                let Some(other) = place.workers.iter().copied().find(|w| !has(*w)) else {
+                    short = true;
+                    break;
+                };
+                let Some((data, bytes)) = pending.blocks.get(&block) else { continue };
+                place.send(other, block, data, *bytes);
+                pending.waiting.insert((block, other));
+            }
+            if short {
+                let error = Error::NotEnoughWorkers {
+                    needed: place.replicas,
+                    alive: place.workers.len(),
+                    waited: Duration::ZERO,
+                };
+                ended.push(self.fail(job, error));
             }
         }
+        ended
     }
 
     /// Forgets the blocks of input batches nothing reads any more.
@@ -141,15 +223,6 @@ impl InputBlocks {
             BlockId::Input { stream, time, .. } => !batches.contains(&(*stream, *time)),
             _ => true,
         });
-    }
-
-    /// A lost worker holds nothing any more. Its pending replicas stay pending: the upload
-    /// that waits for them fails or completes with the worker's answer, which a lost
-    /// incarnation never sends, so the runtime's bound on waiting applies.
-    pub(super) fn worker_lost(&mut self, worker: WorkerId) {
-        for holders in self.held.values_mut() {
-            holders.remove(&worker);
-        }
     }
 
     /// A worker's store no longer holds `block`.
@@ -170,13 +243,19 @@ impl InputBlocks {
 
 /// Where an upload's replicas can go.
 pub(super) struct Placement<'a> {
-    /// The registered workers, in id order.
+    /// The alive workers, in id order.
     pub(super) workers: Vec<WorkerId>,
     /// Replicas per block.
     pub(super) replicas: usize,
     /// Whether to encode the blocks (workers in other processes, or the harness's wire mode).
     pub(super) encode: bool,
     pub(super) outbox: &'a mut VecDeque<(NodeId, Message)>,
+}
+
+impl Placement<'_> {
+    fn send(&mut self, worker: WorkerId, block: BlockId, data: &Payload, bytes: u64) {
+        self.outbox.push_back((NodeId::Worker(worker), Message::StoreBlock { block, data: data.clone(), bytes }));
+    }
 }
 
 #[cfg(test)]
@@ -225,7 +304,7 @@ mod tests {
             let mut tracker = InputBlocks::default();
             let mut outbox = VecDeque::new();
             let mut place = placement(&mut outbox, *workers, *replicas);
-            assert!(tracker.submit(JobId(1), upload(0, *blocks), &mut place).is_none());
+            assert!(tracker.submit(Time::ZERO, JobId(1), upload(0, *blocks), &mut place).is_none());
             assert_eq!(outbox.len(), *blocks as usize * replicas);
             assert_eq!(ack_all(&mut tracker, &mut outbox), vec![JobId(1)]);
             for (index, holders) in want.iter().enumerate() {
@@ -240,20 +319,67 @@ mod tests {
     fn an_upload_waits_for_enough_workers_and_never_takes_fewer_copies() {
         let mut tracker = InputBlocks::default();
         let mut outbox = VecDeque::new();
-        assert!(tracker.submit(JobId(1), upload(0, 2), &mut placement(&mut outbox, 1, 2)).is_none());
+        assert!(tracker.submit(Time::ZERO, JobId(1), upload(0, 2), &mut placement(&mut outbox, 1, 2)).is_none());
         assert!(outbox.is_empty(), "one worker cannot hold two replicas");
-        assert!(tracker.start_queued(&mut placement(&mut outbox, 1, 2)).is_empty());
+        let wait = Duration::from_secs(10);
+        assert!(tracker.poll_queued(Time::from_millis(9_999), wait, &mut placement(&mut outbox, 1, 2)).is_empty());
         assert!(outbox.is_empty());
-        assert!(tracker.start_queued(&mut placement(&mut outbox, 2, 2)).is_empty());
+        assert_eq!(tracker.next_deadline(wait), Some(Time::from_millis(10_000)));
+        assert!(tracker.poll_queued(Time::from_millis(5_000), wait, &mut placement(&mut outbox, 2, 2)).is_empty());
         assert_eq!(outbox.len(), 4);
         assert_eq!(ack_all(&mut tracker, &mut outbox), vec![JobId(1)]);
+        assert_eq!(tracker.in_progress(), 0);
+    }
+
+    #[test]
+    fn an_upload_that_waits_too_long_for_workers_fails_with_a_typed_error() {
+        let mut tracker = InputBlocks::default();
+        let mut outbox = VecDeque::new();
+        let wait = Duration::from_secs(10);
+        tracker.submit(Time::from_millis(1_000), JobId(4), upload(0, 1), &mut placement(&mut outbox, 1, 2));
+        let ended = tracker.poll_queued(Time::from_millis(11_000), wait, &mut placement(&mut outbox, 1, 2));
+        assert!(
+            matches!(&ended[..], [(JobId(4), Err(Error::NotEnoughWorkers { needed: 2, alive: 1, .. }))]),
+            "{ended:?}"
+        );
+        assert!(outbox.is_empty() && tracker.in_progress() == 0);
+    }
+
+    #[test]
+    fn a_replica_on_a_lost_worker_goes_to_another_or_the_upload_fails() {
+        let block = BlockId::Input { stream: StreamId(0), time: Time::from_millis(500), index: 0 };
+        // Three workers, two replicas: worker 1 is lost before it answers; worker 2 takes over.
+        let mut tracker = InputBlocks::default();
+        let mut outbox = VecDeque::new();
+        tracker.submit(Time::ZERO, JobId(1), upload(0, 1), &mut placement(&mut outbox, 3, 2));
+        outbox.clear();
+        assert!(tracker.stored(WorkerId(0), block, Ok(())).is_none());
+        let mut place =
+            Placement { workers: vec![WorkerId(0), WorkerId(2)], replicas: 2, encode: false, outbox: &mut outbox };
+        assert!(tracker.worker_lost(WorkerId(1), &mut place).is_empty());
+        assert!(
+            matches!(outbox.front(), Some((NodeId::Worker(WorkerId(2)), Message::StoreBlock { .. }))),
+            "{outbox:?}"
+        );
+        assert_eq!(ack_all(&mut tracker, &mut outbox), vec![JobId(1)]);
+        let holders: Vec<u32> = tracker.locations(block).unwrap().iter().map(|w| w.0).collect();
+        assert_eq!(holders, vec![0, 2]);
+
+        // Two workers, two replicas: no one is left to take the lost worker's replica.
+        let mut tracker = InputBlocks::default();
+        tracker.submit(Time::ZERO, JobId(2), upload(0, 1), &mut placement(&mut outbox, 2, 2));
+        outbox.clear();
+        let mut place = Placement { workers: vec![WorkerId(0)], replicas: 2, encode: false, outbox: &mut outbox };
+        let ended = tracker.worker_lost(WorkerId(1), &mut place);
+        assert!(matches!(&ended[..], [((JobId(2), Err(Error::NotEnoughWorkers { .. })), _)]), "{ended:?}");
+        assert_eq!(tracker.in_progress(), 0);
     }
 
     #[test]
     fn a_refused_replica_fails_the_upload_and_releases_its_batch() {
         let mut tracker = InputBlocks::default();
         let mut outbox = VecDeque::new();
-        tracker.submit(JobId(1), upload(3, 1), &mut placement(&mut outbox, 2, 2));
+        tracker.submit(Time::ZERO, JobId(1), upload(3, 1), &mut placement(&mut outbox, 2, 2));
         let block = BlockId::Input { stream: StreamId(3), time: Time::from_millis(500), index: 0 };
         assert!(tracker.stored(WorkerId(0), block, Ok(())).is_none());
         let full = TaskError::new(TaskErrorKind::Source, "full");

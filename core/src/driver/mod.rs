@@ -70,6 +70,10 @@ pub struct DriverConfig {
     /// (the paper's two copies by default). An upload waits while fewer workers are
     /// registered; it never stores fewer copies.
     pub input_replicas: u32,
+    /// How long an upload of input blocks waits for `input_replicas` alive workers before it
+    /// fails with [`Error::NotEnoughWorkers`]: 10 s by default, ten heartbeat timeouts, time
+    /// for a lost worker's replacement to join.
+    pub upload_wait_max: Duration,
     /// Whether the blocks the driver sends are encoded (workers in other processes, or the
     /// stepping harness's wire mode); within one process they move as shared pointers.
     pub encode_payloads: bool,
@@ -84,6 +88,7 @@ impl DriverConfig {
             fetch_failures_max: 16,
             heartbeat_timeout: Duration::from_secs(1),
             input_replicas: 2,
+            upload_wait_max: Duration::from_secs(10),
             encode_payloads: false,
         }
     }
@@ -236,7 +241,8 @@ impl Driver {
     /// [`DriverConfig::heartbeat_timeout`] unless it is heard from before.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.members.next_deadline()
+        let uploads = self.inputs.next_deadline(self.config.upload_wait_max);
+        [self.members.next_deadline(), uploads].into_iter().flatten().min()
     }
 
     /// Handles the passing of time: every alive worker silent for
@@ -247,6 +253,7 @@ impl Driver {
         for (worker, silent_for) in self.members.expired(self.now) {
             self.lose(worker, LossReason::Timeout { silent_for });
         }
+        self.poll_uploads();
         self.schedule();
         self.check_invariants();
     }
@@ -337,10 +344,38 @@ impl Driver {
         let job = JobId(self.fresh_id());
         let alive = self.members.alive().collect();
         let mut place = placement(alive, &self.config, &mut self.outbox);
-        if let Some((job, result)) = self.inputs.submit(job, upload, &mut place) {
+        if let Some((job, result)) = self.inputs.submit(self.now, job, upload, &mut place) {
             self.upload_finished(job, result);
         }
         job
+    }
+
+    /// How many uploads of input blocks have not ended.
+    pub fn uploads_in_progress(&self) -> usize {
+        self.inputs.in_progress()
+    }
+
+    /// Starts the queued uploads that enough alive workers can take; fails those that waited
+    /// too long.
+    fn poll_uploads(&mut self) {
+        let alive = self.members.alive().collect();
+        let mut place = placement(alive, &self.config, &mut self.outbox);
+        for (job, result) in self.inputs.poll_queued(self.now, self.config.upload_wait_max, &mut place) {
+            self.upload_finished(job, result);
+        }
+    }
+
+    /// Reports uploads that ended, releasing from every worker the batches of those that failed.
+    fn uploads_ended(&mut self, ended: Vec<blocks::Ended>) {
+        for ((job, result), released) in ended {
+            if !released.is_empty() {
+                for w in self.members.alive() {
+                    let msg = Message::Release { shuffles: Vec::new(), rdds: Vec::new(), inputs: released.clone() };
+                    self.outbox.push_back((NodeId::Worker(w), msg));
+                }
+            }
+            self.upload_finished(job, result);
+        }
     }
 
     fn upload_finished(&mut self, job: JobId, result: Result<(), Error>) {
@@ -348,14 +383,8 @@ impl Driver {
     }
 
     fn block_stored(&mut self, from: WorkerId, block: BlockId, result: Result<(), TaskError>) {
-        let Some(((job, result), released)) = self.inputs.stored(from, block, result) else { return };
-        if !released.is_empty() {
-            for w in self.members.alive() {
-                let msg = Message::Release { shuffles: Vec::new(), rdds: Vec::new(), inputs: released.clone() };
-                self.outbox.push_back((NodeId::Worker(w), msg));
-            }
-        }
-        self.upload_finished(job, result);
+        let ended = self.inputs.stored(from, block, result);
+        self.uploads_ended(ended.into_iter().collect());
     }
 
     /// Handles a message from a worker. A message of a lost incarnation, or of one older than
@@ -416,11 +445,7 @@ impl Driver {
             }
         }
         self.outbox.push_back((NodeId::Worker(worker), Message::Registered));
-        let alive = self.members.alive().collect();
-        let mut place = placement(alive, &self.config, &mut self.outbox);
-        for (job, result) in self.inputs.start_queued(&mut place) {
-            self.upload_finished(job, result);
-        }
+        self.poll_uploads();
     }
 
     /// Reports the alive incarnation of `worker` lost; false if it was not alive.
@@ -450,7 +475,10 @@ impl Driver {
             holders.remove(&worker);
             !holders.is_empty()
         });
-        self.inputs.worker_lost(worker);
+        let alive = self.members.alive().collect();
+        let mut place = placement(alive, &self.config, &mut self.outbox);
+        let ended = self.inputs.worker_lost(worker, &mut place);
+        self.uploads_ended(ended);
         for outputs in self.map_outputs.values_mut() {
             for slot in outputs.iter_mut().filter(|s| **s == Some(worker)) {
                 *slot = None;
