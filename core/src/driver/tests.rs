@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::error::TaskErrorKind;
 use crate::harness::StepCluster;
+use crate::message::{TaskDesc, TaskKind, TaskOutcome};
 use crate::worker::{Worker, WorkerConfig};
 
 /// A context whose jobs are never run: the test submits them to its own driver by hand.

@@ -1,0 +1,346 @@
+//! The DAG and task scheduler of the driver: stages split at shuffles, tasks queued per
+//! missing partition, launched where their inputs are, retried, and their results collected.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{blocks, plan, Driver, DriverEvent, Stage, StageKind, Task};
+use crate::error::{Error, TaskError, TaskErrorKind};
+use crate::ids::{BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskId, WorkerId};
+use crate::message::{Message, Payload, TaskDesc, TaskKind, TaskOutcome};
+
+impl Driver {
+    pub(super) fn task_finished(
+        &mut self,
+        from: WorkerId,
+        task_id: TaskId,
+        attempt: u32,
+        outcome: TaskOutcome,
+        stored: Vec<BlockId>,
+    ) {
+        self.members.ended(from, task_id, attempt);
+        for block in &stored {
+            if let BlockId::Rdd { rdd, partition } = *block {
+                self.cached.entry((rdd, partition)).or_default().insert(from);
+            }
+        }
+        let current = self.tasks.get(&task_id).is_some_and(|t| t.attempt == attempt && t.worker == Some(from));
+        if !current {
+            return; // A stale attempt, or a task of a job that already ended.
+        }
+        let Some(task) = self.tasks.remove(&task_id) else {
+            return;
+        };
+        let Some(stage) = self.stages.get_mut(&task.stage) else {
+            return;
+        };
+        stage.active.remove(&task.partition);
+        match outcome {
+            TaskOutcome::Result(payload) => {
+                stage.missing.remove(&task.partition);
+                if let StageKind::Result(job_id) = stage.kind {
+                    self.result_arrived(job_id, task.partition, payload);
+                }
+            }
+            TaskOutcome::ShuffleMapDone => {
+                stage.missing.remove(&task.partition);
+                let (kind, rdd) = (stage.kind, stage.rdd);
+                let done = stage.missing.is_empty() && stage.active.is_empty();
+                if let StageKind::ShuffleMap(shuffle) = kind {
+                    if let Some(slot) = self.outputs_of(shuffle, rdd).get_mut(task.partition as usize) {
+                        *slot = Some(from);
+                    }
+                }
+                if done {
+                    self.stage_done(task.stage);
+                }
+            }
+            TaskOutcome::Failed(error) => self.task_failed(task_id, task, error),
+        }
+    }
+
+    pub(super) fn result_arrived(&mut self, job_id: JobId, partition: u32, payload: Payload) {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        let Some(slots) = job.slots.get(&partition) else {
+            return;
+        };
+        if slots.first().is_some_and(|i| job.results[*i].is_none()) {
+            job.remaining -= 1;
+        }
+        for i in slots {
+            job.results[*i] = Some(payload.clone());
+        }
+        if job.remaining > 0 {
+            return;
+        }
+        if let Some(job) = self.jobs.remove(&job_id) {
+            let results = job.results.into_iter().flatten().collect();
+            self.events.push_back(DriverEvent::JobFinished { job: job_id, result: Ok(results) });
+        }
+        self.drop_job_stages(job_id);
+    }
+
+    pub(super) fn stage_done(&mut self, stage_id: StageId) {
+        let Some(stage) = self.stages.remove(&stage_id) else {
+            return;
+        };
+        if let StageKind::ShuffleMap(shuffle) = stage.kind {
+            self.shuffle_stages.remove(&shuffle);
+        }
+        for child in stage.children {
+            if self.stages.contains_key(&child) {
+                self.submit_stage(child);
+            }
+        }
+    }
+
+    pub(super) fn task_failed(&mut self, task_id: TaskId, mut task: Task, error: TaskError) {
+        let stage_id = task.stage;
+        if let TaskErrorKind::FetchFailed { block } = error.kind {
+            task.fetch_failures += 1;
+            if task.fetch_failures <= self.config.fetch_failures_max {
+                self.forget_block(block, None);
+                self.requeue(task_id, task);
+                self.submit_stage(stage_id);
+                return;
+            }
+        } else {
+            task.failures += 1;
+            if error.kind.retryable() && task.failures < self.config.task_attempts_max {
+                tracing::debug!(%task_id, %error, "retrying task");
+                self.requeue(task_id, task);
+                return;
+            }
+        }
+        let attempts = task.failures + task.fetch_failures;
+        self.fail_stage(stage_id, task.partition, attempts, error);
+    }
+
+    pub(super) fn requeue(&mut self, task_id: TaskId, mut task: Task) {
+        task.attempt += 1;
+        task.worker = None;
+        if let Some(stage) = self.stages.get_mut(&task.stage) {
+            stage.active.insert(task.partition, task_id);
+        }
+        self.tasks.insert(task_id, task);
+        self.pending.push_back(task_id);
+    }
+
+    /// Fails every job that needs `stage_id`.
+    pub(super) fn fail_stage(&mut self, stage_id: StageId, partition: u32, attempts: u32, cause: TaskError) {
+        let (jobs, rdd) = match self.stages.get(&stage_id) {
+            Some(s) => (s.jobs.clone(), s.rdd),
+            None => return,
+        };
+        for job in jobs {
+            if self.jobs.remove(&job).is_some() {
+                let error = Error::TaskFailed {
+                    job,
+                    stage: stage_id,
+                    rdd,
+                    partition,
+                    attempts,
+                    cause: Box::new(cause.clone()),
+                };
+                self.events.push_back(DriverEvent::JobFinished { job, result: Err(error) });
+            }
+            self.drop_job_stages(job);
+        }
+    }
+
+    /// Removes `job` from every stage; stages no job needs any more are dropped with their
+    /// queued tasks (running ones are ignored when they report).
+    pub(super) fn drop_job_stages(&mut self, job: JobId) {
+        let mut dead = Vec::new();
+        for (id, stage) in &mut self.stages {
+            stage.jobs.remove(&job);
+            if stage.jobs.is_empty() {
+                dead.push(*id);
+            }
+        }
+        for id in dead {
+            if let Some(stage) = self.stages.remove(&id) {
+                if let StageKind::ShuffleMap(s) = stage.kind {
+                    self.shuffle_stages.remove(&s);
+                }
+                for task in stage.active.values() {
+                    self.tasks.remove(task);
+                }
+            }
+        }
+        let tasks = &self.tasks;
+        self.pending.retain(|t| tasks.contains_key(t));
+    }
+
+    /// Launches queued tasks on workers with free slots, preferring workers that hold their
+    /// input blocks.
+    /// Stops at the first task no worker has a slot for: it keeps its place at the head of the
+    /// queue, so a call costs O(tasks launched), not O(tasks queued).
+    pub(super) fn schedule(&mut self) {
+        while let Some(task_id) = self.pending.pop_front() {
+            if !self.members.has_free() {
+                self.pending.push_front(task_id);
+                return;
+            }
+            if let Launch::NoSlot = self.launch(task_id) {
+                self.pending.push_front(task_id);
+                return;
+            }
+        }
+    }
+
+    pub(super) fn launch(&mut self, task_id: TaskId) -> Launch {
+        let Some(task) = self.tasks.get(&task_id) else {
+            return Launch::Dropped;
+        };
+        let Some(stage) = self.stages.get(&task.stage) else {
+            return Launch::Dropped;
+        };
+        let (stage_id, partition, attempt, rdd) = (task.stage, task.partition, task.attempt, stage.rdd);
+        let kind = match stage.kind {
+            StageKind::Result(job) => match self.jobs.get(&job) {
+                Some(j) => TaskKind::Result { action: j.action },
+                None => return Launch::Dropped,
+            },
+            StageKind::ShuffleMap(shuffle) => TaskKind::ShuffleMap { shuffle },
+        };
+        let job = stage.jobs.iter().next().copied().unwrap_or(JobId(0));
+        let held = plan::Held { cached: &self.cached, map_outputs: &self.map_outputs, inputs: &self.inputs };
+        let inputs = match plan::task_inputs(&self.graph, &held, rdd, partition) {
+            Ok(inputs) => inputs,
+            Err(plan::Missing::Input(block)) => {
+                let attempts = self.tasks.get(&task_id).map_or(0, |t| t.failures + t.fetch_failures);
+                self.tasks.remove(&task_id);
+                self.fail_stage(stage_id, partition, attempts, blocks::InputBlocks::lost(block));
+                return Launch::Dropped;
+            }
+            Err(plan::Missing::Shuffle) => {
+                // A shuffle output it needs is gone: the task leaves the queue and the stage
+                // waits for its parent to redo the output, then queues the partition again.
+                if let Some(stage) = self.stages.get_mut(&stage_id) {
+                    stage.active.remove(&partition);
+                }
+                self.tasks.remove(&task_id);
+                self.submit_stage(stage_id);
+                return Launch::Dropped;
+            }
+        };
+        let worker = plan::choose_worker(&self.members.free(), &inputs, partition);
+        let Some(worker) = worker else {
+            return Launch::NoSlot;
+        };
+        self.members.started(worker, task_id, attempt);
+        if let Some(t) = self.tasks.get_mut(&task_id) {
+            t.worker = Some(worker);
+        }
+        let desc = TaskDesc { task: task_id, attempt, job, stage: stage_id, kind, rdd, partition, inputs };
+        self.outbox.push_back((NodeId::Worker(worker), Message::Launch(desc)));
+        Launch::Sent
+    }
+
+    /// Queues the missing partitions of a stage whose parents are complete; otherwise makes sure
+    /// the parents run and the stage waits for them.
+    pub(super) fn submit_stage(&mut self, stage_id: StageId) {
+        let Some(stage) = self.stages.get(&stage_id) else {
+            return;
+        };
+        let (rdd, jobs) = (stage.rdd, stage.jobs.clone());
+        let mut waiting = false;
+        for shuffle in plan::parent_shuffles(&self.graph, &self.cached, rdd) {
+            if self.shuffle_complete(shuffle) {
+                continue;
+            }
+            waiting = true;
+            let parent = self.stage_for_shuffle(shuffle);
+            if let Some(p) = self.stages.get_mut(&parent) {
+                p.children.insert(stage_id);
+                p.jobs.extend(jobs.iter().copied());
+            }
+            self.submit_stage(parent);
+        }
+        if waiting {
+            return;
+        }
+        let Some(stage) = self.stages.get(&stage_id) else {
+            return;
+        };
+        let todo: Vec<u32> = stage.missing.iter().filter(|p| !stage.active.contains_key(p)).copied().collect();
+        for partition in todo {
+            let task_id = TaskId(self.fresh_id());
+            self.tasks.insert(
+                task_id,
+                Task { stage: stage_id, partition, attempt: 0, failures: 0, fetch_failures: 0, worker: None },
+            );
+            if let Some(stage) = self.stages.get_mut(&stage_id) {
+                stage.active.insert(partition, task_id);
+            }
+            self.pending.push_back(task_id);
+        }
+    }
+
+    pub(super) fn shuffle_complete(&self, shuffle: ShuffleId) -> bool {
+        self.map_outputs.get(&shuffle).is_some_and(|o| o.iter().all(Option::is_some))
+    }
+
+    pub(super) fn stage_for_shuffle(&mut self, shuffle: ShuffleId) -> StageId {
+        if let Some(s) = self.shuffle_stages.get(&shuffle) {
+            let s = *s;
+            self.refresh_missing(s, shuffle);
+            return s;
+        }
+        let id = StageId(self.fresh_id());
+        let rdd = self
+            .graph
+            .shuffle(shuffle)
+            .map(|s| s.map_rdd())
+            .unwrap_or(RddId { scope: crate::ids::Scope::Driver, index: u32::MAX });
+        self.stages.insert(
+            id,
+            Stage {
+                rdd,
+                kind: StageKind::ShuffleMap(shuffle),
+                missing: BTreeSet::new(),
+                active: BTreeMap::new(),
+                children: BTreeSet::new(),
+                jobs: BTreeSet::new(),
+            },
+        );
+        self.shuffle_stages.insert(shuffle, id);
+        self.refresh_missing(id, shuffle);
+        id
+    }
+
+    pub(super) fn refresh_missing(&mut self, stage_id: StageId, shuffle: ShuffleId) {
+        let Some(stage) = self.stages.get(&stage_id) else {
+            return;
+        };
+        let rdd = stage.rdd;
+        let outputs = self.outputs_of(shuffle, rdd);
+        let missing: BTreeSet<u32> =
+            (0u32..).zip(outputs.iter()).filter(|(_, o)| o.is_none()).map(|(m, _)| m).collect();
+        if let Some(stage) = self.stages.get_mut(&stage_id) {
+            stage.missing = missing;
+        }
+    }
+
+    /// Where each map partition's output of `shuffle` lives, created empty on first use;
+    /// `map_rdd` is the shuffle's map-side dataset.
+    pub(super) fn outputs_of(&mut self, shuffle: ShuffleId, map_rdd: RddId) -> &mut Vec<Option<WorkerId>> {
+        let graph = &self.graph;
+        self.map_outputs.entry(shuffle).or_insert_with(|| {
+            let n = graph.rdd(map_rdd).map_or(0, |node| node.info().partitions);
+            vec![None; n]
+        })
+    }
+}
+
+/// What became of a queued task when the scheduler looked at it.
+pub(super) enum Launch {
+    /// Sent to a worker.
+    Sent,
+    /// No worker has a free slot.
+    NoSlot,
+    /// Its stage or job is gone, or it waits for a parent stage again: it leaves the queue.
+    Dropped,
+}
