@@ -419,3 +419,62 @@ impl std::fmt::Debug for Graph {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::StreamId;
+
+    #[test]
+    fn an_unknown_id_is_a_typed_error_naming_the_id_and_the_likely_cause() {
+        let graph = Graph::new();
+        let at = Time::from_millis(2_000);
+        // (id's scope, words the cause must contain)
+        let table: &[(Scope, &str)] = &[
+            (Scope::Program, "another program"),
+            (Scope::Batch { stream: StreamId(3), time: at }, "has not generated this batch"),
+            (Scope::Output { output: 1, time: at }, "has not generated this batch"),
+            (Scope::Checkpoint { stream: StreamId(3), time: at }, "checkpoint"),
+            (Scope::Driver, "ad-hoc query"),
+        ];
+        for (scope, cause) in table {
+            let rdd = RddId { scope: *scope, index: 7 };
+            let Err(e) = graph.rdd(rdd) else { panic!("{rdd} resolved in an empty graph") };
+            assert_eq!(e.kind, TaskErrorKind::UnknownNode);
+            assert!(e.message.contains(&rdd.to_string()) && e.message.contains(cause), "{scope:?}: {}", e.message);
+            let Err(e) = graph.shuffle(ShuffleId { scope: *scope, index: 0 }) else { panic!() };
+            assert!(e.message.contains(cause), "{}", e.message);
+            let Err(e) = graph.action(ActionId { scope: *scope, index: 0 }) else { panic!() };
+            assert!(e.message.contains(cause), "{}", e.message);
+        }
+        assert_eq!(
+            RddId { scope: Scope::Batch { stream: StreamId(3), time: at }, index: 7 }.to_string(),
+            "stream3@2.000s/rdd7"
+        );
+    }
+
+    #[test]
+    fn scopes_number_from_zero_nest_and_leave_in_order() {
+        let graph = Graph::new();
+        assert_eq!(graph.next_rdd_id(), RddId::program(0));
+        let outer = Scope::Batch { stream: StreamId(1), time: Time::from_millis(1_000) };
+        let inner = Scope::Batch { stream: StreamId(0), time: Time::from_millis(1_000) };
+        {
+            let _o = graph.enter(outer);
+            assert_eq!(graph.next_rdd_id(), RddId { scope: outer, index: 0 });
+            {
+                let _i = graph.enter(inner);
+                assert_eq!(graph.next_rdd_id(), RddId { scope: inner, index: 0 });
+                assert_eq!(graph.next_shuffle_id(), ShuffleId { scope: inner, index: 0 });
+            }
+            assert_eq!(graph.next_rdd_id(), RddId { scope: outer, index: 1 }, "the outer count goes on");
+            // Another thread is in no scope: its nodes are the program's.
+            let g = Arc::clone(&graph);
+            let other = crate::runtime::spawn("scope-test", move || g.next_rdd_id()).unwrap().join().unwrap();
+            assert_eq!(other, RddId::program(1));
+        }
+        assert_eq!(graph.next_rdd_id(), RddId::program(2));
+        graph.seal();
+        assert_eq!(graph.next_action_id(), ActionId { scope: Scope::Driver, index: 0 });
+    }
+}
