@@ -58,6 +58,8 @@ pub struct Collector {
     abort_lag_ns: u64,
     state: Mutex<State>,
     aborted: AtomicBool,
+    /// Why the run failed, when an implementation reported a failure rather than a lag.
+    failure: Mutex<Option<String>>,
     stopped: AtomicBool,
     changed: Condvar,
 }
@@ -75,6 +77,7 @@ impl Collector {
             abort_lag_ns: u64::try_from(abort_lag.as_nanos()).unwrap_or(u64::MAX),
             state: Mutex::new(State::default()),
             aborted: AtomicBool::new(false),
+            failure: Mutex::new(None),
             stopped: AtomicBool::new(false),
             changed: Condvar::new(),
         }
@@ -132,6 +135,22 @@ impl Collector {
         if late.as_nanos() >= u128::from(self.abort_lag_ns) {
             self.abort();
         }
+    }
+
+    /// Marks the run as cut short because the implementation failed (a batch failed, for
+    /// example when an overloaded engine's block stores are full): unstable, with `reason`.
+    pub fn fail(&self, reason: String) {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason);
+        self.abort();
+    }
+
+    /// Why the run was cut short, if it was.
+    pub fn abort_reason(&self) -> Option<String> {
+        if !self.aborted() {
+            return None;
+        }
+        let failure = self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Some(failure.map_or_else(|| "cut short: a batch lagged too far".to_string(), |f| format!("cut short: {f}")))
     }
 
     /// Marks the run as cut short (an implementation that cannot keep up).
@@ -215,7 +234,7 @@ pub fn evaluate(
     rate: u64,
     batch: Duration,
     bound: Duration,
-    aborted: bool,
+    aborted: Option<String>,
 ) -> RunStats {
     let ms = |ns: f64| ns / 1e6;
     let seen: Vec<&BatchRecord> = batches.iter().filter(|b| measured.contains(&b.batch)).collect();
@@ -231,8 +250,8 @@ pub fn evaluate(
     let expected = measured.end.saturating_sub(measured.start);
     let p99 = hist.quantile(0.99) as f64;
     let (batch_ns, bound_ns) = (batch.as_nanos() as f64, bound.as_nanos() as f64);
-    let reason = if aborted {
-        "cut short: a batch lagged too far".to_string()
+    let reason = if let Some(why) = aborted {
+        why
     } else if (seen.len() as u64) < expected {
         format!("{} of {expected} measured batches output", seen.len())
     } else if p99 >= bound_ns {

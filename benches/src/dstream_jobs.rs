@@ -171,8 +171,7 @@ impl StreamingListener for Reporter {
     }
 
     fn on_batch_failed(&self, time: Time, error: &Error) {
-        eprintln!("dstream: batch {time} failed: {error}");
-        self.collector.abort();
+        self.collector.fail(format!("batch {time} failed: {error}"));
     }
 }
 
@@ -218,6 +217,10 @@ fn run_timed(
     let handle = ssc.start()?;
     collector.wait(crate::deadline(&feed, collector));
     collector.stop();
-    handle.stop(false)?;
-    Ok(())
+    match handle.stop(false) {
+        // A failed batch (an overloaded run whose block stores filled up, say) is an unstable
+        // run, already reported to the collector: the search goes on below this rate.
+        Err(Error::BatchFailed(_)) if collector.aborted() => Ok(()),
+        other => other.map_err(HarnessError::from),
+    }
 }

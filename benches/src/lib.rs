@@ -126,5 +126,5 @@ pub fn run_timed(
     let feed = Feed::Timed { start: Instant::now() + Duration::from_millis(200), rate, batch, batches: measured.end };
     run_with(imp, setup, feed, &collector)?;
     let (done, _) = collector.take();
-    Ok(collector::evaluate(&done, measured, rate, batch, bound, collector.aborted()))
+    Ok(collector::evaluate(&done, measured, rate, batch, bound, collector.abort_reason()))
 }

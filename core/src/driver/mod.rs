@@ -342,6 +342,8 @@ impl Driver {
     /// returned id and no payloads. Tasks reading the blocks then run where they are.
     pub fn store_blocks(&mut self, now: Time, upload: BlockUpload) -> JobId {
         self.advance(now);
+        // The batches the program forgot go first: their blocks make room for these.
+        self.release_dropped();
         let job = JobId(self.fresh_id());
         let alive = self.members.alive().collect();
         let mut place = placement(alive, &self.config, &mut self.outbox);
