@@ -285,7 +285,14 @@ fn another_program_or_batch_interval_is_refused() {
         run_batches(&first, 1, 2).unwrap();
     }
     let err = start(&storage, &Outputs::default(), None, 2).err().expect("another program");
-    assert!(matches!(err, Error::ProgramMismatch { what: "the program fingerprint", .. }), "{err}");
+    // The first stream that differs is named on both sides: the state of `tiny` has 2
+    // partitions, the other program's first state stream 3.
+    match &err {
+        Error::ProgramMismatch { what: "a stream or output", expected, found } => {
+            assert!(expected.contains("partitions=3") && found.contains("partitions=2"), "{err}")
+        }
+        other => panic!("{other}"),
+    }
     assert!(err.to_string().contains("another program"), "{err}");
     let err = tiny(&storage, Duration::from_secs(2)).err().expect("another batch interval");
     assert!(matches!(err, Error::ProgramMismatch { what: "the batch interval", .. }), "{err}");

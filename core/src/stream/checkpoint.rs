@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::{duration_nanos, lock};
 use crate::checkpoint::{self, CheckpointHeader, CheckpointStats, Checkpointing};
 use crate::error::Error;
+use crate::graph::ProgramSummary;
 use crate::ids::StreamId;
 use crate::rdd::checkpoint::CheckpointTarget;
 use crate::rdd::Rdd;
@@ -112,8 +113,11 @@ pub(crate) struct StateCheckpoint {
 /// What a restarted program resumes from, written after every batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Metadata {
-    /// The program's fingerprint: its stream graph, outputs and static datasets.
+    /// The program's fingerprint: the digest of `program`.
     pub(crate) fingerprint: u64,
+    /// The program's description, one line per stream and output, so a restart with another
+    /// program says what changed.
+    pub(crate) program: Vec<String>,
     pub(crate) batch_interval_ns: u64,
     /// The time before the first batch.
     pub(crate) zero: Time,
@@ -158,6 +162,7 @@ pub(crate) struct Checkpointer {
 #[derive(Default)]
 struct Bookkeeping {
     fingerprint: u64,
+    program: Vec<String>,
     zero: Time,
     batch_interval_ns: u64,
     last_completed: Option<Time>,
@@ -181,9 +186,10 @@ impl Checkpointer {
 
     /// Fixes what every object's header and the metadata say about the program.
     /// `stateful` are the streams that are checkpointed.
-    pub(crate) fn begin(&self, fingerprint: u64, zero: Time, batch_interval: Duration, stateful: Vec<StreamId>) {
+    pub(crate) fn begin(&self, program: ProgramSummary, zero: Time, batch_interval: Duration, stateful: Vec<StreamId>) {
         let mut s = lock(&self.state);
-        s.fingerprint = fingerprint;
+        s.fingerprint = program.fingerprint;
+        s.program = program.nodes;
         s.zero = zero;
         s.batch_interval_ns = duration_nanos(batch_interval);
         s.stateful = stateful;
@@ -435,6 +441,7 @@ impl Bookkeeping {
     fn metadata(&self) -> Metadata {
         Metadata {
             fingerprint: self.fingerprint,
+            program: self.program.clone(),
             batch_interval_ns: self.batch_interval_ns,
             zero: self.zero,
             last_completed: self.last_completed,
@@ -449,9 +456,10 @@ impl Bookkeeping {
 /// the batch interval if that differs, else of the program fingerprint.
 pub(crate) fn read_metadata(
     checkpointing: &Checkpointing,
-    fingerprint: u64,
+    program: &ProgramSummary,
     batch_interval: Duration,
 ) -> Result<Option<Metadata>, Error> {
+    let fingerprint = program.fingerprint;
     let names = checkpointing
         .storage
         .list("metadata/")
@@ -473,6 +481,9 @@ pub(crate) fn read_metadata(
                             expected: format!("{batch_interval:?}"),
                             found: format!("{:?}", Duration::from_nanos(meta.batch_interval_ns)),
                         });
+                    }
+                    if let Some(mismatch) = metas.first().and_then(|m| changed(program, &m.program)) {
+                        return Err(mismatch);
                     }
                 }
                 return Err(Error::ProgramMismatch {
@@ -496,6 +507,17 @@ pub(crate) fn read_metadata(
 
 pub(crate) fn input_name(stream: StreamId, time: Time) -> String {
     format!("input/{}/{:020}", stream.0, time.as_nanos())
+}
+
+/// What differs between this program and the one that wrote the checkpoints (`theirs`, its
+/// description), as the error a restart returns; `None` if the descriptions agree.
+fn changed(ours: &ProgramSummary, theirs: &[String]) -> Option<Error> {
+    let at = ours.nodes.iter().zip(theirs).position(|(a, b)| a != b).unwrap_or(ours.nodes.len().min(theirs.len()));
+    let line = |nodes: &[String]| nodes.get(at).map_or_else(|| "absent".to_string(), |n| format!("`{n}`"));
+    if ours.nodes.len() == theirs.len() && at == ours.nodes.len() {
+        return None;
+    }
+    Some(Error::ProgramMismatch { what: "a stream or output", expected: line(&ours.nodes), found: line(theirs) })
 }
 
 fn metadata_name(time: Time) -> String {

@@ -95,6 +95,8 @@ pub(crate) struct Inner {
     receivers: Mutex<Vec<Arc<dyn ReceiverDyn>>>,
     listeners: Mutex<Vec<Arc<dyn StreamingListener>>>,
     remember: Mutex<Duration>,
+    /// The version the program gave itself, if any (see `StreamingContext::program_version`).
+    version: Mutex<Option<String>>,
     pub(crate) run: Mutex<Run>,
     /// Set when the context checkpoints ([`StreamingContext::get_or_create`]).
     pub(crate) checkpointer: OnceLock<Arc<Checkpointer>>,
@@ -105,7 +107,8 @@ pub(crate) struct Inner {
 
 impl ProgramPart for Inner {
     fn describe(&self) -> Vec<String> {
-        let mut lines: Vec<String> = lock(&self.nodes).iter().map(|n| n.describe()).collect();
+        let mut lines: Vec<String> = lock(&self.version).iter().map(|v| format!("version {v}")).collect();
+        lines.extend(lock(&self.nodes).iter().map(|n| n.describe()));
         let outputs = lock(&self.outputs);
         lines.extend((0..).zip(outputs.iter()).map(|(i, op)| format!("output{i} {} of {}", op.name, op.stream)));
         lines
@@ -166,6 +169,7 @@ impl StreamingContext {
                 receivers: Mutex::new(Vec::new()),
                 listeners: Mutex::new(Vec::new()),
                 remember: Mutex::new(Duration::ZERO),
+                version: Mutex::new(None),
                 run: Mutex::new(Run {
                     state: StreamingState::Initialized,
                     threaded: false,
@@ -292,7 +296,39 @@ impl StreamingContext {
     /// operators, record types, slides, parents and shaping parameters) and its outputs.
     /// Checkpoints carry it, so a different program is refused rather than misread.
     pub(crate) fn program_fingerprint(&self) -> u64 {
-        ProgramSummary::new(self.inner.describe()).fingerprint
+        self.stream_program().fingerprint
+    }
+
+    /// The stream program's description and fingerprint (see
+    /// [`StreamingContext::program_fingerprint`]).
+    pub(crate) fn stream_program(&self) -> ProgramSummary {
+        ProgramSummary::new(self.inner.describe())
+    }
+
+    /// Names this version of the program, for what its description cannot see: the bodies of
+    /// its closures. The version is part of the program's fingerprint, so checkpoints written
+    /// by another version are refused on restart ([`Error::ProgramMismatch`]) rather than read
+    /// by code that may mean something else by them. Change it whenever a closure changes what
+    /// a stateful stream stores. Set it while building the program; after the start it is an
+    /// error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use std::time::Duration;
+    /// # use dstream::{ManualClock, StepCluster, StreamingContext, Time};
+    /// # let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// ssc.program_version("pageviews 2: counts bots apart")?;
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn program_version(&self, version: impl Into<String>) -> Result<(), Error> {
+        if self.state() != StreamingState::Initialized {
+            return Err(Error::StreamingStarted { operation: "program_version" });
+        }
+        *lock(&self.inner.version) = Some(version.into());
+        Ok(())
     }
 
     /// Runs the next batch now, in the calling thread, without waiting for the clock: for tests

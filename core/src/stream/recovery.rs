@@ -52,7 +52,7 @@ impl StreamingContext {
         // A fresh context has no checkpointer yet, so this cannot fail.
         let _ = ssc.inner.checkpointer.set(Arc::clone(&ck));
         let handles = job(&ssc)?;
-        if let Some(meta) = read_metadata(&checkpointing, ssc.program_fingerprint(), batch_interval)? {
+        if let Some(meta) = read_metadata(&checkpointing, &ssc.stream_program(), batch_interval)? {
             ssc.resume(&ck, &meta)?;
         }
         Ok((ssc, handles))
@@ -134,7 +134,7 @@ impl StreamingContext {
     pub(crate) fn begin_checkpoints(&self, ck: &Checkpointer, zero: Time) {
         let nodes = lock(&self.inner.nodes).clone();
         let stateful = nodes.iter().filter(|n| n.checkpoint_interval().is_some()).map(|n| n.id()).collect();
-        ck.begin(self.program_fingerprint(), zero, self.inner.batch_interval, stateful);
+        ck.begin(self.stream_program(), zero, self.inner.batch_interval, stateful);
     }
 
     /// Starts the data checkpoints due at batch `time`.
