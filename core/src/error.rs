@@ -68,6 +68,16 @@ pub enum Error {
         /// How long the upload waited for more.
         waited: std::time::Duration,
     },
+    /// An output operation's closure panicked: its batch failed, and the context stops.
+    #[error("output {output} of the batch at {time} panicked: {message}")]
+    OutputPanicked {
+        /// The output operation (`foreach_rdd`, `print`, ...).
+        output: &'static str,
+        /// The batch.
+        time: crate::time::Time,
+        /// The panic's message.
+        message: String,
+    },
     /// A result could not be encoded or decoded.
     #[error("codec: {0}")]
     Codec(#[from] crate::codec::CodecError),

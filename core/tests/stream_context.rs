@@ -256,14 +256,42 @@ fn a_failing_output_stops_the_context() {
 /// A panic in code the batch thread runs itself (an output's function, outside any task) ends
 /// the thread; waiting for the context reports it with the panic's message.
 #[test]
-fn a_panic_on_the_batch_thread_is_reported_with_its_message() {
+fn a_panicking_output_fails_its_batch_tells_the_listeners_and_stops_the_context() {
     let (_cluster, clock, ssc) = setup();
-    let (_input, nums) = ssc.input_stream::<u32>();
+    let events = listen(&ssc);
+    let (input, nums) = ssc.input_stream::<u32>();
     nums.foreach_rdd(|_, _| panic!("output down")).unwrap();
     let handle = ssc.start().unwrap();
     clock.advance(SEC);
+    // The listeners hear of the failure, and the context stops by itself with the error.
+    let failed = loop {
+        match events.recv().unwrap() {
+            Event::Failed(t, e) => break (t, e),
+            Event::Completed(info) => panic!("batch {} completed, {AT}", info.time),
+            _ => {}
+        }
+    };
+    assert_eq!(failed.0, secs(1), "{AT}");
+    assert!(failed.1.contains("output down"), "{failed:?}, {AT}");
     let err = handle.await_termination().unwrap_err();
-    assert!(matches!(&err, Error::BatchThreadPanicked { message } if message == "output down"), "{err:?}, {AT}");
+    assert!(
+        matches!(&err, Error::BatchFailed(m) if m.contains("output foreach_rdd") && m.contains("output down")),
+        "{err:?}, {AT}"
+    );
+    assert_eq!(ssc.state(), StreamingState::Stopped, "{AT}");
+    assert!(input.push(1).is_err(), "a stopped context accepts no input, {AT}");
+
+    // Stepping, the same error comes back from `step`, and the context is stopped.
+    let (_cluster, _clock, ssc) = setup();
+    let (queue, nums) = ssc.queue_stream::<u32>(1);
+    nums.foreach_rdd(|_, _| panic!("output down")).unwrap();
+    queue.push(vec![1]);
+    let err = ssc.step().unwrap_err();
+    assert!(
+        matches!(&err, Error::OutputPanicked { output: "foreach_rdd", message, .. } if message == "output down"),
+        "{err:?}"
+    );
+    assert_eq!(ssc.state(), StreamingState::Stopped, "{AT}");
 }
 
 #[test]

@@ -399,7 +399,11 @@ impl StreamingContext {
             let op_started = inner.clock.now();
             let ran = {
                 let _scope = inner.ctx.graph().enter(Scope::Output { output: index, time });
-                (op.run)(time, &b)
+                // A panicking output fails its batch, as a failed task does: listeners hear of
+                // it and the context stops with the error.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (op.run)(time, &b))).unwrap_or_else(|panic| {
+                    Err(Error::OutputPanicked { output: op.name, time, message: crate::task::panic_message(&*panic) })
+                })
             };
             if let Err(error) = ran {
                 listeners.iter().for_each(|l| l.on_batch_failed(time, &error));
@@ -459,7 +463,12 @@ impl StreamingContext {
                 }
                 break Ok(());
             }
-            if let Err(e) = self.run_batch(time) {
+            // Whatever fails in a batch, even a panic outside the outputs, stops the context
+            // with the error: the thread never ends with the context still looking alive.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_batch(time))).unwrap_or_else(
+                |panic| Err(Error::BatchThreadPanicked { message: crate::task::panic_message(&*panic) }),
+            );
+            if let Err(e) = ran {
                 tracing::error!(%time, error = %e, "batch failed; stopping the streaming context");
                 break Err(e.to_string());
             }
@@ -477,6 +486,10 @@ impl StreamingContext {
     }
 
     fn finish(&self, result: Result<(), String>) {
+        // A stopped context takes no more input, whatever stopped it: a pusher learns at once
+        // (`Error::StreamingStopped`) instead of feeding a context nothing will ever process.
+        self.stop_receivers();
+        lock(&self.inner.inputs).iter().for_each(|(i, _)| i.stop_accepting());
         if let Some(ck) = self.inner.checkpointer.get() {
             // Checkpoints in flight complete (or fail) before the context says it stopped, and
             // the metadata records the ones that completed.
