@@ -283,11 +283,40 @@ fn map_key<K, V, S, U>(
 /// The streams of [`DStream::map_with_state`]: the records the function emitted in each batch
 /// (this handle dereferences to that stream), and the state after each batch.
 pub struct MapWithStateDStream<K, S, U> {
+    /// The state stream itself: what is checkpointed.
+    state: DStream<(K, Slot<S, U>)>,
     mapped: DStream<U>,
     snapshots: DStream<(K, S)>,
 }
 
 impl<K: Key, S: Data, U: Data> MapWithStateDStream<K, S, U> {
+    /// Checkpoints the state every `interval` (a non-zero multiple of the slide), as Spark's
+    /// `MapWithStateDStream.checkpoint`: the state stream behind the emitted records is what
+    /// is checkpointed, never the emitted records themselves. The default is the smallest
+    /// multiple of the slide of at least 10 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use std::sync::Arc;
+    /// # use dstream::{ManualClock, StepCluster, State, StateSpec, StreamingContext, Time};
+    /// # let cluster = StepCluster::builder().build();
+    /// # let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// let (_queue, pairs) = ssc.queue_stream::<(String, u64)>(2);
+    /// let spec = StateSpec::function(|_k: &String, v: Option<u64>, s: &mut State<u64>| {
+    ///     s.update(s.get().copied().unwrap_or(0) + v.unwrap_or(0));
+    ///     None::<()>
+    /// });
+    /// let counted = pairs.map_with_state(spec)?.checkpoint(Duration::from_secs(2))?;
+    /// assert!(counted.checkpoint(Duration::from_millis(1500)).is_err()); // not a multiple of the slide
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn checkpoint(&self, interval: Duration) -> Result<MapWithStateDStream<K, S, U>, Error> {
+        self.state.checkpoint(interval)?;
+        Ok(self.clone())
+    }
+
     /// The records the function emitted in each batch.
     pub fn stream(&self) -> &DStream<U> {
         &self.mapped
@@ -315,7 +344,11 @@ impl<K, S, U> Deref for MapWithStateDStream<K, S, U> {
 
 impl<K, S, U> Clone for MapWithStateDStream<K, S, U> {
     fn clone(&self) -> Self {
-        MapWithStateDStream { mapped: self.mapped.clone(), snapshots: self.snapshots.clone() }
+        MapWithStateDStream {
+            state: self.state.clone(),
+            mapped: self.mapped.clone(),
+            snapshots: self.snapshots.clone(),
+        }
     }
 }
 
@@ -418,6 +451,6 @@ impl<K: Key, V: Data> DStream<(K, V)> {
             .checkpointed_by_default();
         let mapped = state.flat_map(|(_, (_, emitted)): (K, Slot<S, U>)| emitted);
         let snapshots = state.flat_map(|(k, (s, _)): (K, Slot<S, U>)| s.map(|(s, _)| (k, s)));
-        Ok(MapWithStateDStream { mapped, snapshots })
+        Ok(MapWithStateDStream { state, mapped, snapshots })
     }
 }

@@ -1,0 +1,52 @@
+//! `checkpoint(interval)` on the result of `map_with_state` checkpoints the state stream at
+//! that interval, as Spark's `MapWithStateDStream.checkpoint` does, and never the stream of
+//! emitted records.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dstream::{
+    CheckpointInfo, ManualClock, State, StateSpec, StepCluster, StreamId, StreamingContext, StreamingListener, Time,
+};
+use dstream_storage::Memory;
+
+struct Checkpoints(Mutex<Vec<(StreamId, Time)>>);
+
+impl StreamingListener for Checkpoints {
+    fn on_checkpoint(&self, info: &CheckpointInfo) {
+        assert!(info.error.is_none(), "{info:?}");
+        self.0.lock().unwrap().push((info.stream, info.time));
+    }
+}
+
+#[test]
+fn the_state_is_checkpointed_at_the_interval_asked_of_the_mapped_stream() {
+    let cluster = StepCluster::builder().workers(2).build();
+    let clock = Arc::new(ManualClock::new(Time::ZERO));
+    let checkpointing = dstream_storage::checkpointing(Memory::new());
+    let (ssc, (queue, mapped)) =
+        StreamingContext::get_or_create(cluster.context(), Duration::from_secs(1), clock, checkpointing, |ssc| {
+            let (queue, pairs) = ssc.queue_stream::<(String, u64)>(2);
+            let spec = StateSpec::function(|k: &String, v: Option<u64>, s: &mut State<u64>| {
+                let total = s.get().copied().unwrap_or(0) + v.unwrap_or(0);
+                s.update(total);
+                Some((k.clone(), total))
+            });
+            let mapped = pairs.map_with_state(spec)?.checkpoint(Duration::from_secs(2))?;
+            mapped.foreach_rdd(|rdd, _| rdd.count().map(drop))?;
+            Ok((queue, mapped.id()))
+        })
+        .unwrap();
+    let seen = Arc::new(Checkpoints(Mutex::default()));
+    ssc.add_listener(seen.clone());
+    for k in 0..4u64 {
+        queue.push(vec![("a".into(), k)]);
+        ssc.step().unwrap();
+    }
+    let seen = seen.0.lock().unwrap().clone();
+    let times: Vec<u64> = seen.iter().map(|(_, t)| t.as_millis()).collect();
+    assert_eq!(times, vec![2_000, 4_000], "every 2 s, not at the 10 s default: {seen:?}");
+    assert!(seen.iter().all(|(s, _)| *s != mapped), "the emitted records are never checkpointed: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 == w[1].0), "one stream, the state: {seen:?}");
+}
