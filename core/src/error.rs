@@ -68,6 +68,19 @@ pub enum Error {
         /// How long the upload waited for more.
         waited: std::time::Duration,
     },
+    /// A stream's data checkpoints failed `failures` times in a row (see
+    /// `StreamingContext::checkpoint_failures_max`): its lineage, and what a restart must
+    /// replay, would grow without a bound, so the context stops. Free the storage (or fix
+    /// it) and restart: nothing that completed is lost.
+    #[error("the data checkpoints of {stream} failed {failures} times in a row, the last with: {last}")]
+    CheckpointsFailing {
+        /// The stream.
+        stream: crate::ids::StreamId,
+        /// Consecutive failures.
+        failures: u32,
+        /// The last failure.
+        last: String,
+    },
     /// An output operation's closure panicked: its batch failed, and the context stops.
     #[error("output {output} of the batch at {time} panicked: {message}")]
     OutputPanicked {

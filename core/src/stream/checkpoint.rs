@@ -177,6 +177,8 @@ struct Bookkeeping {
     metadata: Vec<String>,
     /// The streams that are checkpointed.
     stateful: Vec<StreamId>,
+    /// Failed data checkpoints of each stream since its last complete one, and the last error.
+    failures: BTreeMap<StreamId, (u32, String)>,
 }
 
 impl Checkpointer {
@@ -333,6 +335,7 @@ impl Checkpointer {
                     };
                     let dropped = {
                         let mut s = lock(&self.state);
+                        s.failures.remove(&stream);
                         let kept = s.complete.entry(stream).or_default();
                         kept.push(record);
                         kept.sort_by_key(|c| c.time);
@@ -347,11 +350,24 @@ impl Checkpointer {
                 Err(e) => {
                     tracing::warn!(%stream, time = %f.target.time, error = %e, "a data checkpoint failed; the lineage stays whole");
                     self.delete_prefix(&f.target.prefix());
+                    let mut s = lock(&self.state);
+                    let (n, last) = s.failures.entry(stream).or_default();
+                    *n += 1;
+                    *last = e.to_string();
+                    drop(s);
                     infos.push(info(CheckpointStats::default(), Some(e.to_string())));
                 }
             }
         }
         infos
+    }
+
+    /// The first stream whose data checkpoints failed `failures_max` times in a row, as the
+    /// error that stops the context.
+    pub(crate) fn failing(&self, failures_max: u32) -> Option<Error> {
+        let s = lock(&self.state);
+        let (stream, (failures, last)) = s.failures.iter().find(|(_, (n, _))| *n >= failures_max)?;
+        Some(Error::CheckpointsFailing { stream: *stream, failures: *failures, last: last.clone() })
     }
 
     /// Records batch `time` as completed and writes the metadata.

@@ -1,6 +1,6 @@
 //! [`StreamingContext`]: the stream graph, its output operations, and the batches that run it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -15,6 +15,10 @@ use crate::ids::{Scope, StreamId};
 use crate::runtime;
 use crate::time::{Clock, Time};
 use crate::Context;
+
+/// Failed data checkpoints of one stream in a row that stop the context, by default: with the
+/// default interval (at least 10 s), half a minute of a store refusing writes.
+const CHECKPOINT_FAILURES_MAX: u32 = 3;
 
 /// An output operation: runs once per batch, in definition order.
 pub(crate) struct OutputOp {
@@ -97,6 +101,8 @@ pub(crate) struct Inner {
     remember: Mutex<Duration>,
     /// The version the program gave itself, if any (see `StreamingContext::program_version`).
     version: Mutex<Option<String>>,
+    /// Failed data checkpoints of one stream in a row that stop the context.
+    pub(crate) checkpoint_failures_max: AtomicU32,
     pub(crate) run: Mutex<Run>,
     /// Set when the context checkpoints ([`StreamingContext::get_or_create`]).
     pub(crate) checkpointer: OnceLock<Arc<Checkpointer>>,
@@ -170,6 +176,7 @@ impl StreamingContext {
                 listeners: Mutex::new(Vec::new()),
                 remember: Mutex::new(Duration::ZERO),
                 version: Mutex::new(None),
+                checkpoint_failures_max: AtomicU32::new(CHECKPOINT_FAILURES_MAX),
                 run: Mutex::new(Run {
                     state: StreamingState::Initialized,
                     threaded: false,
@@ -369,6 +376,11 @@ impl StreamingContext {
         let ck = inner.checkpointer.get();
         if let Some(ck) = ck {
             self.apply_checkpoints(ck, &listeners);
+            // Before the inputs close, so a stop here consumes no input.
+            if let Some(error) = self.checkpoints_failing(ck) {
+                listeners.iter().for_each(|l| l.on_batch_failed(time, &error));
+                return Err(error);
+            }
         }
         listeners.iter().for_each(|l| l.on_batch_submitted(time));
         let inputs = lock(&inner.inputs).clone();

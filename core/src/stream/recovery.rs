@@ -3,6 +3,7 @@
 //! checkpoints and apply the finished ones.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,10 +153,38 @@ impl StreamingContext {
     }
 
     /// Applies the data checkpoints that ended and tells the listeners.
+    /// Applies the data checkpoints that ended and tells the listeners.
     pub(crate) fn apply_checkpoints(&self, ck: &Checkpointer, listeners: &[Arc<dyn StreamingListener>]) {
         for info in ck.apply_finished() {
             listeners.iter().for_each(|l| l.on_checkpoint(&info));
         }
+    }
+
+    /// The error that stops the context before its next batch, once a stream's data
+    /// checkpoints failed `checkpoint_failures_max` times in a row: its lineage, and what a
+    /// restart must replay, would grow without a bound.
+    pub(crate) fn checkpoints_failing(&self, ck: &Checkpointer) -> Option<Error> {
+        ck.failing(self.inner.checkpoint_failures_max.load(Ordering::SeqCst))
+    }
+
+    /// Stops the context with [`Error::CheckpointsFailing`] once `failures` data checkpoints
+    /// of one stream in a row have failed (a full disk, a store refusing writes): default 3,
+    /// at least 1. Each failure is reported to the listeners
+    /// ([`StreamingListener::on_checkpoint`]) either way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use std::time::Duration;
+    /// # use dstream::{ManualClock, StepCluster, StreamingContext, Time};
+    /// # let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// ssc.checkpoint_failures_max(5);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn checkpoint_failures_max(&self, failures: u32) {
+        self.inner.checkpoint_failures_max.store(failures.max(1), Ordering::SeqCst);
     }
 
     /// How far back a batch may read its inputs' datasets: the longest window over an input.
