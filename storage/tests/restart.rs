@@ -203,6 +203,28 @@ fn totals_checkpoint(storage: &Memory, secs: u64) -> Vec<String> {
 }
 
 #[test]
+fn a_restart_deletes_the_checkpoints_no_metadata_names() {
+    let storage = Memory::new();
+    let outputs = Outputs::default();
+    {
+        let first = start(&storage, &outputs, None, 2).unwrap();
+        run_batches(&first, 1, 7).unwrap();
+    }
+    // What a process killed in the middle of an asynchronous checkpoint leaves: objects of a
+    // checkpoint that no metadata records (here, of batch 7 of the totals, due only at 9).
+    let orphan = format!("state/1/{:020}/00000", 7_000_000_000u64);
+    dstream::Storage::put(&storage, &orphan, b"a partial checkpoint").unwrap();
+    let named_before: Vec<String> = dstream::Storage::list(&storage, "state/").unwrap();
+    let second = start(&storage, &outputs, None, 3).unwrap();
+    let left = dstream::Storage::list(&storage, "state/").unwrap();
+    assert!(!left.contains(&orphan), "the orphan is deleted: {left:?}");
+    let kept: Vec<&String> = named_before.iter().filter(|n| **n != orphan).collect();
+    assert!(kept.iter().all(|n| left.contains(*n)), "every named checkpoint stays: {left:?}");
+    run_batches(&second, 8, BATCHES).unwrap();
+    assert_eq!(*outputs.lock().unwrap(), uninterrupted());
+}
+
+#[test]
 fn a_damaged_newest_checkpoint_falls_back_to_the_one_before() {
     let expected = uninterrupted();
     let storage = Memory::new();

@@ -19,7 +19,7 @@
 //! is written in the program's [`CheckpointFormat`](crate::checkpoint::CheckpointFormat), with
 //! the program's fingerprint in its header.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -436,6 +436,47 @@ impl Checkpointer {
         };
         doomed.iter().for_each(|n| self.delete(n));
         Ok(())
+    }
+
+    /// Deletes the data checkpoints that no kept metadata object names: those a killed
+    /// process was writing, or had written without recording. Run once, when a program
+    /// resumes, before any new checkpoint starts. Leaves everything in place when a metadata
+    /// object cannot be read (it might name what would be deleted). Returns how many
+    /// checkpoints it deleted.
+    pub(crate) fn collect_orphans(&self) -> usize {
+        let metadata = lock(&self.state).metadata.clone();
+        let mut named: BTreeSet<String> = BTreeSet::new();
+        for name in &metadata {
+            let c = &self.checkpointing;
+            match checkpoint::read_records::<Metadata>(&*c.format, &*c.storage, name, self.fingerprint()) {
+                Ok((_, metas)) => named.extend(
+                    metas
+                        .iter()
+                        .flat_map(|m| &m.checkpoints)
+                        .map(|k| crate::rdd::checkpoint::state_prefix(StreamId(k.stream), k.time)),
+                ),
+                Err(e) => {
+                    tracing::warn!(name, error = %e, "unreadable metadata: orphan checkpoints are left in place");
+                    return 0;
+                }
+            }
+        }
+        let stored = match self.list("state/") {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the data checkpoints to collect orphans");
+                return 0;
+            }
+        };
+        // `state/{stream}/{time}/{partition}`: the checkpoint is everything up to the last '/'.
+        let prefixes: BTreeSet<String> =
+            stored.iter().filter_map(|n| n.rfind('/').map(|i| n[..=i].to_string())).collect();
+        let orphans: Vec<&String> = prefixes.iter().filter(|p| !named.contains(*p)).collect();
+        for prefix in &orphans {
+            tracing::info!(prefix = %prefix, "deleting a data checkpoint no metadata names");
+            self.delete_prefix(prefix);
+        }
+        orphans.len()
     }
 
     fn delete_prefix(&self, prefix: &str) {

@@ -95,6 +95,7 @@ impl StreamingContext {
             usable.extend(candidates.into_iter().filter(|c| c.time <= used.time));
         }
         let logged = ck.resume(meta, &usable)?;
+        ck.collect_orphans();
 
         // A batch whose every input was logged had its input closed, even if the metadata
         // saying so was not written (or was lost): it runs again from its log.
