@@ -556,6 +556,21 @@ pub(crate) fn read_metadata(
         }
     }
     if names.is_empty() {
+        // No metadata at all: a fresh start, unless the store holds what a run left, whose
+        // metadata was then deleted or lost; starting afresh over it would silently drop state.
+        let left = |prefix: &str| {
+            checkpointing
+                .storage
+                .list(prefix)
+                .map(|n| n.len())
+                .map_err(|e| Error::Checkpoint { what: format!("listing {prefix:?}"), source: e.into() })
+        };
+        let (state, input) = (left("state/")?, left("input/")?);
+        if state + input > 0 {
+            return Err(Error::NoValidCheckpoint(format!(
+                "the storage holds no metadata but {state} data checkpoint objects and {input} logged batches of an earlier run: its metadata was deleted or lost; restore it, or start from empty storage"
+            )));
+        }
         Ok(None)
     } else {
         Err(Error::NoValidCheckpoint(format!("no intact metadata: {}", failures.join("; "))))

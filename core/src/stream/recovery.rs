@@ -2,7 +2,7 @@
 //! [`StreamingContext::get_or_create`], and the batch-boundary hooks that start data
 //! checkpoints and apply the finished ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,16 +82,23 @@ impl StreamingContext {
         let nodes = lock(&inner.nodes).clone();
 
         let b = BatchCtx { ctx: &inner.ctx, zero: meta.zero };
+        let step = inner.batch_interval;
         let mut usable: Vec<StateCheckpoint> = Vec::new();
+        // The first batch the restart recomputes: the one after the last completed, or the one
+        // after a restored checkpoint, or the first batch for a stateful stream never
+        // checkpointed.
+        let mut start = meta.last_completed.map_or(meta.zero + step, |t| t + step);
         for node in nodes.iter().filter(|n| n.checkpoint_interval().is_some()) {
             let mut candidates: Vec<StateCheckpoint> =
                 meta.checkpoints.iter().filter(|c| c.stream == node.id().0).cloned().collect();
             if candidates.is_empty() {
                 // Never checkpointed: the stream recomputes from the first batch's logged input.
+                start = start.min(meta.zero + step);
                 continue;
             }
             candidates.sort_by_key(|c| c.time);
             let used = node.restore(&b, ck, &candidates)?;
+            start = start.min(used.time + step);
             usable.extend(candidates.into_iter().filter(|c| c.time <= used.time));
         }
         let logged = ck.resume(meta, &usable)?;
@@ -108,15 +115,26 @@ impl StreamingContext {
         }
         let fully_logged = logs.iter().filter(|(_, n)| **n == inputs.len()).map(|(t, _)| *t).max();
         let last_generated = meta.pending.iter().copied().max().max(meta.last_completed).max(fully_logged);
-        for (time, name) in &logged {
-            if last_generated.is_some_and(|last| *time > last) {
-                continue;
-            }
+        // Every batch from `start` back by the longest window over an input, to the last one
+        // generated, must be in the log, for every input: one missing (deleted, lost) would
+        // silently become an empty batch and every result after it wrong. Older logged batches
+        // (kept for the older checkpoint) are not read, so damage there does not matter.
+        let names: BTreeSet<&str> = logged.iter().map(|(_, n)| n.as_str()).collect();
+        let first = (start - self.input_remember()).max(meta.zero) + step;
+        let mut time = first;
+        while last_generated.is_some_and(|last| time <= last) {
             for (input, node) in &inputs {
-                if *name == input_name(node.id(), *time) {
-                    input.frozen().close_from_log(node.id(), *time, ck)?;
+                let name = input_name(node.id(), time);
+                if !names.contains(name.as_str()) {
+                    return Err(Error::NoValidCheckpoint(format!(
+                        "the input log of {} for batch {time} ({name}) is missing; resuming needs every logged batch from {first} to {}",
+                        node.id(),
+                        last_generated.unwrap_or(time)
+                    )));
                 }
+                input.frozen().close_from_log(node.id(), time, ck)?;
             }
+            time = time + step;
         }
         let mut run = lock(&inner.run);
         run.zero = meta.zero;
