@@ -65,6 +65,15 @@ impl Stopwatch {
     }
 }
 
+/// The wall-clock time now, as a duration since the Unix epoch (zero if the system clock is set
+/// before it). Read once by [`SystemClock`], which then advances with a [`Stopwatch`], so its
+/// times line up with real time in every process and never go backwards.
+///
+/// [`SystemClock`]: crate::SystemClock
+pub(crate) fn since_unix_epoch() -> Duration {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

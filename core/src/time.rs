@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::Stopwatch;
+use crate::runtime::{self, Stopwatch};
 
 /// A point in time, in nanoseconds since the origin of the clock that produced it.
 ///
@@ -183,20 +183,42 @@ impl Clock for ManualClock {
     }
 }
 
-/// The system's monotonic clock, with its origin at the moment the clock was created.
+/// The system's clock: time since the Unix epoch, read from the wall clock when the clock is
+/// made and advanced by the monotonic clock from then on, so it never goes backwards.
+///
+/// Because its origin is the epoch, batch times of a restarted program line up with those of
+/// the run it resumes: the batches missed while the program was down run at once, one after
+/// the other (as Spark runs the batches of a driver's down time), with whatever input arrived
+/// meanwhile in the batch of the present.
 ///
 /// Runtimes read it; the state machines never do.
+///
+/// ```
+/// use dstream::{Clock, SystemClock};
+/// let (a, b) = (SystemClock::new(), SystemClock::new());
+/// let (ta, tb) = (a.now(), b.now());
+/// assert!(ta.as_millis() > 1_600_000_000_000, "since the epoch: {ta}");
+/// assert!(tb.saturating_since(ta).as_secs() < 60, "two clocks agree");
+/// ```
 #[derive(Debug, Clone)]
 pub struct SystemClock {
-    /// Started at the origin: its reading is the time (see [`crate::runtime`]).
-    origin: Stopwatch,
+    /// The wall-clock time when the clock was made, since the Unix epoch.
+    at_start: Duration,
+    /// Started then: the time is `at_start` plus its reading (see [`crate::runtime`]).
+    since_start: Stopwatch,
     waiters: std::sync::Arc<Waiters>,
 }
 
 impl SystemClock {
-    /// A clock whose origin is now.
+    /// A clock counting from the Unix epoch: read from the wall clock once, then advanced by
+    /// the monotonic clock, so it never goes backwards. Times of different processes (a
+    /// restarted program and the run it resumes) line up with real time and with each other.
     pub fn new() -> SystemClock {
-        SystemClock { origin: Stopwatch::start(), waiters: std::sync::Arc::default() }
+        SystemClock {
+            at_start: runtime::since_unix_epoch(),
+            since_start: Stopwatch::start(),
+            waiters: std::sync::Arc::default(),
+        }
     }
 }
 
@@ -208,7 +230,7 @@ impl Default for SystemClock {
 
 impl Clock for SystemClock {
     fn now(&self) -> Time {
-        let nanos = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let nanos = u64::try_from((self.at_start + self.since_start.elapsed()).as_nanos()).unwrap_or(u64::MAX);
         Time(nanos)
     }
 

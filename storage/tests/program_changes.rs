@@ -84,3 +84,53 @@ fn a_restart_with_another_checkpoint_interval_is_accepted() {
     let info = ssc.step().unwrap();
     assert_eq!(info.time, Time::from_millis(4_000), "it goes on after the last completed batch");
 }
+
+/// Forwards the times of batches submitted and completed.
+struct Times(std::sync::Mutex<std::sync::mpsc::Sender<(bool, Time)>>);
+
+impl dstream::StreamingListener for Times {
+    fn on_batch_submitted(&self, time: Time) {
+        let _ = self.0.lock().unwrap().send((false, time));
+    }
+    fn on_batch_completed(&self, info: &dstream::BatchInfo) {
+        let _ = self.0.lock().unwrap().send((true, info.time));
+    }
+}
+
+#[test]
+fn a_restart_on_the_system_clock_goes_on_at_the_present_not_after_the_old_run_s_length() {
+    use dstream::{Clock, SystemClock};
+    let interval = Duration::from_millis(100);
+    let storage = Memory::new();
+    let run = |clock: Arc<SystemClock>| {
+        let cluster = StepCluster::builder().workers(2).build();
+        let checkpointing = dstream_storage::checkpointing(storage.clone());
+        let (ssc, _queue) = StreamingContext::get_or_create(cluster.context(), interval, clock, checkpointing, |ssc| {
+            let (queue, numbers) = ssc.queue_stream::<u32>(1);
+            numbers.foreach_rdd(|rdd, _| rdd.count().map(drop))?;
+            Ok(queue)
+        })
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        ssc.add_listener(Arc::new(Times(std::sync::Mutex::new(tx))));
+        (ssc, rx)
+    };
+    let (first, events) = run(Arc::new(SystemClock::new()));
+    let handle = first.start().unwrap();
+    let mut completed = 0;
+    while completed < 4 {
+        if events.recv().unwrap().0 {
+            completed += 1;
+        }
+    }
+    handle.stop(false).unwrap();
+
+    let clock = Arc::new(SystemClock::new());
+    let (second, events) = run(Arc::clone(&clock));
+    let now = clock.now();
+    let handle = second.start().unwrap();
+    let (_, next) = events.recv().unwrap();
+    handle.stop(false).unwrap();
+    // The next batch is due now (or was, during the restart), not an old run's length later.
+    assert!(next <= now + interval, "the next batch at {next} waits past {now} + {interval:?}");
+}
