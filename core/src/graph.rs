@@ -186,32 +186,25 @@ impl ProgramSummary {
     /// assert!(d.contains("length=4s") && d.contains("length=2s"), "{d}");
     /// ```
     pub fn difference(&self, other: &ProgramSummary) -> Option<String> {
-        if self.fingerprint == other.fingerprint && self.nodes == other.nodes {
+        let Some((i, here, there)) = self.first_difference(&other.nodes) else {
+            return (self.fingerprint != other.fingerprint).then(|| {
+                format!("the fingerprints differ ({:016x} here, {:016x} there)", self.fingerprint, other.fingerprint)
+            });
+        };
+        let side = |line: Option<&str>, n: usize| {
+            line.map_or_else(|| format!("ends after {n} nodes"), |l| format!("is `{l}`"))
+        };
+        Some(format!("node {i} {} here and {} there", side(here, self.nodes.len()), side(there, other.nodes.len())))
+    }
+
+    /// Where this program and the one described by `theirs` first differ: the node's index and
+    /// each side's line there (`None` past its end), or `None` if every line is the same.
+    pub fn first_difference<'a>(&'a self, theirs: &'a [String]) -> Option<(usize, Option<&'a str>, Option<&'a str>)> {
+        let i = self.nodes.iter().zip(theirs).position(|(a, b)| a != b).unwrap_or(self.nodes.len().min(theirs.len()));
+        if i == self.nodes.len() && i == theirs.len() {
             return None;
         }
-        let first = self.nodes.iter().zip(&other.nodes).position(|(a, b)| a != b);
-        Some(match first {
-            Some(i) => format!("node {i} is `{}` here and `{}` there", self.nodes[i], other.nodes[i]),
-            None if self.nodes.len() > other.nodes.len() => {
-                format!(
-                    "it ends after {} nodes there; here node {} is `{}`",
-                    other.nodes.len(),
-                    other.nodes.len(),
-                    self.nodes[other.nodes.len()]
-                )
-            }
-            None if other.nodes.len() > self.nodes.len() => {
-                format!(
-                    "it ends after {} nodes here; there node {} is `{}`",
-                    self.nodes.len(),
-                    self.nodes.len(),
-                    other.nodes[self.nodes.len()]
-                )
-            }
-            None => {
-                format!("the fingerprints differ ({:016x} here, {:016x} there)", self.fingerprint, other.fingerprint)
-            }
-        })
+        Some((i, self.nodes.get(i).map(String::as_str), theirs.get(i).map(String::as_str)))
     }
 }
 

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use crate::context::{BlockUpload, JobRequest};
 use crate::error::{Error, TaskError};
-use crate::graph::{ActionNode, Graph, ProgramSummary};
+use crate::graph::{ActionNode, Graph, ProgramSummary, Released};
 use crate::ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskId, WorkerId};
 use crate::message::{Message, Payload};
 use crate::time::Time;
@@ -372,10 +372,7 @@ impl Driver {
     fn uploads_ended(&mut self, ended: Vec<blocks::Ended>) {
         for ((job, result), released) in ended {
             if !released.is_empty() {
-                for w in self.members.alive() {
-                    let msg = Message::Release { shuffles: Vec::new(), rdds: Vec::new(), inputs: released.clone() };
-                    self.outbox.push_back((NodeId::Worker(w), msg));
-                }
+                self.release_on_workers(&Released { inputs: released, ..Released::default() });
             }
             self.upload_finished(job, result);
         }
@@ -532,6 +529,11 @@ impl Driver {
         }
         let rdds: BTreeSet<RddId> = released.rdds.iter().copied().collect();
         self.cached.retain(|(rdd, _), _| !rdds.contains(rdd));
+        self.release_on_workers(&released);
+    }
+
+    /// Tells every alive worker to drop the blocks of `released`.
+    fn release_on_workers(&mut self, released: &Released) {
         for w in self.members.alive() {
             let msg = Message::Release {
                 shuffles: released.shuffles.clone(),

@@ -584,12 +584,9 @@ pub(crate) fn input_name(stream: StreamId, time: Time) -> String {
 /// What differs between this program and the one that wrote the checkpoints (`theirs`, its
 /// description), as the error a restart returns; `None` if the descriptions agree.
 fn changed(ours: &ProgramSummary, theirs: &[String]) -> Option<Error> {
-    let at = ours.nodes.iter().zip(theirs).position(|(a, b)| a != b).unwrap_or(ours.nodes.len().min(theirs.len()));
-    let line = |nodes: &[String]| nodes.get(at).map_or_else(|| "absent".to_string(), |n| format!("`{n}`"));
-    if ours.nodes.len() == theirs.len() && at == ours.nodes.len() {
-        return None;
-    }
-    Some(Error::ProgramMismatch { what: "a stream or output", expected: line(&ours.nodes), found: line(theirs) })
+    let (_, here, there) = ours.first_difference(theirs)?;
+    let line = |l: Option<&str>| l.map_or_else(|| "absent".to_string(), |l| format!("`{l}`"));
+    Some(Error::ProgramMismatch { what: "a stream or output", expected: line(here), found: line(there) })
 }
 
 fn metadata_name(time: Time) -> String {

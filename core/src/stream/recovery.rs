@@ -172,7 +172,6 @@ impl StreamingContext {
     }
 
     /// Applies the data checkpoints that ended and tells the listeners.
-    /// Applies the data checkpoints that ended and tells the listeners.
     pub(crate) fn apply_checkpoints(&self, ck: &Checkpointer, listeners: &[Arc<dyn StreamingListener>]) {
         for info in ck.apply_finished() {
             listeners.iter().for_each(|l| l.on_checkpoint(&info));
