@@ -5,8 +5,9 @@ use std::sync::Arc;
 use crate::codec::CodecError;
 use crate::error::Error;
 use crate::graph::{ActionNode, Graph};
-use crate::ids::{ActionId, BlockId, RddId};
-use crate::message::Payload;
+use crate::ids::{ActionId, BlockId, RddId, StreamId};
+use crate::message::{Builtin, Payload};
+use crate::time::Time;
 
 /// A job ready for a driver: an action over some partitions of a dataset. Opaque to runners,
 /// which hand it to [`Driver::submit_job`](crate::Driver::submit_job).
@@ -15,6 +16,8 @@ pub struct JobRequest {
     pub(crate) handle: Arc<dyn ActionNode>,
     pub(crate) rdd: RddId,
     pub(crate) partitions: Vec<u32>,
+    /// The built-in computation the action is, if it is one (see [`Builtin`]).
+    pub(crate) builtin: Option<Builtin>,
 }
 
 impl std::fmt::Debug for JobRequest {
@@ -31,6 +34,8 @@ impl std::fmt::Debug for JobRequest {
 /// [`Driver::store_blocks`](crate::Driver::store_blocks): the blocks of an input batch. Opaque
 /// to runners.
 pub struct BlockUpload {
+    /// The input batch: its stream, its time and the streaming context's zero time.
+    pub(crate) batch: (StreamId, Time, Time),
     pub(crate) blocks: Vec<(BlockId, Payload, u64)>,
     /// Encodes one of the blocks' local payloads, for workers in other processes.
     pub(crate) encode: fn(&Payload) -> Result<Payload, CodecError>,
@@ -85,9 +90,10 @@ impl Context {
         action: ActionId,
         handle: Arc<dyn ActionNode>,
         partitions: Vec<u32>,
+        builtin: Option<Builtin>,
     ) -> Result<Vec<Payload>, Error> {
         let rdd = handle.rdd();
-        self.runner.run_job(JobRequest { action, handle, rdd, partitions })
+        self.runner.run_job(JobRequest { action, handle, rdd, partitions, builtin })
     }
 }
 

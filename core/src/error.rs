@@ -5,7 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{BlockId, JobId, NodeId, RddId, StageId, WorkerId};
+use crate::ids::{ActionId, BlockId, JobId, NodeId, RddId, StageId, StreamId, WorkerId};
+use crate::time::Time;
 
 /// An error returned by the dstream API.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,32 @@ pub enum Error {
         worker: WorkerId,
         /// Why (boxed: it is rare, and keeps every `Result` small).
         cause: Box<TaskError>,
+    },
+    /// A worker with a graph of its own was asked to rebuild an input batch the driver did not
+    /// announce to it (or already released): it cannot know the batch's blocks.
+    #[error("batch {time} of {stream} was not announced to this worker, so it cannot rebuild its input")]
+    InputNotAnnounced {
+        /// The input stream.
+        stream: StreamId,
+        /// The batch time.
+        time: Time,
+    },
+    /// A worker was asked to rebuild a batch of a stream its program does not have.
+    #[error("the program has no stream {stream}")]
+    UnknownStream {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// A program running on a worker with a graph of its own asked for an action: only the
+    /// driver runs jobs, a worker only builds the program's datasets (inside a batch's
+    /// computation it takes the result of the driver's run of the same job, when the driver
+    /// sent one).
+    #[error(
+        "the program ran {action} on a worker, where only the driver runs jobs (and the driver sent no result of it)"
+    )]
+    ActionOnWorker {
+        /// The action.
+        action: ActionId,
     },
     /// Fewer workers are alive than each input block must be stored on, and none joined in
     /// time (or the last one that could take a replica was lost): the batch's input is not

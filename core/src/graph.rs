@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{TaskError, TaskErrorKind};
 use crate::hash::Digest;
 use crate::ids::{ActionId, RddId, Scope, ShuffleId, StreamId};
-use crate::message::Payload;
+use crate::message::{Builtin, Payload};
+use crate::replica::{Held, Replica};
 use crate::task::TaskContext;
 use crate::time::Time;
 
@@ -76,6 +77,15 @@ pub(crate) trait Node: Send + Sync {
     fn deps(&self) -> Vec<Dep>;
     /// Encodes a cached partition of this dataset held as a local payload.
     fn encode_block(&self, payload: &Payload) -> Result<Payload, TaskError>;
+    /// Runs a built-in action over partition `split` (see [`Builtin`]), encoding the result
+    /// when `encode` says so.
+    fn run_builtin(
+        &self,
+        builtin: Builtin,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        encode: bool,
+    ) -> Result<Payload, TaskError>;
 }
 
 /// The map side of a shuffle, type-erased.
@@ -234,12 +244,35 @@ impl Drop for ScopeGuard<'_> {
 /// program build graphs with the same ids and the same [`Graph::fingerprint`].
 pub struct Graph {
     inner: Mutex<Inner>,
+    /// Set in the graph of a worker that runs the program itself (see [`Graph::for_worker`]).
+    replica: Option<Replica>,
 }
 
 impl Graph {
-    /// An empty graph.
+    /// An empty graph, for a driver (and the workers sharing its memory).
     pub fn new() -> Arc<Graph> {
-        Arc::new(Graph { inner: Mutex::new(Inner::default()) })
+        Arc::new(Graph { inner: Mutex::new(Inner::default()), replica: None })
+    }
+
+    /// An empty graph for a worker that builds the program by running it, as a worker in
+    /// another process does: a task naming a dataset a batch generates makes the graph
+    /// generate that batch from the program's streams, and the datasets it derives are not
+    /// reported to any driver (this graph has none).
+    pub fn for_worker() -> Arc<Graph> {
+        Arc::new(Graph { inner: Mutex::new(Inner::default()), replica: Some(Replica::default()) })
+    }
+
+    /// The replay state of a worker's own graph; `None` in a driver's graph.
+    pub(crate) fn replica(&self) -> Option<&Replica> {
+        self.replica.as_ref()
+    }
+
+    /// Rebuilds the batch `scope` numbers, when this graph can and the scope is a batch's.
+    fn replay(&self, scope: Scope) -> Result<(), TaskError> {
+        match (&self.replica, scope) {
+            (Some(replica), Scope::Batch { stream, time }) => replica.replay(stream, time),
+            _ => Ok(()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -318,10 +351,19 @@ impl Graph {
 
     pub(crate) fn register_rdd(&self, node: &Arc<dyn Node>, type_name: &str) {
         let info = node.info();
+        if let Some(replica) = &self.replica {
+            replica.record(Held::Rdd(Arc::clone(node)));
+        }
         let mut g = self.lock();
         let taken = g.rdds.get(&info.id).is_some_and(|w| w.strong_count() > 0);
-        debug_assert!(!taken, "{} registered twice: a scope generated the same batch twice", info.id);
-        if taken {
+        // A worker replaying a batch again (after a replay that stopped at a job) makes the
+        // same nodes again, by design; elsewhere it is a bug.
+        debug_assert!(
+            !taken || self.replica.is_some(),
+            "{} registered twice: a scope generated the same batch twice",
+            info.id
+        );
+        if taken && self.replica.is_none() {
             tracing::error!(rdd = %info.id, "a dataset id was registered twice; the newer node replaces the older");
         }
         if info.id.scope == Scope::Program {
@@ -341,6 +383,9 @@ impl Graph {
     }
 
     pub(crate) fn register_shuffle(&self, id: ShuffleId, node: &Arc<dyn ShuffleNode>) {
+        if let Some(replica) = &self.replica {
+            replica.record(Held::Shuffle(Arc::clone(node)));
+        }
         self.lock().shuffles.insert(id, Arc::downgrade(node));
     }
 
@@ -351,11 +396,21 @@ impl Graph {
     }
 
     pub(crate) fn rdd(&self, id: RddId) -> Result<Arc<dyn Node>, TaskError> {
-        self.lock().rdds.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id, id.scope))
+        let find = || self.lock().rdds.get(&id).and_then(Weak::upgrade);
+        if let Some(node) = find() {
+            return Ok(node);
+        }
+        self.replay(id.scope)?;
+        find().ok_or_else(|| unknown(&id, id.scope))
     }
 
     pub(crate) fn shuffle(&self, id: ShuffleId) -> Result<Arc<dyn ShuffleNode>, TaskError> {
-        self.lock().shuffles.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id, id.scope))
+        let find = || self.lock().shuffles.get(&id).and_then(Weak::upgrade);
+        if let Some(node) = find() {
+            return Ok(node);
+        }
+        self.replay(id.scope)?;
+        find().ok_or_else(|| unknown(&id, id.scope))
     }
 
     pub(crate) fn action(&self, id: ActionId) -> Result<Arc<dyn ActionNode>, TaskError> {
@@ -365,13 +420,16 @@ impl Graph {
     /// Called when a dataset node is dropped.
     pub(crate) fn forget_rdd(&self, id: RddId, persisted: bool, input: Option<(StreamId, Time)>) {
         let mut g = self.lock();
-        g.released.inputs.extend(input);
         // A newer node with the same id (see `register_rdd`) stays.
         if g.rdds.get(&id).is_some_and(|w| w.strong_count() == 0) {
             g.rdds.remove(&id);
         }
-        if persisted {
-            g.released.rdds.push(id);
+        // Only a driver releases blocks: a worker's own graph has nobody to tell.
+        if self.replica.is_none() {
+            g.released.inputs.extend(input);
+            if persisted {
+                g.released.rdds.push(id);
+            }
         }
     }
 
@@ -379,14 +437,18 @@ impl Graph {
     /// lineage holds it): the workers drop them, and a task that needs them again recomputes
     /// and caches them.
     pub(crate) fn release_rdd_blocks(&self, id: RddId) {
-        self.lock().released.rdds.push(id);
+        if self.replica.is_none() {
+            self.lock().released.rdds.push(id);
+        }
     }
 
     /// Called when a shuffle's node is dropped.
     pub(crate) fn forget_shuffle(&self, id: ShuffleId) {
         let mut g = self.lock();
         g.shuffles.remove(&id);
-        g.released.shuffles.push(id);
+        if self.replica.is_none() {
+            g.released.shuffles.push(id);
+        }
     }
 
     /// Takes the resources released since the last call.
@@ -426,7 +488,7 @@ mod tests {
         let table: &[(Scope, &str)] = &[
             (Scope::Program, "another program"),
             (Scope::Batch { stream: StreamId(3), time: at }, "has not generated this batch"),
-            (Scope::Output { output: 1, time: at }, "has not generated this batch"),
+            (Scope::Output { output: 1, time: at }, "inside an output operation"),
             (Scope::Checkpoint { stream: StreamId(3), time: at }, "checkpoint"),
             (Scope::Driver, "ad-hoc query"),
         ];

@@ -60,12 +60,21 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The batch time of a scope that belongs to one batch.
+    pub fn time(self) -> Option<Time> {
+        match self {
+            Scope::Batch { time, .. } | Scope::Output { time, .. } | Scope::Checkpoint { time, .. } => Some(time),
+            Scope::Program | Scope::Driver => None,
+        }
+    }
+
     /// Why a process that runs the program may not know a node of this scope: the likely
     /// cause, for the error a worker returns.
     pub fn unknown_cause(self) -> &'static str {
         match self {
             Scope::Program => "the worker built another program, or built it differently (start every process from the same binary and arguments)",
-            Scope::Batch { .. } | Scope::Output { .. } => "the worker has not generated this batch, or has already forgotten it",
+            Scope::Batch { .. } => "the worker has not generated this batch, or has already forgotten it",
+            Scope::Output { .. } => "it was made inside an output operation, which runs on the driver only, so only workers sharing the driver's memory can compute it (derive it in a `transform` instead, or use a built-in action: collect, count, take)",
             Scope::Checkpoint { .. } => "the worker has not read this checkpoint",
             Scope::Driver => "it was made by the driver after the program was built (an ad-hoc query or a slice), so only workers sharing the driver's memory can compute it",
         }

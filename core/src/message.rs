@@ -121,11 +121,30 @@ pub enum TaskKind {
     Result {
         /// The action.
         action: ActionId,
+        /// What the action computes, when it is one of the built-in ones: a worker that does
+        /// not have the action's node (it was made where only the driver runs, inside an output
+        /// operation) runs this instead.
+        builtin: Option<Builtin>,
     },
     /// Computes one map-side partition of a shuffle and stores its buckets on the worker.
     ShuffleMap {
         /// The shuffle.
         shuffle: ShuffleId,
+    },
+}
+
+/// An action any worker can run over a dataset it has, whoever made the action: its result
+/// for a partition is a function of the partition's records alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Builtin {
+    /// Every record of the partition, in order (`Vec<T>`).
+    Collect,
+    /// The number of records of the partition (`u64`).
+    Count,
+    /// The first `n` records of the partition, in order (`Vec<T>`).
+    Take {
+        /// How many.
+        n: u64,
     },
 }
 
@@ -259,6 +278,29 @@ pub enum Message {
         /// Its estimated size in bytes.
         bytes: u64,
     },
+    /// Driver to a worker with a graph of its own: the blocks of an input batch, so the worker
+    /// can generate the batch's datasets itself (its input streams received nothing). Sent
+    /// before any task of the batch, and again to a worker that registers while the batch's
+    /// blocks are kept.
+    InputBatch {
+        /// The input stream.
+        stream: StreamId,
+        /// The batch time.
+        time: Time,
+        /// The zero time of the streaming context: batch `k` is at `zero + k * interval`.
+        zero: Time,
+        /// How many blocks (partitions) the batch has.
+        blocks: u32,
+    },
+    /// Driver to a worker with a graph of its own: the results of a job run inside a batch's
+    /// computation (a sort's sample of keys), which the worker's run of the computation takes
+    /// instead of running the job. Sent before any task that reads what the job shaped.
+    ActionResult {
+        /// The job's action.
+        action: ActionId,
+        /// Its results, one per partition, encoded.
+        results: Vec<Payload>,
+    },
     /// Worker to driver: the reply to [`Message::StoreBlock`].
     BlockStored {
         /// The block.
@@ -285,6 +327,8 @@ impl Message {
             Message::FetchReply { .. } => "fetch-reply",
             Message::Release { .. } => "release",
             Message::StoreBlock { .. } => "store-block",
+            Message::InputBatch { .. } => "input-batch",
+            Message::ActionResult { .. } => "action-result",
             Message::BlockStored { .. } => "block-stored",
         }
     }
@@ -304,7 +348,9 @@ impl Message {
             | Message::Fetch { .. }
             | Message::FetchReply { .. }
             | Message::Release { .. }
-            | Message::StoreBlock { .. } => None,
+            | Message::StoreBlock { .. }
+            | Message::InputBatch { .. }
+            | Message::ActionResult { .. } => None,
         }
     }
 }

@@ -311,13 +311,15 @@ fn map_with_state_idle_timeout() {
 
 #[test]
 fn updating_a_timing_out_state_fails_the_batch() {
-    let spec = StateSpec::function(|_: &char, v: Option<i64>, state: &mut State<i64>| {
-        state.update(v.unwrap_or(0));
-        None::<()>
-    })
-    .timeout(Duration::ZERO);
+    let spec = || {
+        StateSpec::function(|_: &char, v: Option<i64>, state: &mut State<i64>| {
+            state.update(v.unwrap_or(0));
+            None::<()>
+        })
+        .timeout(Duration::ZERO)
+    };
     let test = StreamTest::new().batches(2);
-    let err = test.run(vec![vec![('a', 1)]], move |x| x.map_with_state(spec).unwrap().into_stream()).unwrap_err();
+    let err = test.run(vec![vec![('a', 1)]], |x| x.map_with_state(spec()).unwrap().into_stream()).unwrap_err();
     assert!(err.to_string().contains("State::update called on a state that is timing out"), "{err}");
 }
 

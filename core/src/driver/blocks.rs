@@ -272,7 +272,11 @@ mod tests {
                 (block, Payload::local(Arc::new(vec![index])), 8)
             })
             .collect();
-        BlockUpload { blocks, encode: |p| p.encoded::<Vec<u32>>() }
+        BlockUpload {
+            batch: (StreamId(stream), Time::from_millis(500), Time::ZERO),
+            blocks,
+            encode: |p| p.encoded::<Vec<u32>>(),
+        }
     }
 
     fn placement(outbox: &mut VecDeque<(NodeId, Message)>, workers: u32, replicas: usize) -> Placement<'_> {

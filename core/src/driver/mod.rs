@@ -30,6 +30,7 @@
 //! stages that need them recompute them). Messages of a lost incarnation, or of one older than
 //! the registered one, are ignored. A lost worker returns only as a newer incarnation.
 
+mod announce;
 mod blocks;
 mod membership;
 mod plan;
@@ -43,7 +44,7 @@ use crate::context::{BlockUpload, JobRequest};
 use crate::error::{Error, TaskError};
 use crate::graph::{ActionNode, Graph, ProgramSummary, Released};
 use crate::ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskId, WorkerId};
-use crate::message::{Message, Payload};
+use crate::message::{Builtin, Message, Payload};
 use crate::time::Time;
 
 pub use membership::LossReason;
@@ -135,6 +136,8 @@ pub enum DriverEvent {
 
 struct Job {
     action: ActionId,
+    /// What the action computes, if it is a built-in one.
+    builtin: Option<Builtin>,
     /// Keeps the action, and through it the dataset's lineage, alive while the job runs.
     _handle: Arc<dyn ActionNode>,
     /// Where each requested partition's result goes in `results` (the request's order).
@@ -187,6 +190,7 @@ pub struct Driver {
     map_outputs: BTreeMap<ShuffleId, Vec<Option<WorkerId>>>,
     cached: BTreeMap<(RddId, u32), BTreeSet<WorkerId>>,
     inputs: blocks::InputBlocks,
+    announcements: announce::Announcements,
     tasks: BTreeMap<TaskId, Task>,
     pending: VecDeque<TaskId>,
     outbox: VecDeque<(NodeId, Message)>,
@@ -208,6 +212,7 @@ impl Driver {
             map_outputs: BTreeMap::new(),
             cached: BTreeMap::new(),
             inputs: blocks::InputBlocks::default(),
+            announcements: announce::Announcements::default(),
             tasks: BTreeMap::new(),
             pending: VecDeque::new(),
             outbox: VecDeque::new(),
@@ -323,7 +328,14 @@ impl Driver {
         let remaining = slots.len();
         self.jobs.insert(
             job,
-            Job { action: request.action, _handle: request.handle, slots, results: vec![None; n], remaining },
+            Job {
+                action: request.action,
+                builtin: request.builtin,
+                _handle: request.handle,
+                slots,
+                results: vec![None; n],
+                remaining,
+            },
         );
         self.submit_stage(stage);
         self.schedule();
@@ -345,6 +357,9 @@ impl Driver {
         // The batches the program forgot go first: their blocks make room for these.
         self.release_dropped();
         let job = JobId(self.fresh_id());
+        // Workers rebuilding batches hear of it before any task of the batch.
+        let blocks = upload.blocks.len() as u32;
+        self.announcements.input_batch(upload.batch, blocks, self.members.alive(), &mut self.outbox);
         let alive = self.members.alive().collect();
         let mut place = placement(alive, &self.config, &mut self.outbox);
         if let Some((job, result)) = self.inputs.submit(self.now, job, upload, &mut place) {
@@ -421,6 +436,7 @@ impl Driver {
 
     /// Accepts a worker, unless the program it built differs from the driver's.
     fn register(&mut self, worker: WorkerId, incarnation: u64, slots: u32, program: Option<ProgramSummary>) {
+        let own_graph = program.is_some();
         let differs = program.and_then(|theirs| self.graph.program().difference(&theirs));
         if let Some(difference) = differs {
             let reason = format!(
@@ -445,6 +461,7 @@ impl Driver {
             }
         }
         self.outbox.push_back((NodeId::Worker(worker), Message::Registered));
+        self.announcements.registered(worker, own_graph, &mut self.outbox);
         self.poll_uploads();
     }
 
@@ -534,6 +551,7 @@ impl Driver {
 
     /// Tells every alive worker to drop the blocks of `released`.
     fn release_on_workers(&mut self, released: &Released) {
+        self.announcements.release(&released.inputs);
         for w in self.members.alive() {
             let msg = Message::Release {
                 shuffles: released.shuffles.clone(),

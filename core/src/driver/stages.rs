@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{blocks, plan, Driver, DriverEvent, Stage, StageKind, Task};
 use crate::error::{Error, TaskError, TaskErrorKind};
-use crate::ids::{BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskId, WorkerId};
+use crate::ids::{BlockId, JobId, NodeId, RddId, Scope, ShuffleId, StageId, TaskId, WorkerId};
 use crate::message::{Message, Payload, TaskDesc, TaskKind, TaskOutcome};
 
 impl Driver {
@@ -75,7 +75,11 @@ impl Driver {
             return;
         }
         if let Some(job) = self.jobs.remove(&job_id) {
-            let results = job.results.into_iter().flatten().collect();
+            let results: Vec<Payload> = job.results.into_iter().flatten().collect();
+            if let Scope::Batch { .. } = job.action.scope {
+                // A job of a batch's own computation: workers rebuilding the batch take its result.
+                self.announcements.action_result(job.action, &results, self.members.alive(), &mut self.outbox);
+            }
             self.events.push_back(DriverEvent::JobFinished { job: job_id, result: Ok(results) });
         }
         self.drop_job_stages(job_id);
@@ -200,7 +204,7 @@ impl Driver {
         let (stage_id, partition, attempt, rdd) = (task.stage, task.partition, task.attempt, stage.rdd);
         let kind = match stage.kind {
             StageKind::Result(job) => match self.jobs.get(&job) {
-                Some(j) => TaskKind::Result { action: j.action },
+                Some(j) => TaskKind::Result { action: j.action, builtin: j.builtin },
                 None => return Launch::Dropped,
             },
             StageKind::ShuffleMap(shuffle) => TaskKind::ShuffleMap { shuffle },

@@ -12,7 +12,7 @@ use super::{Rdd, RddNode};
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::graph::ActionNode;
 use crate::ids::RddId;
-use crate::message::Payload;
+use crate::message::{Builtin, Payload};
 use crate::task::TaskContext;
 use crate::Data;
 
@@ -52,10 +52,60 @@ where
     }
 }
 
+/// Runs `builtin` over partition `split` of `rdd`: the per-partition result the matching
+/// action (`collect`, `count`, `take`) computes, encoded when `encode` says so.
+pub(crate) fn run_builtin<T: Data>(
+    rdd: &RddNode<T>,
+    builtin: Builtin,
+    split: usize,
+    tc: &mut TaskContext<'_>,
+    encode: bool,
+) -> Result<Payload, TaskError> {
+    fn done<R: Serialize + Any + Send + Sync>(value: R, encode: bool) -> Result<Payload, TaskError> {
+        let payload = Payload::local(Arc::new(value));
+        if !encode {
+            return Ok(payload);
+        }
+        payload.encoded::<R>().map_err(|e| TaskError::new(TaskErrorKind::Encode, e.to_string()))
+    }
+    match builtin {
+        Builtin::Collect => {
+            let mut all = Vec::new();
+            rdd.run(split, tc, &mut |chunk: &mut Vec<T>| {
+                all.append(chunk);
+                Ok(())
+            })?;
+            done(all, encode)
+        }
+        Builtin::Count => {
+            let mut n = 0u64;
+            rdd.run(split, tc, &mut |chunk: &mut Vec<T>| {
+                n += chunk.len() as u64;
+                Ok(())
+            })?;
+            done(n, encode)
+        }
+        Builtin::Take { n } => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            let mut first = Vec::new();
+            rdd.run(split, tc, &mut |chunk: &mut Vec<T>| {
+                let room = n.saturating_sub(first.len());
+                first.extend(chunk.drain(..room.min(chunk.len())));
+                Ok(())
+            })?;
+            done(first, encode)
+        }
+    }
+}
+
 impl<T: Data> Rdd<T> {
     /// Runs an action over every partition and returns the per-partition results in order.
+    /// `builtin` names what the action computes when it is a built-in one, so a worker without
+    /// the action's node can run it (its per-partition result must then be what the built-in
+    /// gives).
     fn run_action<A: 'static, R>(
         &self,
+        builtin: Option<Builtin>,
         init: impl Fn(usize) -> A + Send + Sync + 'static,
         step: impl Fn(&mut A, &mut Vec<T>) + Send + Sync + 'static,
         finish: impl Fn(A) -> R + Send + Sync + 'static,
@@ -69,7 +119,7 @@ impl<T: Data> Rdd<T> {
             Arc::new(Action { rdd: Arc::clone(self.node()), init, step, finish, _types: PhantomData });
         graph.register_action(id, &action);
         let partitions: Vec<u32> = (0..self.num_partitions() as u32).collect();
-        let results = self.context().run_job(id, action, partitions)?;
+        let results = self.context().run_job(id, action, partitions, builtin)?;
         results
             .into_iter()
             .map(|p| {
@@ -90,7 +140,12 @@ impl<T: Data> Rdd<T> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn collect(&self) -> Result<Vec<T>, Error> {
-        let parts = self.run_action(|_| Vec::new(), |acc: &mut Vec<T>, chunk| acc.append(chunk), |acc| acc)?;
+        let parts = self.run_action(
+            Some(Builtin::Collect),
+            |_| Vec::new(),
+            |acc: &mut Vec<T>, chunk| acc.append(chunk),
+            |acc| acc,
+        )?;
         Ok(parts.into_iter().flatten().collect())
     }
 
@@ -105,7 +160,7 @@ impl<T: Data> Rdd<T> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn count(&self) -> Result<u64, Error> {
-        let parts = self.run_action(|_| 0u64, |n, chunk| *n += chunk.len() as u64, |n| n)?;
+        let parts = self.run_action(Some(Builtin::Count), |_| 0u64, |n, chunk| *n += chunk.len() as u64, |n| n)?;
         Ok(parts.into_iter().sum())
     }
 
@@ -125,6 +180,7 @@ impl<T: Data> Rdd<T> {
         let f = Arc::new(f);
         let g = Arc::clone(&f);
         let parts = self.run_action(
+            None,
             |_| None,
             move |acc: &mut Option<T>, chunk| {
                 for x in chunk.drain(..) {
@@ -155,6 +211,7 @@ impl<T: Data> Rdd<T> {
         let g = Arc::clone(&f);
         let z = zero.clone();
         let parts = self.run_action(
+            None,
             move |_| Some(z.clone()),
             move |acc: &mut Option<T>, chunk| {
                 for x in chunk.drain(..) {
@@ -178,6 +235,7 @@ impl<T: Data> Rdd<T> {
     /// ```
     pub fn take(&self, n: usize) -> Result<Vec<T>, Error> {
         let parts = self.run_action(
+            Some(Builtin::Take { n: n as u64 }),
             |_| Vec::new(),
             move |acc: &mut Vec<T>, chunk| {
                 let room = n.saturating_sub(acc.len());
@@ -207,6 +265,7 @@ impl<T: Data> Rdd<T> {
     /// ```
     pub fn foreach_partition(&self, f: impl Fn(usize, Vec<T>) + Send + Sync + 'static) -> Result<(), Error> {
         self.run_action(
+            None,
             |split| (split, Vec::new()),
             |acc: &mut (usize, Vec<T>), chunk| acc.1.append(chunk),
             move |(split, records)| f(split, records),

@@ -116,7 +116,7 @@ impl<T: Data> Rdd<T> {
             Arc::new(WriteCheckpoint { rdd: Arc::clone(self.node()), target: target.clone() });
         graph.register_action(id, &action);
         let partitions: Vec<u32> = (0..self.num_partitions() as u32).collect();
-        let results = self.context().run_job(id, action, partitions)?;
+        let results = self.context().run_job(id, action, partitions, None)?;
         let mut total = CheckpointStats::default();
         for payload in results {
             let (records, body_bytes, file_bytes) = *payload.typed::<(u64, u64, u64)>()?;

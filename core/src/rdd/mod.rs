@@ -26,7 +26,7 @@ use crate::context::Context;
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::graph::{Dep, Graph, Node, NodeInfo, PartitionerKind};
 use crate::ids::{BlockId, RddId};
-use crate::message::Payload;
+use crate::message::{Builtin, Payload};
 use crate::task::{self, Sink, TaskContext};
 use crate::Data;
 
@@ -164,6 +164,16 @@ impl<T: Data> Node for RddNode<T> {
 
     fn encode_block(&self, payload: &Payload) -> Result<Payload, TaskError> {
         payload.encoded::<Vec<T>>().map_err(|e| TaskError::new(TaskErrorKind::Encode, e.to_string()))
+    }
+
+    fn run_builtin(
+        &self,
+        builtin: Builtin,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        encode: bool,
+    ) -> Result<Payload, TaskError> {
+        action::run_builtin(self, builtin, split, tc, encode)
     }
 }
 

@@ -84,24 +84,41 @@ impl Context {
     /// The dataset of an input stream's batch at `time`, one partition per block of `parts`
     /// (one empty partition if there are none). The blocks are stored on the workers first,
     /// each on the driver's `input_replicas` workers; the driver keeps only where they are.
+    /// `zero` is the streaming context's zero time, which workers rebuilding the batch need.
+    ///
+    /// In a worker's own graph (which rebuilds the batch, see [`Graph::for_worker`]) nothing
+    /// is stored: the blocks are already on the workers, and the driver said how many there are.
+    ///
+    /// [`Graph::for_worker`]: crate::Graph::for_worker
     pub(crate) fn input_batch<T: Data>(
         &self,
         stream: StreamId,
         time: Time,
+        zero: Time,
         mut parts: Vec<Vec<T>>,
     ) -> Result<Rdd<T>, Error> {
-        if parts.is_empty() {
-            parts.push(Vec::new());
-        }
-        let n = parts.len();
-        let blocks = (0u32..)
-            .zip(parts)
-            .map(|(index, part)| {
-                let bytes = task::estimate_bytes(&part);
-                (BlockId::Input { stream, time, index }, Payload::local(Arc::new(part)), bytes)
-            })
-            .collect();
-        self.store_blocks(BlockUpload { blocks, encode: |p| p.encoded::<Vec<T>>() })?;
+        let n = match self.graph().replica() {
+            Some(replica) => {
+                debug_assert!(parts.is_empty(), "a worker's input stream received records");
+                replica.input_blocks(stream, time)? as usize
+            }
+            None => {
+                if parts.is_empty() {
+                    parts.push(Vec::new());
+                }
+                let n = parts.len();
+                let blocks = (0u32..)
+                    .zip(parts)
+                    .map(|(index, part)| {
+                        let bytes = task::estimate_bytes(&part);
+                        (BlockId::Input { stream, time, index }, Payload::local(Arc::new(part)), bytes)
+                    })
+                    .collect();
+                let upload = BlockUpload { batch: (stream, time, zero), blocks, encode: |p| p.encoded::<Vec<T>>() };
+                self.store_blocks(upload)?;
+                n
+            }
+        };
         let info = NodeInfo {
             id: self.graph().next_rdd_id(),
             name: "input",

@@ -98,7 +98,7 @@ pub(crate) struct Inner {
     pub(crate) inputs: Mutex<Vec<(Arc<dyn InputDyn>, Arc<dyn StreamNodeDyn>)>>,
     receivers: Mutex<Vec<Arc<dyn ReceiverDyn>>>,
     listeners: Mutex<Vec<Arc<dyn StreamingListener>>>,
-    remember: Mutex<Duration>,
+    pub(crate) remember: Mutex<Duration>,
     /// The version the program gave itself, if any (see `StreamingContext::program_version`).
     version: Mutex<Option<String>>,
     /// Failed data checkpoints of one stream in a row that stop the context.
@@ -193,6 +193,11 @@ impl StreamingContext {
         };
         let part: Arc<dyn ProgramPart> = ssc.inner.clone();
         ssc.inner.ctx.graph().add_program_part(Arc::downgrade(&part));
+        if let Some(replica) = ssc.inner.ctx.graph().replica() {
+            // A worker's context: it rebuilds the batches its tasks name.
+            let replayer: Arc<dyn crate::replica::Replayer> = ssc.inner.clone();
+            replica.set_replayer(Arc::downgrade(&replayer));
+        }
         Ok(ssc)
     }
 

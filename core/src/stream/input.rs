@@ -77,7 +77,7 @@ impl<T: Data> StreamCompute<T> for Arc<Frozen<T>> {
         // are generated as soon as their batch closes, so the records move there exactly once.
         let parts = lock(&self.closed).remove(&time).unwrap_or_default();
         let stream = *self.stream.get().ok_or(Error::Internal("an input stream generated before its node existed"))?;
-        b.ctx.input_batch(stream, time, parts).map(Some)
+        b.ctx.input_batch(stream, time, b.zero, parts).map(Some)
     }
 }
 

@@ -12,6 +12,7 @@ mod ops;
 mod output;
 mod receiver;
 mod recovery;
+mod replica;
 pub(crate) mod state;
 pub mod testing;
 mod window;

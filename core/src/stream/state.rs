@@ -427,7 +427,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     /// let mut sums = StreamTest::new().run(input.clone(), |s| s.map_with_state(spec.clone()).unwrap().into_stream())?;
     /// sums.iter_mut().for_each(|b| b.sort());
     /// assert_eq!(sums, vec![vec![('a', 1), ('a', 4), ('b', 2)], vec![('a', 5)], vec![('a', 6)]]);
-    /// let mut states = StreamTest::new().run(input, |s| s.map_with_state(spec).unwrap().state_snapshots())?;
+    /// let mut states = StreamTest::new().run(input, |s| s.map_with_state(spec.clone()).unwrap().state_snapshots())?;
     /// states.iter_mut().for_each(|b| b.sort());
     /// assert_eq!(states, vec![vec![('a', 4), ('b', 2)], vec![('a', 5), ('b', 2)], vec![('a', 6)]]);
     /// # Ok::<(), dstream::Error>(())

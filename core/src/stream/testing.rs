@@ -30,6 +30,7 @@ pub struct StreamTest {
     batch_interval: Duration,
     batches: Option<usize>,
     context: Option<Context>,
+    worker_graphs: bool,
 }
 
 impl Default for StreamTest {
@@ -49,6 +50,7 @@ impl StreamTest {
             batch_interval: Duration::from_secs(1),
             batches: None,
             context: None,
+            worker_graphs: false,
         }
     }
 
@@ -82,6 +84,22 @@ impl StreamTest {
         self
     }
 
+    /// Runs on a stepping cluster in its process-faithful mode
+    /// ([`StepClusterBuilder::build_with_worker_programs`](crate::StepClusterBuilder::build_with_worker_programs)):
+    /// every worker builds the program itself and rebuilds each batch from its own streams, as
+    /// a worker process does. Outputs are the same as with a shared graph.
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let out = StreamTest::new().workers(3).worker_graphs(true).run(vec![vec![1u32, 2], vec![3]], |s| s.map(|x| x * 10))?;
+    /// assert_eq!(out, vec![vec![10, 20], vec![30]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn worker_graphs(mut self, on: bool) -> Self {
+        self.worker_graphs = on;
+        self
+    }
+
     /// Runs on the cluster behind `ctx` (a `LocalCluster`, say) instead of a stepping cluster.
     pub fn on(mut self, ctx: Context) -> Self {
         self.context = Some(ctx);
@@ -94,14 +112,17 @@ impl StreamTest {
     pub fn run<T: Data, U: Data>(
         &self,
         input: Vec<Vec<T>>,
-        op: impl FnOnce(DStream<T>) -> DStream<U>,
+        op: impl Fn(DStream<T>) -> DStream<U>,
     ) -> Result<Vec<Vec<U>>, Error> {
         let n = self.batches.unwrap_or(input.len());
-        self.execute(n, |ssc| {
+        let mut input = Some(input);
+        self.execute(n, |ssc, feed| {
             let (queue, stream) = ssc.queue_stream(self.partitions);
-            input.into_iter().for_each(|b| {
-                queue.push(b);
-            });
+            if feed {
+                input.take().into_iter().flatten().for_each(|b| {
+                    queue.push(b);
+                });
+            }
             op(stream)
         })
     }
@@ -111,38 +132,55 @@ impl StreamTest {
         &self,
         a: Vec<Vec<T>>,
         b: Vec<Vec<W>>,
-        op: impl FnOnce(DStream<T>, DStream<W>) -> DStream<U>,
+        op: impl Fn(DStream<T>, DStream<W>) -> DStream<U>,
     ) -> Result<Vec<Vec<U>>, Error> {
         let n = self.batches.unwrap_or(a.len().max(b.len()));
-        self.execute(n, |ssc| {
+        let mut inputs = Some((a, b));
+        self.execute(n, |ssc, feed| {
             let (qa, sa) = ssc.queue_stream(self.partitions);
             let (qb, sb) = ssc.queue_stream(self.partitions);
-            a.into_iter().for_each(|x| {
-                qa.push(x);
-            });
-            b.into_iter().for_each(|x| {
-                qb.push(x);
-            });
+            if let Some((a, b)) = if feed { inputs.take() } else { None } {
+                a.into_iter().for_each(|x| {
+                    qa.push(x);
+                });
+                b.into_iter().for_each(|x| {
+                    qb.push(x);
+                });
+            }
             op(sa, sb)
         })
     }
 
+    /// Builds the program with `build` (told whether to feed its inputs: only the driver's
+    /// are fed), steps `batches` batches and collects the output of each.
     fn execute<U: Data>(
         &self,
         batches: usize,
-        build: impl FnOnce(&StreamingContext) -> DStream<U>,
+        mut build: impl FnMut(&StreamingContext, bool) -> DStream<U>,
     ) -> Result<Vec<Vec<U>>, Error> {
         let cluster;
         let ctx = match &self.context {
             Some(ctx) => ctx.clone(),
             None => {
-                cluster = StepCluster::builder().workers(self.workers).seed(self.seed).build();
+                let builder = StepCluster::builder().workers(self.workers).seed(self.seed);
+                cluster = if self.worker_graphs {
+                    builder.build_with_worker_programs(|ctx| {
+                        let clock = Arc::new(ManualClock::new(Time::ZERO));
+                        let ssc = StreamingContext::new(ctx.clone(), self.batch_interval, clock)?;
+                        // The same output as the driver's, so the programs describe alike; a
+                        // worker never runs it.
+                        build(&ssc, false).foreach_rdd(|_, _| Ok(()))?;
+                        Ok(Box::new(ssc) as Box<dyn std::any::Any + Send>)
+                    })?
+                } else {
+                    builder.build()
+                };
                 cluster.context()
             }
         };
         let clock = Arc::new(ManualClock::new(Time::ZERO));
         let ssc = StreamingContext::new(ctx, self.batch_interval, clock.clone())?;
-        let output = build(&ssc);
+        let output = build(&ssc, true);
         let collected: Arc<Mutex<Vec<(Time, Vec<U>)>>> = Arc::default();
         let sink = Arc::clone(&collected);
         output.foreach_rdd(move |rdd, time| {

@@ -133,14 +133,21 @@ impl RunnableTask {
             let mut tc = TaskContext::new(&inputs);
             let partition = desc.partition as usize;
             let out = match desc.kind {
-                TaskKind::Result { action } => {
-                    let action = graph.action(action)?;
-                    let mut result = action.run(partition, &mut tc)?;
-                    if encode {
-                        result = action.encode_result(&result)?;
+                TaskKind::Result { action, builtin } => match (graph.action(action), builtin) {
+                    (Ok(action), _) => {
+                        let mut result = action.run(partition, &mut tc)?;
+                        if encode {
+                            result = action.encode_result(&result)?;
+                        }
+                        Output::Result(result)
                     }
-                    Output::Result(result)
-                }
+                    // An action made where only the driver runs (inside an output operation)
+                    // is not in this worker's graph; a built-in one needs only the dataset.
+                    (Err(_), Some(builtin)) => {
+                        Output::Result(graph.rdd(desc.rdd)?.run_builtin(builtin, partition, &mut tc, encode)?)
+                    }
+                    (Err(unknown), None) => return Err(unknown),
+                },
                 TaskKind::ShuffleMap { shuffle: id } => {
                     let shuffle = graph.shuffle(id)?;
                     let mut buckets = shuffle.run_map(partition, &mut tc)?;
@@ -343,12 +350,29 @@ impl Worker {
             Message::Launch(desc) => self.launch(desc),
             Message::Fetch { request, block } => self.serve(from, request, block),
             Message::FetchReply { request, block, data } => self.fetched(request, block, data),
-            Message::Release { shuffles, rdds, inputs } => self.store.remove_where(|b| match b {
-                BlockId::Shuffle { shuffle, .. } => shuffles.contains(shuffle),
-                BlockId::Rdd { rdd, .. } => rdds.contains(rdd),
-                BlockId::Input { stream, time, .. } => inputs.contains(&(*stream, *time)),
-            }),
+            Message::Release { shuffles, rdds, inputs } => {
+                if let Some(replica) = self.graph.replica() {
+                    replica.release(&inputs);
+                }
+                self.store.remove_where(|b| match b {
+                    BlockId::Shuffle { shuffle, .. } => shuffles.contains(shuffle),
+                    BlockId::Rdd { rdd, .. } => rdds.contains(rdd),
+                    BlockId::Input { stream, time, .. } => inputs.contains(&(*stream, *time)),
+                })
+            }
             Message::StoreBlock { block, data, bytes } => self.keep(block, data, bytes),
+            Message::InputBatch { stream, time, zero, blocks } => match self.graph.replica() {
+                Some(replica) => replica.announce(stream, time, zero, blocks),
+                None => {
+                    tracing::warn!(worker = %self.id, "a worker sharing the driver's graph was told of an input batch")
+                }
+            },
+            Message::ActionResult { action, results } => match self.graph.replica() {
+                Some(replica) => replica.action_result(action, results),
+                None => {
+                    tracing::warn!(worker = %self.id, "a worker sharing the driver's graph was sent a job's result")
+                }
+            },
             other => {
                 tracing::warn!(kind = other.kind(), %from, worker = %self.id, "worker ignores an unexpected message")
             }

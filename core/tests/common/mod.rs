@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests: cluster configurations, reference partitioning,
 //! input generators and the table-driven `check` helpers.
 //!
-//! Every check runs the same job on fresh clusters with 1, 2, 4 and 7 workers, several seeds
-//! and several partition counts, compares the result with a sequential reference computed in
+//! Every check runs the same job on fresh clusters with 1, 2, 4 and 7 workers (sharing the
+//! driver's graph, and each with a graph of its own built by running the program:
+//! `StepClusterBuilder::build_with_worker_programs`), several seeds and several partition counts, compares the result with a sequential reference computed in
 //! plain Rust, and asserts that the raw (unsorted) result is byte-identical for every worker
 //! count and seed of a given partition count.
 #![allow(dead_code)] // Each test crate uses a different subset of the helpers.
@@ -141,8 +142,34 @@ where
     }
 }
 
+/// [`check_table`] on workers sharing the driver's graph only: for operations that run a job
+/// while the program is built (`sort_by_key` samples its keys), which a worker building the
+/// program ahead of the driver's jobs cannot rebuild (it is refused with
+/// `Error::ActionOnWorker`, see `a_batch_program_running_a_job_is_refused_on_a_worker`).
+pub(crate) fn check_table_shared_graph<T, U>(inputs: &[Vec<T>], table: &[Case<T, U>])
+where
+    T: Data,
+    U: Data + Debug + PartialEq,
+{
+    for case in table {
+        for input in inputs {
+            check_in(case, input, &[false]);
+        }
+    }
+}
+
 /// Runs one case over one input (see [`check_table`]).
 pub(crate) fn check<T, U>(case: &Case<T, U>, input: &[T])
+where
+    T: Data,
+    U: Data + Debug + PartialEq,
+{
+    check_in(case, input, &[false, true]);
+}
+
+/// Runs one case over one input with workers sharing the driver's graph (`false` in `own`)
+/// and with graphs of their own (`true`).
+fn check_in<T, U>(case: &Case<T, U>, input: &[T], own: &[bool])
 where
     T: Data,
     U: Data + Debug + PartialEq,
@@ -151,11 +178,20 @@ where
         let mut expected = (case.reference)(&split(input, p));
         (case.norm)(&mut expected);
         let mut first: Option<(Vec<u8>, u32, u64)> = None;
-        for (workers, seed) in configs() {
-            let at = format!("{}: {} records, {p} partitions, {workers} workers, seed {seed}", case.name, input.len());
-            let cluster = cluster(workers, seed);
-            let rdd = cluster.context().parallelize(input.to_vec(), p).unwrap();
-            let out = (case.op)(&rdd).and_then(|r| r.collect()).unwrap_or_else(|e| panic!("{at}: {e}"));
+        for ((workers, seed), own) in configs().flat_map(|c| own.iter().map(move |&o| (c, o))) {
+            let at = format!(
+                "{}: {} records, {p} partitions, {workers} workers (own graphs: {own}), seed {seed}",
+                case.name,
+                input.len()
+            );
+            let program = |ctx: &dstream::Context| ctx.parallelize(input.to_vec(), p).and_then(|rdd| (case.op)(&rdd));
+            let cluster = if own {
+                let builder = StepCluster::builder().workers(workers).seed(seed);
+                builder.build_with_worker_programs(|ctx| Ok(Box::new(program(ctx)?) as _)).unwrap()
+            } else {
+                cluster(workers, seed)
+            };
+            let out = program(&cluster.context()).and_then(|r| r.collect()).unwrap_or_else(|e| panic!("{at}: {e}"));
             let raw = bytes(&out);
             match &first {
                 None => first = Some((raw, workers, seed)),

@@ -3,9 +3,10 @@
 //!
 //! A case reads as `input batches -> operation -> expected batches`: the expected batches come
 //! from a sequential reference computed here in plain Rust. Every check runs the operation with
-//! `StreamTest` on stepping clusters of 1, 2 and 4 workers (each with its own seed) and several
-//! input partition counts, compares every batch with the reference, and requires the raw
-//! (unsorted) output to be byte-identical for every worker count.
+//! `StreamTest` on stepping clusters of 1, 2 and 4 workers sharing the driver's graph and of 1,
+//! 2, 4 and 7 workers with graphs of their own (each with its own seed), and several input
+//! partition counts, compares every batch with the reference, and requires the raw (unsorted)
+//! output to be byte-identical for every configuration.
 #![allow(dead_code)] // Each test crate uses a different subset of the helpers.
 #![allow(clippy::unwrap_used)]
 
@@ -16,8 +17,16 @@ use std::time::Duration;
 use dstream::testing::StreamTest;
 use dstream::{codec, DStream, Data, SplitMix64};
 
-/// The worker counts every check runs with.
+/// The worker counts every check runs with, sharing the driver's graph.
 pub(crate) const WORKERS: [u32; 3] = [1, 2, 4];
+/// The worker counts every check runs with in the process-faithful mode (every worker builds
+/// the program itself and rebuilds each batch, `StreamTest::worker_graphs`).
+pub(crate) const OWN_GRAPH_WORKERS: [u32; 4] = [1, 2, 4, 7];
+
+/// Every (workers, own graphs) configuration of a check.
+pub(crate) fn configs() -> impl Iterator<Item = (u32, bool)> {
+    WORKERS.into_iter().map(|w| (w, false)).chain(OWN_GRAPH_WORKERS.into_iter().map(|w| (w, true)))
+}
 /// The partition counts of the input batches.
 pub(crate) const PARTITIONS: [usize; 2] = [1, 3];
 
@@ -182,10 +191,13 @@ where
                 let mut expected = (case.reference)(&parts);
                 expected.iter_mut().for_each(|b| (case.norm)(b));
                 let mut first: Option<(Vec<u8>, u32)> = None;
-                for workers in WORKERS {
+                for (workers, own) in configs() {
                     let seed = seed_for(workers);
-                    let at = format!("{} on input #{i}: {p} partitions, {workers} workers, seed {seed:#x}", case.name);
-                    let test = StreamTest::new().workers(workers).seed(seed).partitions(p);
+                    let at = format!(
+                        "{} on input #{i}: {p} partitions, {workers} workers (own graphs: {own}), seed {seed:#x}",
+                        case.name
+                    );
+                    let test = StreamTest::new().workers(workers).seed(seed).partitions(p).worker_graphs(own);
                     let out = test.run(input.clone(), |s| (case.op)(s)).unwrap_or_else(|e| panic!("{at}: {e}"));
                     same_raw(&at, &mut first, &out, workers);
                     compare(&at, out, &expected, case.norm);
@@ -238,10 +250,10 @@ where
             })
             .collect();
         let mut first = None;
-        for workers in WORKERS {
+        for (workers, own) in configs() {
             let seed = seed_for(workers);
-            let at = format!("{} on inputs #{i}: {workers} workers, seed {seed:#x}", case.name);
-            let test = StreamTest::new().workers(workers).seed(seed).partitions(2);
+            let at = format!("{} on inputs #{i}: {workers} workers (own graphs: {own}), seed {seed:#x}", case.name);
+            let test = StreamTest::new().workers(workers).seed(seed).partitions(2).worker_graphs(own);
             let out = test.run2(a.clone(), b.clone(), |x, y| (case.op)(x, y)).unwrap_or_else(|e| panic!("{at}: {e}"));
             same_raw(&at, &mut first, &out, workers);
             compare(&at, out, &expected, sorted);

@@ -30,6 +30,8 @@ use crate::rng::SplitMix64;
 use crate::time::Time;
 use crate::worker::{RunnableTask, Worker, WorkerConfig};
 
+mod programs;
+
 /// One step of the harness, as recorded in its trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -171,10 +173,16 @@ impl StepClusterBuilder {
         self
     }
 
-    /// Builds the cluster with an empty program graph.
+    /// Builds the cluster with an empty program graph, shared by the driver and the workers
+    /// (as in one process). [`StepClusterBuilder::build_with_worker_programs`] gives every
+    /// worker a graph of its own instead.
     pub fn build(self) -> StepCluster {
+        self.build_on(None)
+    }
+
+    fn build_on(self, own: Option<programs::OwnGraphs>) -> StepCluster {
         let graph = Graph::new();
-        let sim = Sim::new(&self, Arc::clone(&graph));
+        let sim = Sim::new(&self, Arc::clone(&graph), own);
         let runner = Arc::new(StepRunner { sim: Mutex::new(sim), busy: Mutex::new(None) });
         StepCluster { context: Context::new(graph, runner.clone()), runner }
     }
@@ -250,6 +258,15 @@ impl StepCluster {
             }
             steps += 1;
         }
+    }
+
+    /// What each worker with a graph of its own keeps of the driver's announcements: input
+    /// batches and job results (see
+    /// [`StepClusterBuilder::build_with_worker_programs`]); empty with a shared graph.
+    pub fn worker_batch_facts(&self) -> Vec<(usize, usize)> {
+        let sim = self.runner.sim();
+        let graphs = sim.own.iter().flat_map(|o| (0..sim.workers.len() as u32).map(move |i| o.graph(i)));
+        graphs.filter_map(|g| g.replica().map(crate::replica::Replica::kept)).collect()
     }
 
     /// Where the driver's block tracker says each stored input block's replicas are.
@@ -374,6 +391,9 @@ struct Sim {
     driver: Driver,
     workers: Vec<Worker>,
     graph: Arc<Graph>,
+    /// The workers' own graphs and what their programs returned, when they do not share the
+    /// driver's graph.
+    own: Option<programs::OwnGraphs>,
     worker_config: WorkerConfig,
     rng: SplitMix64,
     now: Time,
@@ -394,7 +414,7 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(b: &StepClusterBuilder, graph: Arc<Graph>) -> Sim {
+    fn new(b: &StepClusterBuilder, graph: Arc<Graph>, own: Option<programs::OwnGraphs>) -> Sim {
         let mut driver_config = DriverConfig::new();
         driver_config.task_attempts_max = b.task_attempts_max;
         driver_config.input_replicas = b.input_replicas.unwrap_or(2.min(b.workers));
@@ -409,9 +429,13 @@ impl Sim {
         Sim {
             driver: Driver::new(driver_config, Arc::clone(&graph)),
             workers: (0..b.workers)
-                .map(|i| Worker::new(WorkerId(i), worker_config.clone(), Arc::clone(&graph)))
+                .map(|i| {
+                    let graph = own.as_ref().map_or(&graph, |o| o.graph(i));
+                    Worker::new(WorkerId(i), worker_config.clone(), Arc::clone(graph))
+                })
                 .collect(),
             graph,
+            own,
             worker_config,
             rng: SplitMix64::new(b.seed),
             now: Time::ZERO,
@@ -530,7 +554,10 @@ impl Sim {
                 // what it sent the driver is still on the way.
                 self.drop_queued(|from, to| to == node || (from == node && to != NodeId::Driver));
                 self.ready.retain(|(r, _)| *r != w);
-                self.workers[w.0 as usize] = Worker::new(w, config, Arc::clone(&self.graph));
+                // A worker with a graph of its own keeps it: a restarted process would build
+                // the same one again by running the program.
+                let graph = self.own.as_ref().map_or(&self.graph, |o| o.graph(w.0));
+                self.workers[w.0 as usize] = Worker::new(w, config, Arc::clone(graph));
             }
         }
         Ok(())
@@ -558,7 +585,10 @@ impl Sim {
                 DriverEvent::WorkerLost { worker, incarnation, reason } => {
                     self.trace.push(Step::Lost { worker, incarnation, reason });
                 }
-                DriverEvent::WorkerRegistered(_) | DriverEvent::WorkerRefused { .. } => {}
+                // Every worker of a stepping cluster runs the program the test gave it: one the
+                // driver refuses is a mistake the waiting job reports.
+                DriverEvent::WorkerRefused { worker, reason } => return Err(Error::Refused { worker, reason }),
+                DriverEvent::WorkerRegistered(_) => {}
             }
         }
         for i in 0..self.workers.len() {
