@@ -33,8 +33,6 @@ mod message;
 mod rdd;
 mod rng;
 mod runtime;
-// Used by the streaming context from the next step on.
-#[allow(dead_code)]
 mod scheduler;
 pub mod storage;
 mod stream;

@@ -22,6 +22,7 @@
 // of the rest of core (see `core/clippy.toml`): every such call in core goes through here.
 #![allow(clippy::disallowed_methods)]
 
+pub(crate) mod batches;
 pub(crate) mod checkpoints;
 
 use std::thread::JoinHandle;

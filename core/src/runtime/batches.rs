@@ -1,0 +1,105 @@
+//! The batch thread of a started streaming context: it waits on the context's clock for the
+//! batch scheduler's next timer (or a stop), tells the scheduler the time, and executes the
+//! work the scheduler emits, one item at a time, reporting each back with the time it ended.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::error::Error;
+use crate::scheduler::{BatchFailure, BatchScheduler, Done, Work};
+use crate::task::panic_message;
+use crate::time::Clock;
+
+/// A stop asked of a batch thread, immediate or graceful; set from any thread.
+#[derive(Debug, Default)]
+pub(crate) struct StopRequest {
+    /// Set by any stop request: what the clock's wait watches.
+    requested: AtomicBool,
+    /// Set by a graceful one, before `requested`.
+    graceful: AtomicBool,
+}
+
+impl StopRequest {
+    /// Asks for a stop; once graceful, it stays graceful. Wake the clock after it
+    /// ([`Clock::wake`]), so a thread waiting on it sees the request.
+    pub(crate) fn request(&self, graceful: bool) {
+        if graceful {
+            self.graceful.store(true, Ordering::SeqCst);
+        }
+        self.requested.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for, and if so whether it is graceful.
+    fn get(&self) -> Option<bool> {
+        // `graceful` is stored before `requested`, so a graceful request is never seen as an
+        // immediate one.
+        self.requested.load(Ordering::SeqCst).then(|| self.graceful.load(Ordering::SeqCst))
+    }
+}
+
+/// What the batch thread executes: the work items of its scheduler.
+pub(crate) trait BatchExecutor: Send + 'static {
+    /// Executes one work item; the result goes back to the scheduler.
+    fn execute(&mut self, work: &Work) -> Result<Done, Error>;
+    /// The batches are over: the scheduler stopped, on request (`Ok`) or because a batch
+    /// failed (its error). Called once, last, on the batch thread.
+    fn finish(self, outcome: Result<(), Error>);
+}
+
+/// Starts the batch thread: it runs `scheduler`'s batches on `executor`, timed by `clock`,
+/// until the scheduler stops (a request in `stop`, or a failed batch), then calls
+/// [`BatchExecutor::finish`]. Whatever fails on the thread, even a panic outside the work
+/// items, ends in `finish` with the error: the thread never ends silently.
+pub(crate) fn start(
+    scheduler: BatchScheduler,
+    clock: Arc<dyn Clock>,
+    stop: Arc<StopRequest>,
+    mut executor: impl BatchExecutor,
+) -> Result<JoinHandle<()>, Error> {
+    super::spawn("dstream-batches", move || {
+        let ran = catch_unwind(AssertUnwindSafe(|| run(scheduler, &*clock, &stop, &mut executor)))
+            .unwrap_or_else(|panic| Err(Error::BatchThreadPanicked { message: panic_message(&*panic) }));
+        executor.finish(ran);
+    })
+}
+
+/// The batch thread's loop, in the order [`BatchScheduler`] documents.
+fn run(
+    mut scheduler: BatchScheduler,
+    clock: &dyn Clock,
+    stop: &StopRequest,
+    executor: &mut impl BatchExecutor,
+) -> Result<(), Error> {
+    loop {
+        // The batch that is due starts before a stop is looked at: a stop asked for while it
+        // was due stops after it.
+        scheduler.handle_timeout(clock.now());
+        if let Some(graceful) = stop.get() {
+            scheduler.handle_stop(graceful);
+        }
+        while let Some(work) = scheduler.poll_work() {
+            // A panic in a work item (a listener's, dstream's) fails its batch like an error.
+            let result = catch_unwind(AssertUnwindSafe(|| executor.execute(&work)))
+                .unwrap_or_else(|panic| Err(Error::BatchThreadPanicked { message: panic_message(&*panic) }));
+            scheduler.handle_work_done(clock.now(), &work, result);
+            if let Some(graceful) = stop.get() {
+                scheduler.handle_stop(graceful);
+            }
+        }
+        match scheduler.poll_stopped() {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(BatchFailure { time, error })) => {
+                tracing::error!(%time, error = %error, "batch failed; stopping the streaming context");
+                return Err(error);
+            }
+            None => {}
+        }
+        let Some(deadline) = scheduler.poll_timeout() else {
+            return Err(Error::Internal("the batch scheduler neither stopped nor set a timer"));
+        };
+        // Returns at the deadline, or earlier once a stop is asked for.
+        clock.wait_until(deadline, &stop.requested);
+    }
+}
