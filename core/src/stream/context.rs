@@ -416,8 +416,7 @@ impl StreamingContext {
         executor.take_reported().ok_or(Error::Internal("a stepped batch ended without its report"))
     }
 
-    /// Starts running a batch every batch interval on a thread of its own
-    /// ([`crate::runtime::batches`]).
+    /// Starts running a batch every batch interval on a thread of its own.
     pub fn start(&self) -> Result<StreamingHandle, Error> {
         let scheduler = self.activate(true)?;
         self.start_receivers()?;
