@@ -103,3 +103,97 @@ fn run(
         clock.wait_until(deadline, &stop.requested);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::{channel, Receiver, Sender};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::scheduler::{Config, Driving, Phase, Position};
+    use crate::time::{ManualClock, Time};
+
+    /// What the fake executor tells the test.
+    #[derive(Debug)]
+    enum Seen {
+        Reported(Time),
+        Finished(Result<(), String>),
+    }
+
+    /// Succeeds at everything, except the output of the batch at `fail_at` (an error, or a
+    /// panic when `panic`); reports each completed batch and the end.
+    struct Fake {
+        seen: Sender<Seen>,
+        fail_at: Option<(Time, bool)>,
+    }
+
+    impl BatchExecutor for Fake {
+        fn execute(&mut self, work: &Work) -> Result<Done, Error> {
+            match work.phase {
+                Phase::RunOutput { .. } if self.fail_at == Some((work.time, false)) => {
+                    Err(Error::Internal("an output failed"))
+                }
+                Phase::RunOutput { .. } if self.fail_at == Some((work.time, true)) => panic!("an output panicked"),
+                Phase::CloseInputs { .. } => Ok(Done::Closed { records: 0 }),
+                Phase::CheckDrained => Ok(Done::Drained(true)),
+                Phase::Report(_) => {
+                    let _ = self.seen.send(Seen::Reported(work.time));
+                    Ok(Done::Ran)
+                }
+                _ => Ok(Done::Ran),
+            }
+        }
+
+        fn finish(self, outcome: Result<(), Error>) {
+            let _ = self.seen.send(Seen::Finished(outcome.map_err(|e| e.to_string())));
+        }
+    }
+
+    fn secs(n: u64) -> Time {
+        Time::from_millis(n * 1000)
+    }
+
+    /// A batch thread over a manual clock at zero, one-second batches and one output.
+    fn started(fail_at: Option<(Time, bool)>) -> (Arc<ManualClock>, Arc<StopRequest>, Receiver<Seen>, JoinHandle<()>) {
+        let clock = Arc::new(ManualClock::new(Time::ZERO));
+        let stop = Arc::new(StopRequest::default());
+        let (tx, rx) = channel();
+        let config =
+            Config { interval: Duration::from_secs(1), outputs: 1, checkpoints: None, driving: Driving::Clock };
+        let scheduler = BatchScheduler::new(config, Position { zero: Time::ZERO, completed: 0, replay_until: None });
+        let thread = start(scheduler, clock.clone(), Arc::clone(&stop), Fake { seen: tx, fail_at }).unwrap();
+        (clock, stop, rx, thread)
+    }
+
+    #[test]
+    fn the_thread_runs_missed_batches_in_order_and_stops_on_request() {
+        let (clock, stop, seen, thread) = started(None);
+        clock.set(Time::from_millis(3500));
+        for k in 1..=3 {
+            assert!(matches!(seen.recv().unwrap(), Seen::Reported(t) if t == secs(k)), "batch {k}");
+        }
+        // The next batch is not due: the thread waits on the clock until the stop wakes it.
+        stop.request(false);
+        clock.wake();
+        thread.join().unwrap();
+        let rest: Vec<Seen> = seen.try_iter().collect();
+        assert!(matches!(rest.as_slice(), [Seen::Finished(Ok(()))]), "{rest:?}");
+    }
+
+    #[test]
+    fn a_failed_or_panicking_batch_ends_the_thread_with_its_error() {
+        for (panic, error) in [(false, "an output failed"), (true, "the batch thread panicked: an output panicked")] {
+            let (clock, _stop, seen, thread) = started(Some((secs(2), panic)));
+            clock.set(secs(5));
+            thread.join().unwrap();
+            let all: Vec<Seen> = seen.try_iter().collect();
+            match all.as_slice() {
+                [Seen::Reported(t), Seen::Finished(Err(e))] => {
+                    assert_eq!(*t, secs(1));
+                    assert!(e.contains(error), "{e}");
+                }
+                other => panic!("panic {panic}: {other:?}"),
+            }
+        }
+    }
+}
