@@ -34,6 +34,7 @@ mod rdd;
 mod replica;
 mod rng;
 mod runtime;
+mod scheduler;
 pub mod storage;
 mod stream;
 mod task;

@@ -21,7 +21,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -33,7 +32,8 @@ use crate::graph::ProgramSummary;
 use crate::ids::StreamId;
 use crate::rdd::checkpoint::CheckpointTarget;
 use crate::rdd::Rdd;
-use crate::runtime::{self, Stopwatch};
+use crate::runtime::checkpoints::Writers;
+use crate::runtime::Stopwatch;
 use crate::time::Time;
 use crate::Data;
 
@@ -157,6 +157,8 @@ pub(crate) struct Checkpointer {
     pub(crate) checkpointing: Checkpointing,
     state: Mutex<Bookkeeping>,
     finished: Arc<Mutex<Vec<Finished>>>,
+    /// Writes in flight on their own threads.
+    writers: Writers,
 }
 
 #[derive(Default)]
@@ -169,8 +171,6 @@ struct Bookkeeping {
     pending: Vec<Time>,
     /// Complete checkpoints by stream, oldest first.
     complete: BTreeMap<StreamId, Vec<StateCheckpoint>>,
-    /// Writes in flight on their own threads.
-    in_flight: Vec<JoinHandle<()>>,
     /// Logged inputs: batch time → object names.
     logged: BTreeMap<Time, Vec<String>>,
     /// Metadata objects written, oldest first.
@@ -183,7 +183,12 @@ struct Bookkeeping {
 
 impl Checkpointer {
     pub(crate) fn new(checkpointing: Checkpointing) -> Checkpointer {
-        Checkpointer { checkpointing, state: Mutex::new(Bookkeeping::default()), finished: Arc::default() }
+        Checkpointer {
+            checkpointing,
+            state: Mutex::new(Bookkeeping::default()),
+            finished: Arc::default(),
+            writers: Writers::default(),
+        }
     }
 
     /// Fixes what every object's header and the metadata say about the program.
@@ -295,21 +300,15 @@ impl Checkpointer {
             write();
             return;
         }
-        let spawned = runtime::spawn(format!("dstream-checkpoint-{}", stream.0), write);
-        match spawned {
-            Ok(handle) => lock(&self.state).in_flight.push(handle),
+        if let Err(e) = self.writers.start(format!("dstream-checkpoint-{}", stream.0), write) {
             // Without a thread the checkpoint is skipped; the next interval tries again.
-            Err(e) => tracing::warn!(%stream, %time, error = %e, "cannot start a checkpoint thread"),
+            tracing::warn!(%stream, %time, error = %e, "cannot start a checkpoint thread");
         }
     }
 
     /// Waits for the writes in flight.
     pub(crate) fn wait_in_flight(&self) {
-        let handles = std::mem::take(&mut lock(&self.state).in_flight);
-        for h in handles {
-            // A write that panicked recorded nothing; its checkpoint is simply missing.
-            let _ = h.join();
-        }
+        self.writers.wait();
     }
 
     /// Applies the writes that have ended: cuts the lineage of each complete checkpoint,

@@ -1,20 +1,27 @@
 //! [`StreamingContext`]: the stream graph, its output operations, and the batches that run it.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+mod execute;
+mod handle;
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
+
+pub use handle::StreamingHandle;
 
 use super::checkpoint::{CheckpointInfo, Checkpointer};
 use super::input::InputDyn;
 use super::receiver::ReceiverDyn;
-use super::{duration_nanos, lock, BatchCtx, StreamNodeDyn};
+use super::{lock, BatchCtx, StreamNodeDyn};
 use crate::error::Error;
 use crate::graph::{ProgramPart, ProgramSummary};
-use crate::ids::{Scope, StreamId};
-use crate::runtime;
+use crate::ids::StreamId;
+use crate::runtime::{self, batches::StopRequest};
+use crate::scheduler::{BatchScheduler, CheckpointWrites, Config, Driving, Position};
 use crate::time::{Clock, Time};
 use crate::Context;
+use execute::Executor;
 
 /// Failed data checkpoints of one stream in a row that stop the context, by default: with the
 /// default interval (at least 10 s), half a minute of a store refusing writes.
@@ -78,8 +85,11 @@ pub(crate) struct Run {
     pub(crate) state: StreamingState,
     /// Whether batches run on the batch thread (`start`) rather than through `step`.
     threaded: bool,
+    /// The time before the first batch: fixed when the context starts (or restored by a
+    /// restart); the batch scheduler counts from it.
     pub(crate) zero: Time,
-    /// The number of batches run so far (counted from the zero time after a restart).
+    /// Set by a restart, before the start: the batches completed since `zero`. From the start
+    /// on the batch scheduler counts them.
     pub(crate) batches: u64,
     result: Option<Result<(), String>>,
     /// After a restart: the zero time is the one restored, and batches up to this time take
@@ -107,8 +117,10 @@ pub(crate) struct Inner {
     /// Set when the context checkpoints ([`StreamingContext::get_or_create`]).
     pub(crate) checkpointer: OnceLock<Arc<Checkpointer>>,
     ended: Condvar,
-    stop_now: AtomicBool,
-    stop_graceful: AtomicBool,
+    /// A stop asked of the batch thread.
+    stop: Arc<StopRequest>,
+    /// The batch scheduler of a context driven by `step` (the batch thread owns its own).
+    stepper: Mutex<Option<BatchScheduler>>,
 }
 
 impl ProgramPart for Inner {
@@ -187,8 +199,8 @@ impl StreamingContext {
                 }),
                 checkpointer: OnceLock::new(),
                 ended: Condvar::new(),
-                stop_now: AtomicBool::new(false),
-                stop_graceful: AtomicBool::new(false),
+                stop: Arc::default(),
+                stepper: Mutex::new(None),
             }),
         };
         let part: Arc<dyn ProgramPart> = ssc.inner.clone();
@@ -277,11 +289,14 @@ impl StreamingContext {
         lock(&self.inner.listeners).clone()
     }
 
-    /// Moves from `Initialized` to `Active`, fixing the zero time.
-    fn activate(&self, threaded: bool) -> Result<(), Error> {
-        if lock(&self.inner.outputs).is_empty() {
+    /// Moves from `Initialized` to `Active`, fixing the zero time; returns the batch scheduler
+    /// that runs the batches from there (on the batch thread when `threaded`, else by steps).
+    fn activate(&self, threaded: bool) -> Result<BatchScheduler, Error> {
+        let outputs = lock(&self.inner.outputs).len();
+        if outputs == 0 {
             return Err(Error::NoOutputOperations);
         }
+        let outputs = u32::try_from(outputs).map_err(|_| Error::Internal("more output operations than u32::MAX"))?;
         let mut run = lock(&self.inner.run);
         match run.state {
             StreamingState::Initialized => {}
@@ -291,17 +306,27 @@ impl StreamingContext {
         // The program is built: what the driver makes outside a batch from now on (a slice,
         // an ad-hoc query) is its own, not the program's.
         self.inner.ctx.graph().seal();
-        if run.replay_until.is_none() {
-            let interval = duration_nanos(self.inner.batch_interval);
-            let now = self.inner.clock.now().as_nanos();
-            run.zero = Time::from_nanos(now - now % interval);
-            if let Some(ck) = self.inner.checkpointer.get() {
-                self.begin_checkpoints(ck, run.zero);
+        let position = match run.replay_until {
+            Some(until) => Position { zero: run.zero, completed: run.batches, replay_until: Some(until) },
+            None => {
+                let fresh = Position::fresh(self.inner.clock.now(), self.inner.batch_interval);
+                if let Some(ck) = self.inner.checkpointer.get() {
+                    self.begin_checkpoints(ck, fresh.zero);
+                }
+                fresh
             }
-        }
+        };
+        run.zero = position.zero;
         run.state = StreamingState::Active;
         run.threaded = threaded;
-        Ok(())
+        let writes = if threaded { CheckpointWrites::Async } else { CheckpointWrites::Inline };
+        let config = Config {
+            interval: self.inner.batch_interval,
+            outputs,
+            checkpoints: self.inner.checkpointer.get().map(|_| writes),
+            driving: if threaded { Driving::Clock } else { Driving::Steps },
+        };
+        Ok(BatchScheduler::new(config, position))
     }
 
     /// A digest of the stream program's shape: its streams (in construction order, with their
@@ -345,12 +370,14 @@ impl StreamingContext {
 
     /// Runs the next batch now, in the calling thread, without waiting for the clock: for tests
     /// and deterministic drivers. The first call starts the context; a context started with
-    /// [`StreamingContext::start`] refuses it. A failed batch stops the context.
+    /// [`StreamingContext::start`] refuses it. A failed batch stops the context. Calls from
+    /// several threads run one batch after another.
     pub fn step(&self) -> Result<BatchInfo, Error> {
+        let mut stepper = lock(&self.inner.stepper);
         if self.state() == StreamingState::Initialized {
-            self.activate(false)?;
+            *stepper = Some(self.activate(false)?);
         }
-        {
+        let zero = {
             let run = lock(&self.inner.run);
             if run.state != StreamingState::Active {
                 return Err(Error::StreamingStopped);
@@ -358,148 +385,50 @@ impl StreamingContext {
             if run.threaded {
                 return Err(Error::StreamingStarted { operation: "step" });
             }
+            run.zero
+        };
+        let Some(scheduler) = stepper.as_mut() else {
+            return Err(Error::Internal("a stepped streaming context has no batch scheduler"));
+        };
+        let clock = &self.inner.clock;
+        let mut executor = Executor::new(self.clone(), zero, false);
+        scheduler.step(clock.now());
+        // A panic outside the outputs (in a listener, say) fails its batch and then goes on to
+        // the caller.
+        let mut panicked = None;
+        while let Some(work) = scheduler.poll_work() {
+            let result = catch_unwind(AssertUnwindSafe(|| executor.run(&work))).unwrap_or_else(|panic| {
+                let message = crate::task::panic_message(&*panic);
+                panicked = Some(panic);
+                Err(Error::BatchThreadPanicked { message })
+            });
+            scheduler.handle_work_done(clock.now(), &work, result);
         }
-        let result = self.run_batch(self.next_batch_time());
-        if let Err(e) = &result {
+        if let Some(outcome) = scheduler.poll_stopped() {
+            let error = match outcome {
+                Err(failure) => failure.error,
+                Ok(()) => Error::Internal("a stepped batch scheduler stopped without a failure"),
+            };
+            drop(stepper);
             // A failed batch stops the context, as it does on the batch thread: its inputs were
             // consumed, so running on would skip them silently.
-            self.finish(Err(e.to_string()));
-        }
-        result
-    }
-
-    /// Runs the batch at `time`: closes the inputs' batch, runs the outputs in order, forgets
-    /// datasets no stream needs any more.
-    fn run_batch(&self, time: Time) -> Result<BatchInfo, Error> {
-        let inner = &self.inner;
-        let (zero, replay_until, threaded) = {
-            let run = lock(&inner.run);
-            (run.zero, run.replay_until, run.threaded)
-        };
-        let started = inner.clock.now();
-        let listeners = self.listeners();
-        let ck = inner.checkpointer.get();
-        if let Some(ck) = ck {
-            self.apply_checkpoints(ck, &listeners);
-            // Before the inputs close, so a stop here consumes no input.
-            if let Some(error) = self.checkpoints_failing(ck) {
-                listeners.iter().for_each(|l| l.on_batch_failed(time, &error));
-                return Err(error);
+            self.finish(Err(error.to_string()));
+            if let Some(panic) = panicked {
+                resume_unwind(panic);
             }
+            return Err(error);
         }
-        listeners.iter().for_each(|l| l.on_batch_submitted(time));
-        let inputs = lock(&inner.inputs).clone();
-        let records = if replay_until.is_some_and(|until| time <= until) {
-            // Closed before the restart: the input log holds the batch (read when restoring).
-            inputs.iter().map(|(i, _)| i.frozen().records_at(time)).sum()
-        } else {
-            let prev = time - inner.batch_interval;
-            let records = inputs.iter().map(|(i, _)| i.close_batch(prev, time)).sum();
-            if let Some(ck) = ck {
-                for (input, node) in &inputs {
-                    input.frozen().log(node.id(), time, ck)?;
-                }
-            }
-            records
-        };
-        if let Some(ck) = ck {
-            ck.batch_started(time)?;
-        }
-        let b = BatchCtx { ctx: &inner.ctx, zero };
-        for (_, node) in &inputs {
-            node.generate(time, &b)?;
-        }
-        listeners.iter().for_each(|l| l.on_batch_started(time));
-        let outputs = lock(&inner.outputs).clone();
-        let mut output_ops = Vec::with_capacity(outputs.len());
-        for (index, op) in (0u32..).zip(&outputs) {
-            let op_started = inner.clock.now();
-            let ran = {
-                let _scope = inner.ctx.graph().enter(Scope::Output { output: index, time });
-                // A panicking output fails its batch, as a failed task does: listeners hear of
-                // it and the context stops with the error.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (op.run)(time, &b))).unwrap_or_else(|panic| {
-                    Err(Error::OutputPanicked { output: op.name, time, message: crate::task::panic_message(&*panic) })
-                })
-            };
-            if let Err(error) = ran {
-                listeners.iter().for_each(|l| l.on_batch_failed(time, &error));
-                return Err(error);
-            }
-            output_ops.push((op.name, inner.clock.now() - op_started));
-        }
-        if let Some(ck) = ck {
-            self.start_checkpoints(ck, time, zero, threaded);
-            if !threaded {
-                self.apply_checkpoints(ck, &listeners);
-            }
-        }
-        let remember = *lock(&inner.remember);
-        let keep_from = time - remember;
-        let checkpoint_zero = ck.is_some().then_some(zero);
-        lock(&inner.nodes).iter().for_each(|n| n.forget_before(keep_from, checkpoint_zero));
-        if let Some(ck) = ck {
-            ck.batch_completed(time, self.input_remember())?;
-        }
-        lock(&inner.run).batches += 1;
-        let ended = inner.clock.now();
-        let info = BatchInfo {
-            time,
-            records,
-            scheduling_delay: started - time,
-            processing_delay: ended - started,
-            total_delay: ended - time,
-            output_ops,
-        };
-        listeners.iter().for_each(|l| l.on_batch_completed(&info));
-        Ok(info)
+        executor.take_reported().ok_or(Error::Internal("a stepped batch ended without its report"))
     }
 
     /// Starts running a batch every batch interval on a thread of its own.
     pub fn start(&self) -> Result<StreamingHandle, Error> {
-        self.activate(true)?;
+        let scheduler = self.activate(true)?;
         self.start_receivers()?;
-        let ssc = self.clone();
-        let thread = runtime::spawn("dstream-batches", move || ssc.batch_loop())?;
-        Ok(StreamingHandle { ssc: self.clone(), thread: Mutex::new(Some(thread)) })
-    }
-
-    fn batch_loop(&self) {
+        let executor = Executor::new(self.clone(), scheduler.zero(), true);
         let inner = &self.inner;
-        let result = loop {
-            let time = self.next_batch_time();
-            if inner.stop_graceful.load(Ordering::SeqCst) {
-                // A graceful stop runs the remaining batches at once, until every record received
-                // before the stop is in a batch.
-                if lock(&inner.inputs).iter().all(|(i, _)| i.drained()) {
-                    break Ok(());
-                }
-            } else if !inner.clock.wait_until(time, &inner.stop_now) {
-                if inner.stop_graceful.load(Ordering::SeqCst) {
-                    continue;
-                }
-                break Ok(());
-            }
-            // Whatever fails in a batch, even a panic outside the outputs, stops the context
-            // with the error: the thread never ends with the context still looking alive.
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_batch(time))).unwrap_or_else(
-                |panic| Err(Error::BatchThreadPanicked { message: crate::task::panic_message(&*panic) }),
-            );
-            if let Err(e) = ran {
-                tracing::error!(%time, error = %e, "batch failed; stopping the streaming context");
-                break Err(e.to_string());
-            }
-        };
-        self.finish(result);
-    }
-
-    /// The time of the batch after the last one run.
-    fn next_batch_time(&self) -> Time {
-        let run = lock(&self.inner.run);
-        let k = run.batches.saturating_add(1);
-        Time::from_nanos(
-            run.zero.as_nanos().saturating_add(duration_nanos(self.inner.batch_interval).saturating_mul(k)),
-        )
+        let thread = runtime::batches::start(scheduler, Arc::clone(&inner.clock), Arc::clone(&inner.stop), executor)?;
+        Ok(StreamingHandle::new(self.clone(), thread))
     }
 
     fn finish(&self, result: Result<(), String>) {
@@ -529,81 +458,5 @@ impl std::fmt::Debug for StreamingContext {
             .field("batch_interval", &self.inner.batch_interval)
             .field("state", &self.state())
             .finish()
-    }
-}
-
-/// Controls a started streaming context.
-pub struct StreamingHandle {
-    ssc: StreamingContext,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl StreamingHandle {
-    /// Stops the context. A graceful stop first stops the inputs from accepting records, then
-    /// runs batches until every record received before the stop has been processed; otherwise
-    /// the context stops after the batch in progress. Waits until it has stopped.
-    pub fn stop(&self, graceful: bool) -> Result<(), Error> {
-        let inner = &self.ssc.inner;
-        // Receivers first: what they stored before stopping is still processed by a graceful stop.
-        self.ssc.stop_receivers();
-        lock(&inner.inputs).iter().for_each(|(i, _)| i.stop_accepting());
-        if graceful {
-            inner.stop_graceful.store(true, Ordering::SeqCst);
-        }
-        inner.stop_now.store(true, Ordering::SeqCst);
-        inner.clock.wake();
-        self.await_termination()
-    }
-
-    /// Waits until the context stops; returns the error that stopped it, if any.
-    pub fn await_termination(&self) -> Result<(), Error> {
-        if let Some(t) = lock(&self.thread).take() {
-            if let Err(panic) = t.join() {
-                return Err(Error::BatchThreadPanicked { message: crate::task::panic_message(&*panic) });
-            }
-        }
-        self.outcome()
-    }
-
-    /// Waits at most `timeout` for the context to stop. Returns `Ok(true)` if it stopped,
-    /// `Ok(false)` if it is still running, and the error that stopped it, if any.
-    pub fn await_termination_timeout(&self, timeout: Duration) -> Result<bool, Error> {
-        let inner = &self.ssc.inner;
-        let run = lock(&inner.run);
-        let (run, _) = inner
-            .ended
-            .wait_timeout_while(run, timeout, |r| r.state != StreamingState::Stopped)
-            .unwrap_or_else(|p| p.into_inner());
-        if run.state != StreamingState::Stopped {
-            return Ok(false);
-        }
-        drop(run);
-        self.outcome().map(|()| true)
-    }
-
-    fn outcome(&self) -> Result<(), Error> {
-        match &lock(&self.ssc.inner.run).result {
-            Some(Err(message)) => Err(Error::BatchFailed(message.clone())),
-            _ => Ok(()),
-        }
-    }
-
-    /// The context's state.
-    pub fn state(&self) -> StreamingState {
-        self.ssc.state()
-    }
-}
-
-impl Drop for StreamingHandle {
-    fn drop(&mut self) {
-        if self.state() == StreamingState::Active {
-            let _ = self.stop(false);
-        }
-    }
-}
-
-impl std::fmt::Debug for StreamingHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamingHandle").field("state", &self.state()).finish()
     }
 }

@@ -6,13 +6,14 @@
 //! of receivers and of asynchronous checkpoint writes, the real-time pause of a receiver, and
 //! [`SystemClock`]. They reach the OS only through this module:
 //!
-//! - [`spawn`]: a named thread;
-//! - [`Stopwatch`]: elapsed real (monotonic) time since it was started.
+//! - [`spawn`]: a named thread (receivers start theirs through it);
+//! - [`Stopwatch`]: elapsed real (monotonic) time since it was started;
+//! - [`checkpoints`]: the threads of asynchronous data checkpoint writes.
 //!
 //! Nothing else in `core/src` may call `std::thread::spawn`, `std::thread::Builder::spawn`,
 //! `Instant::now`, `Instant::elapsed` or `SystemTime::now`. Two checks keep it so: clippy's
-//! `disallowed-methods` (configured in `core/clippy.toml`, allowed only in this file) and the
-//! source scan of `core/tests/architecture.rs`.
+//! `disallowed-methods` (configured in `core/clippy.toml`, allowed only in this module and its
+//! submodules) and the source scan of `core/tests/architecture.rs`.
 //!
 //! [`StreamingContext`]: crate::StreamingContext
 //! [`SystemClock`]: crate::SystemClock
@@ -20,6 +21,9 @@
 // This module is the sanctioned exception to the lint that keeps threads and the OS clock out
 // of the rest of core (see `core/clippy.toml`): every such call in core goes through here.
 #![allow(clippy::disallowed_methods)]
+
+pub(crate) mod batches;
+pub(crate) mod checkpoints;
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
