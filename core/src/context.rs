@@ -6,7 +6,7 @@ use crate::codec::CodecError;
 use crate::error::Error;
 use crate::graph::{ActionNode, Graph};
 use crate::ids::{ActionId, BlockId, RddId, StreamId};
-use crate::message::{Builtin, Payload};
+use crate::message::{Builtin, Fact, Payload};
 use crate::time::Time;
 
 /// A job ready for a driver: an action over some partitions of a dataset. Opaque to runners,
@@ -57,6 +57,14 @@ pub trait JobRunner: Send + Sync {
     /// Stores `upload`'s blocks on the workers, each on as many distinct workers as the
     /// driver's `input_replicas`; returns once every replica is stored.
     fn store_blocks(&self, upload: BlockUpload) -> Result<(), Error>;
+
+    /// Tells the workers that build the program themselves what they need to rebuild batches
+    /// as the driver made them ([`Fact`]): a runtime whose workers have graphs of their own
+    /// hands it to [`Driver::announce`](crate::Driver::announce). The default does nothing,
+    /// which is right when every worker shares the driver's graph (in one process).
+    fn announce(&self, fact: Fact) {
+        let _ = fact;
+    }
 }
 
 /// The entry point of a program: creates datasets and runs their jobs on a cluster.
@@ -83,6 +91,11 @@ impl Context {
     /// Stores the blocks of `upload` on the workers (see [`JobRunner::store_blocks`]).
     pub(crate) fn store_blocks(&self, upload: BlockUpload) -> Result<(), Error> {
         self.runner.store_blocks(upload)
+    }
+
+    /// Tells workers with graphs of their own `fact` (see [`JobRunner::announce`]).
+    pub(crate) fn announce(&self, fact: Fact) {
+        self.runner.announce(fact);
     }
 
     pub(crate) fn run_job(

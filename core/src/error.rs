@@ -64,6 +64,10 @@ pub enum Error {
         /// The batch time.
         time: Time,
     },
+    /// A worker with a graph of its own cannot rebuild what a task names yet, for the reason
+    /// given (its program has no streaming context, the driver has told it nothing yet).
+    #[error("this worker cannot rebuild batches: {0}")]
+    NotReplayable(&'static str),
     /// A worker was asked to rebuild a batch of a stream its program does not have.
     #[error("the program has no stream {stream}")]
     UnknownStream {

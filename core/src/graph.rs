@@ -267,12 +267,10 @@ impl Graph {
         self.replica.as_ref()
     }
 
-    /// Rebuilds the batch `scope` numbers, when this graph can and the scope is a batch's.
+    /// Rebuilds what `scope` numbers, when this graph can (a worker's own graph, and a batch's
+    /// or a checkpoint's scope).
     fn replay(&self, scope: Scope) -> Result<(), TaskError> {
-        match (&self.replica, scope) {
-            (Some(replica), Scope::Batch { stream, time }) => replica.replay(stream, time),
-            _ => Ok(()),
-        }
+        self.replica.as_ref().map_or(Ok(()), |replica| replica.rebuild(scope))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -414,7 +412,14 @@ impl Graph {
     }
 
     pub(crate) fn action(&self, id: ActionId) -> Result<Arc<dyn ActionNode>, TaskError> {
-        self.lock().actions.get(&id).and_then(Weak::upgrade).ok_or_else(|| unknown(&id, id.scope))
+        if let Some(action) = self.lock().actions.get(&id).and_then(Weak::upgrade) {
+            return Ok(action);
+        }
+        // A worker's own graph makes the one kind of action it can: a checkpoint's write.
+        match self.replica.as_ref().map(|r| r.checkpoint_write(id)).transpose()?.flatten() {
+            Some(write) => Ok(write),
+            None => Err(unknown(&id, id.scope)),
+        }
     }
 
     /// Called when a dataset node is dropped.

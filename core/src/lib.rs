@@ -49,7 +49,7 @@ pub use error::{Error, TaskError, TaskErrorKind};
 pub use graph::{Graph, ProgramSummary};
 pub use harness::{Fault, Step, StepCluster, StepClusterBuilder};
 pub use ids::{ActionId, BlockId, JobId, NodeId, RddId, Scope, ShuffleId, StageId, StreamId, TaskId, WorkerId};
-pub use message::{Builtin, Message, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
+pub use message::{Builtin, Fact, Message, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
 pub use rdd::{Aggregator, PartitionSource, Rdd};
 pub use rng::SplitMix64;
 pub use storage::{Storage, StorageError};

@@ -148,6 +148,65 @@ pub enum Builtin {
     },
 }
 
+/// What the driver tells a worker that builds the program itself (a graph of its own) so it
+/// can rebuild any batch's datasets as the driver made them. Each is sent before any task
+/// that needs it, and again to such a worker when it registers, while it still matters.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Fact {
+    /// An input batch and its blocks: the worker's own input streams receive nothing.
+    InputBatch {
+        /// The input stream.
+        stream: StreamId,
+        /// The batch time.
+        time: Time,
+        /// The zero time of the streaming context: batch `k` is at `zero + k * interval`.
+        zero: Time,
+        /// How many blocks (partitions) the batch has.
+        blocks: u32,
+    },
+    /// The results of a job run inside a batch's computation (a sort samples its keys): the
+    /// worker's run of the computation takes them instead of running the job.
+    JobResult {
+        /// The job's action.
+        action: ActionId,
+        /// Its results, one per partition, encoded.
+        results: Vec<Payload>,
+    },
+    /// A data checkpoint of a stream's dataset a restart reads: first to check it
+    /// (`restored: false`), then, once it is found intact, as the stream's dataset at `time`.
+    Checkpoint {
+        /// The stream.
+        stream: StreamId,
+        /// The batch time of its dataset.
+        time: Time,
+        /// Its partitions.
+        partitions: u32,
+        /// Whether it is hash-partitioned into them.
+        hashed: bool,
+        /// Whether the stream restarts from it.
+        restored: bool,
+    },
+    /// The batch at `time` completed: the driver generated every output's stream at `time`,
+    /// then forgot the datasets of each stream from before `keep_from` (keeping those a data
+    /// checkpoint due then may read, counted from `checkpoint_zero`). A worker does the same,
+    /// so what it keeps of each stream is what the driver keeps.
+    Completed {
+        /// The batch time.
+        time: Time,
+        /// What is kept: batches from this time on (and what each stream remembers beyond).
+        keep_from: Time,
+        /// The zero time data checkpoints are due from, when the program checkpoints.
+        checkpoint_zero: Option<Time>,
+    },
+    /// A stream's dataset at `time` now reads its checkpoint instead of its parents.
+    Cut {
+        /// The stream.
+        stream: StreamId,
+        /// The batch time of its dataset.
+        time: Time,
+    },
+}
+
 /// A block a task reads, and the workers that hold it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskInput {
@@ -278,29 +337,9 @@ pub enum Message {
         /// Its estimated size in bytes.
         bytes: u64,
     },
-    /// Driver to a worker with a graph of its own: the blocks of an input batch, so the worker
-    /// can generate the batch's datasets itself (its input streams received nothing). Sent
-    /// before any task of the batch, and again to a worker that registers while the batch's
-    /// blocks are kept.
-    InputBatch {
-        /// The input stream.
-        stream: StreamId,
-        /// The batch time.
-        time: Time,
-        /// The zero time of the streaming context: batch `k` is at `zero + k * interval`.
-        zero: Time,
-        /// How many blocks (partitions) the batch has.
-        blocks: u32,
-    },
-    /// Driver to a worker with a graph of its own: the results of a job run inside a batch's
-    /// computation (a sort's sample of keys), which the worker's run of the computation takes
-    /// instead of running the job. Sent before any task that reads what the job shaped.
-    ActionResult {
-        /// The job's action.
-        action: ActionId,
-        /// Its results, one per partition, encoded.
-        results: Vec<Payload>,
-    },
+    /// Driver to a worker with a graph of its own: what it needs to rebuild batches itself
+    /// (see [`Fact`]).
+    Replay(Fact),
     /// Worker to driver: the reply to [`Message::StoreBlock`].
     BlockStored {
         /// The block.
@@ -327,8 +366,7 @@ impl Message {
             Message::FetchReply { .. } => "fetch-reply",
             Message::Release { .. } => "release",
             Message::StoreBlock { .. } => "store-block",
-            Message::InputBatch { .. } => "input-batch",
-            Message::ActionResult { .. } => "action-result",
+            Message::Replay(_) => "replay",
             Message::BlockStored { .. } => "block-stored",
         }
     }
@@ -349,8 +387,7 @@ impl Message {
             | Message::FetchReply { .. }
             | Message::Release { .. }
             | Message::StoreBlock { .. }
-            | Message::InputBatch { .. }
-            | Message::ActionResult { .. } => None,
+            | Message::Replay(_) => None,
         }
     }
 }

@@ -5,36 +5,51 @@
 //! batch generates it rebuilds on demand: when a task names a node of a `Batch { stream, time }`
 //! scope the graph does not have, the graph asks its [`Replayer`] (the worker's streaming
 //! context) to generate that batch of that stream, with the ids the driver gave the same
-//! nodes. The worker's input streams receive nothing: the driver tells it how many blocks each
-//! input batch has ([`Message::InputBatch`](crate::Message::InputBatch)), and the batch's input
-//! datasets read those blocks from the workers' stores. A job the batch's own computation runs
-//! (a sort samples its keys for range bounds) runs once, on the driver, which sends its result
-//! ([`Message::ActionResult`](crate::Message::ActionResult)); the worker's run of the same
-//! computation takes that result instead of running the job.
+//! nodes. What only the driver can know it tells the worker ([`Fact`]): how many blocks each
+//! input batch has (the worker's own input streams receive nothing), the results of jobs a
+//! batch's computation runs (a sort samples its keys: the job runs once, on the driver), the
+//! checkpoints a restart reads, and the lineage cuts of checkpointed datasets.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::context::{BlockUpload, Context, JobRequest, JobRunner};
 use crate::error::{Error, TaskError, TaskErrorKind};
-use crate::graph::{Graph, Node, ShuffleNode};
+use crate::graph::{ActionNode, Graph, Node, ShuffleNode};
 use crate::ids::{ActionId, Scope, StreamId};
-use crate::message::{Message, Payload};
+use crate::message::{Fact, Payload};
 use crate::time::Time;
 
-/// Generates batches of a stream graph into its graph: implemented by the worker's streaming
+/// Rebuilds what the driver made of a stream graph: implemented by the worker's streaming
 /// context.
 pub(crate) trait Replayer: Send + Sync {
     /// Generates the dataset of `stream` for the batch at `time` (and whatever it reads), as
     /// the driver did, in the batch's own scope.
     fn replay(&self, stream: StreamId, time: Time, zero: Time) -> Result<(), Error>;
-    /// Forgets what the driver forgot once the batch at `time` completed.
-    fn forget_after(&self, time: Time, zero: Time);
+    /// What the driver did when the batch at `time` completed (see [`Fact::Completed`]):
+    /// generates every output's stream at `time`, then forgets as the driver did.
+    fn completed(&self, time: Time, keep_from: Time, checkpoint_zero: Option<Time>, zero: Time);
+    /// The dataset reading the checkpoint of `stream` at `time`, as a restart makes it; with
+    /// `restored`, it becomes the stream's dataset at `time`.
+    fn checkpoint(&self, c: &CheckpointFact, restored: bool) -> Result<Arc<dyn Node>, Error>;
+    /// The job writing the dataset of `stream` at `time` to its checkpoint.
+    fn checkpoint_write(&self, stream: StreamId, time: Time, zero: Time) -> Result<Arc<dyn ActionNode>, Error>;
+    /// Cuts the lineage of the dataset of `stream` at `time` to a read of its checkpoint.
+    fn cut(&self, stream: StreamId, time: Time) -> Result<(), Error>;
 }
 
-/// What the driver tells workers with graphs of their own about the batches they may rebuild,
-/// kept the same way on both sides: the blocks of each input batch, and the results of the
-/// jobs a batch's own computation ran (a sort's range bounds, say), which a worker cannot run.
+/// A checkpoint a restart reads (see [`Fact::Checkpoint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CheckpointFact {
+    pub(crate) stream: StreamId,
+    pub(crate) time: Time,
+    pub(crate) partitions: u32,
+    pub(crate) hashed: bool,
+}
+
+/// What the driver told workers with graphs of their own, kept the same way on both sides
+/// (the driver keeps it for workers that register later), each entry only as long as it can
+/// matter.
 #[derive(Debug, Default)]
 pub(crate) struct BatchFacts {
     /// Per input batch kept on the workers: the zero time and the number of blocks. An entry
@@ -43,9 +58,38 @@ pub(crate) struct BatchFacts {
     /// The results of jobs run inside a batch's scope, by action; kept while an input batch at
     /// or before the action's batch time is.
     pub(crate) results: BTreeMap<ActionId, Vec<Payload>>,
+    /// Per stream, the checkpoints a restart may read (the candidates it checks, then the one
+    /// it restored from, which replaces them).
+    pub(crate) checkpoints: BTreeMap<StreamId, Vec<(CheckpointFact, bool)>>,
+    /// Per stream, its newest cut.
+    pub(crate) cuts: BTreeMap<StreamId, Time>,
 }
 
 impl BatchFacts {
+    /// Records `fact`.
+    pub(crate) fn record(&mut self, fact: &Fact) {
+        match fact {
+            &Fact::InputBatch { stream, time, zero, blocks } => {
+                self.inputs.insert((stream, time), (zero, blocks));
+            }
+            Fact::JobResult { action, results } => {
+                self.results.insert(*action, results.clone());
+            }
+            &Fact::Checkpoint { stream, time, partitions, hashed, restored } => {
+                let kept = self.checkpoints.entry(stream).or_default();
+                if restored {
+                    kept.clear();
+                }
+                kept.push((CheckpointFact { stream, time, partitions, hashed }, restored));
+            }
+            &Fact::Cut { stream, time } => {
+                self.cuts.insert(stream, time);
+            }
+            // A worker that registers later starts from the checkpoints and cuts kept here.
+            Fact::Completed { .. } => {}
+        }
+    }
+
     /// Forgets released input batches, and the job results no kept batch can need.
     pub(crate) fn release(&mut self, inputs: &[(StreamId, Time)]) {
         inputs.iter().for_each(|key| {
@@ -59,17 +103,27 @@ impl BatchFacts {
         });
     }
 
-    /// The messages that tell a worker everything kept, in time order.
-    pub(crate) fn messages(&self) -> impl Iterator<Item = Message> + '_ {
-        let inputs = self.inputs.iter().map(|(&(stream, time), &(zero, blocks))| Message::InputBatch {
+    /// Everything kept, as the facts that tell it, in the order they were first told.
+    pub(crate) fn facts(&self) -> Vec<Fact> {
+        let mut out: Vec<Fact> = Vec::new();
+        for (c, restored) in self.checkpoints.values().flatten() {
+            let (stream, time, partitions, hashed) = (c.stream, c.time, c.partitions, c.hashed);
+            out.push(Fact::Checkpoint { stream, time, partitions, hashed, restored: *restored });
+        }
+        out.extend(self.inputs.iter().map(|(&(stream, time), &(zero, blocks))| Fact::InputBatch {
             stream,
             time,
             zero,
             blocks,
-        });
-        let results =
-            self.results.iter().map(|(&action, results)| Message::ActionResult { action, results: results.clone() });
-        inputs.chain(results)
+        }));
+        out.extend(self.results.iter().map(|(&action, results)| Fact::JobResult { action, results: results.clone() }));
+        out.extend(self.cuts.iter().map(|(&stream, &time)| Fact::Cut { stream, time }));
+        out
+    }
+
+    /// The checkpoint of `stream` at `time` a restart reads, if one was told.
+    fn checkpoint(&self, stream: StreamId, time: Time) -> Option<CheckpointFact> {
+        self.checkpoints.get(&stream)?.iter().map(|(c, _)| *c).find(|c| c.time == time)
     }
 }
 
@@ -82,17 +136,18 @@ pub(crate) enum Held {
 #[derive(Default)]
 struct State {
     facts: BatchFacts,
+    /// The streaming context's zero time, from the announcements.
+    zero: Option<Time>,
+    replayer: Option<Weak<dyn Replayer>>,
     /// What the replay in progress registered so far.
     recording: Option<Vec<Held>>,
     /// A replay that stopped at a job whose result the driver has not sent yet (the worker is
     /// running that very job's tasks: a sort sampling its keys): the nodes it made before the
     /// job, kept so those tasks find them, until the batch is replayed again.
     partial: Option<(Time, Vec<Held>)>,
-    /// The streaming context's zero time, from the announcements.
-    zero: Option<Time>,
-    /// The latest batch replayed.
-    latest: Option<Time>,
-    replayer: Option<Weak<dyn Replayer>>,
+    /// Checkpoints being checked by a restart, read here, per stream (dropped when the
+    /// stream's restored checkpoint is told).
+    checking: BTreeMap<StreamId, Vec<Arc<dyn Node>>>,
 }
 
 /// What a worker's own graph knows of the batches it may be asked to rebuild.
@@ -108,29 +163,54 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn failed(what: String, why: &Error) -> TaskError {
+    TaskError::new(TaskErrorKind::UnknownNode, format!("the worker cannot rebuild {what}: {why}"))
+}
+
 impl Replica {
     /// Sets the context that replays batches (the last one made wins: a worker runs one).
     pub(crate) fn set_replayer(&self, replayer: Weak<dyn Replayer>) {
         lock(&self.state).replayer = Some(replayer);
     }
 
-    /// Records that the input batch `(stream, time)` has `blocks` blocks.
-    pub(crate) fn announce(&self, stream: StreamId, time: Time, zero: Time, blocks: u32) {
-        let mut s = lock(&self.state);
-        s.facts.inputs.insert((stream, time), (zero, blocks));
-        s.zero = Some(zero);
+    fn replayer(&self) -> Result<Arc<dyn Replayer>, Error> {
+        let replayer = lock(&self.state).replayer.as_ref().and_then(Weak::upgrade);
+        replayer.ok_or(Error::NotReplayable("the worker's program built no streaming context"))
     }
 
-    /// Keeps `node`, registered by the replay in progress, alive until the replay ends.
-    pub(crate) fn record(&self, node: Held) {
-        if let Some(recording) = &mut lock(&self.state).recording {
-            recording.push(node);
+    fn zero(&self) -> Result<Time, Error> {
+        lock(&self.state).zero.ok_or(Error::NotReplayable("the driver announced no input batch yet"))
+    }
+
+    /// Takes in what the driver told: records it, and applies a restored checkpoint or a cut
+    /// to the worker's streams at once.
+    pub(crate) fn learn(&self, fact: Fact) -> Result<(), Error> {
+        let _one = lock(&self.replaying);
+        {
+            let mut s = lock(&self.state);
+            s.facts.record(&fact);
+            if let Fact::InputBatch { zero, .. } = fact {
+                s.zero = Some(zero);
+            }
         }
-    }
-
-    /// Records the result of a job the driver ran inside a batch's computation.
-    pub(crate) fn action_result(&self, action: ActionId, results: Vec<Payload>) {
-        lock(&self.state).facts.results.insert(action, results);
+        match fact {
+            Fact::Checkpoint { stream, time, partitions, hashed, restored: true } => {
+                lock(&self.state).checking.remove(&stream);
+                self.replayer()?.checkpoint(&CheckpointFact { stream, time, partitions, hashed }, true).map(drop)
+            }
+            Fact::Cut { stream, time } => {
+                // Generated first if it was not, while its batch's input is still kept (the
+                // driver releases it only after the cut), then cut as the driver did.
+                let replayer = self.replayer()?;
+                replayer.replay(stream, time, self.zero()?)?;
+                replayer.cut(stream, time)
+            }
+            Fact::Completed { time, keep_from, checkpoint_zero } => {
+                self.replayer()?.completed(time, keep_from, checkpoint_zero, self.zero()?);
+                Ok(())
+            }
+            Fact::InputBatch { .. } | Fact::JobResult { .. } | Fact::Checkpoint { .. } => Ok(()),
+        }
     }
 
     /// The result of a job the driver ran inside a batch's computation, for the worker's own
@@ -156,29 +236,48 @@ impl Replica {
         (s.facts.inputs.len(), s.facts.results.len())
     }
 
-    /// Generates the batch at `time` of `stream`, first forgetting what the driver forgot
-    /// after the batches before it.
-    pub(crate) fn replay(&self, stream: StreamId, time: Time) -> Result<(), TaskError> {
-        let _one = lock(&self.replaying);
-        let (replayer, zero, forget) = {
-            let mut s = lock(&self.state);
-            let replayer = s.replayer.as_ref().and_then(Weak::upgrade);
-            let forget = s.latest.filter(|&latest| latest < time);
-            s.latest = s.latest.max(Some(time));
-            (replayer, s.zero, forget)
-        };
-        let failed = |why: String| {
-            TaskError::new(
-                TaskErrorKind::UnknownNode,
-                format!("the worker cannot rebuild batch {time} of {stream}: {why}"),
-            )
-        };
-        let replayer: Arc<dyn Replayer> =
-            replayer.ok_or_else(|| failed("its program built no streaming context".into()))?;
-        let zero = zero.ok_or_else(|| failed("the driver announced no input batch yet".into()))?;
-        if let Some(latest) = forget {
-            replayer.forget_after(latest, zero);
+    /// Keeps `node`, registered by the replay in progress, alive until the replay ends.
+    pub(crate) fn record(&self, node: Held) {
+        if let Some(recording) = &mut lock(&self.state).recording {
+            recording.push(node);
         }
+    }
+
+    /// Rebuilds what `scope` numbers, when it is a batch's or a checkpoint's.
+    pub(crate) fn rebuild(&self, scope: Scope) -> Result<(), TaskError> {
+        match scope {
+            Scope::Batch { stream, time } => self.replay(stream, time),
+            Scope::Checkpoint { stream, time } => self.read_checkpoint(stream, time),
+            Scope::Program | Scope::Output { .. } | Scope::Driver => Ok(()),
+        }
+    }
+
+    /// Makes the dataset reading the checkpoint of `stream` at `time`, if a restart reads it.
+    fn read_checkpoint(&self, stream: StreamId, time: Time) -> Result<(), TaskError> {
+        let _one = lock(&self.replaying);
+        let what = || format!("the checkpoint of {stream} at {time}");
+        let fact = lock(&self.state).facts.checkpoint(stream, time);
+        let Some(fact) = fact else { return Ok(()) };
+        let node = self.replayer().and_then(|r| r.checkpoint(&fact, false)).map_err(|e| failed(what(), &e))?;
+        lock(&self.state).checking.entry(stream).or_default().push(node);
+        Ok(())
+    }
+
+    /// The job writing the checkpoint `action` names, made from the worker's own streams.
+    pub(crate) fn checkpoint_write(&self, action: ActionId) -> Result<Option<Arc<dyn ActionNode>>, TaskError> {
+        let Scope::Checkpoint { stream, time } = action.scope else { return Ok(None) };
+        let _one = lock(&self.replaying);
+        let what = format!("the checkpoint write of {stream} at {time}");
+        let write = self.zero().and_then(|zero| self.replayer()?.checkpoint_write(stream, time, zero));
+        write.map(Some).map_err(|e| failed(what, &e))
+    }
+
+    /// Generates the batch at `time` of `stream`.
+    fn replay(&self, stream: StreamId, time: Time) -> Result<(), TaskError> {
+        let _one = lock(&self.replaying);
+        let what = || format!("batch {time} of {stream}");
+        let replayer = self.replayer().map_err(|e| failed(what(), &e))?;
+        let zero = self.zero().map_err(|e| failed(what(), &e))?;
         {
             let mut s = lock(&self.state);
             // This replay makes the nodes of any partial one again.
@@ -196,7 +295,7 @@ impl Replica {
                 s.partial = Some((time, recorded));
                 Ok(())
             }
-            Err(e) => Err(failed(e.to_string())),
+            Err(e) => Err(failed(what(), &e)),
         }
     }
 }
@@ -220,6 +319,10 @@ impl JobRunner for WorkerRunner {
         // A worker's input streams receive nothing: their batches read the driver's blocks.
         let (stream, time, _) = upload.batch;
         Err(Error::InputNotAnnounced { stream, time })
+    }
+
+    fn announce(&self, _fact: Fact) {
+        // What a worker does to its own streams (a cut it was told of) nobody else needs.
     }
 }
 

@@ -39,44 +39,67 @@ struct Run {
 /// views over a sliding 4 s window (reduce_by_key_and_window with its inverse, checkpointed
 /// every 2 batches), both written to `outputs`. `fail_at`: the batch whose first output
 /// fails, as a crash in the middle of the batch would leave it.
+fn program(ssc: &StreamingContext, outputs: &Outputs, fail_at: Option<Time>) -> Result<QueueHandle<Page>, Error> {
+    let (queue, views) = ssc.queue_stream::<Page>(2);
+    let totals = views
+        .update_state_by_key(|vs: Vec<u64>, s: Option<u64>| Some(s.unwrap_or(0) + vs.iter().sum::<u64>()), 3)?
+        .checkpoint(Duration::from_secs(3))?;
+    let windowed = views
+        .reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, Duration::from_secs(4), Duration::from_secs(1), 2)?
+        .checkpoint(Duration::from_secs(2))?;
+    let sink = Arc::clone(outputs);
+    totals.foreach_rdd(move |rdd, time| {
+        if Some(time) == fail_at {
+            return Err(Error::BatchFailed("the process died".into()));
+        }
+        let mut records = rdd.collect()?;
+        records.sort();
+        sink.lock().unwrap().push((time, "totals", records));
+        Ok(())
+    })?;
+    let sink = Arc::clone(outputs);
+    windowed.foreach_rdd(move |rdd, time| {
+        let mut records = rdd.collect()?;
+        records.sort();
+        sink.lock().unwrap().push((time, "window", records));
+        Ok(())
+    })?;
+    Ok(queue)
+}
+
+/// Starts (or restarts) `program` on `workers` workers sharing the driver's graph.
 fn start(storage: &Memory, outputs: &Outputs, fail_at: Option<Time>, workers: u32) -> Result<Run, Error> {
-    let cluster = StepCluster::builder().workers(workers).build();
+    start_on(storage, outputs, fail_at, workers, false)
+}
+
+/// Starts (or restarts) `program`; with `own_graphs`, every worker builds it itself with the
+/// same storage, as worker processes do, and rebuilds the batches and restored checkpoints.
+fn start_on(
+    storage: &Memory,
+    outputs: &Outputs,
+    fail_at: Option<Time>,
+    workers: u32,
+    own_graphs: bool,
+) -> Result<Run, Error> {
+    let second = Duration::from_secs(1);
+    let builder = StepCluster::builder().workers(workers);
+    let cluster = if own_graphs {
+        builder.build_with_worker_programs(|ctx| {
+            let clock = Arc::new(ManualClock::new(Time::ZERO));
+            let checkpointing = dstream_storage::checkpointing(storage.clone());
+            let (ssc, _) = StreamingContext::get_or_create(ctx.clone(), second, clock, checkpointing, |ssc| {
+                program(ssc, &Outputs::default(), None)
+            })?;
+            Ok(Box::new(ssc) as Box<dyn std::any::Any + Send>)
+        })?
+    } else {
+        builder.build()
+    };
     let clock = Arc::new(ManualClock::new(Time::ZERO));
     let checkpointing = dstream_storage::checkpointing(storage.clone());
-    let (ssc, queue) =
-        StreamingContext::get_or_create(cluster.context(), Duration::from_secs(1), clock, checkpointing, |ssc| {
-            let (queue, views) = ssc.queue_stream::<Page>(2);
-            let totals = views
-                .update_state_by_key(|vs: Vec<u64>, s: Option<u64>| Some(s.unwrap_or(0) + vs.iter().sum::<u64>()), 3)?
-                .checkpoint(Duration::from_secs(3))?;
-            let windowed = views
-                .reduce_by_key_and_window_inv(
-                    |a, b| a + b,
-                    |a, b| a - b,
-                    Duration::from_secs(4),
-                    Duration::from_secs(1),
-                    2,
-                )?
-                .checkpoint(Duration::from_secs(2))?;
-            let sink = Arc::clone(outputs);
-            totals.foreach_rdd(move |rdd, time| {
-                if Some(time) == fail_at {
-                    return Err(Error::BatchFailed("the process died".into()));
-                }
-                let mut records = rdd.collect()?;
-                records.sort();
-                sink.lock().unwrap().push((time, "totals", records));
-                Ok(())
-            })?;
-            let sink = Arc::clone(outputs);
-            windowed.foreach_rdd(move |rdd, time| {
-                let mut records = rdd.collect()?;
-                records.sort();
-                sink.lock().unwrap().push((time, "window", records));
-                Ok(())
-            })?;
-            Ok(queue)
-        })?;
+    let (ssc, queue) = StreamingContext::get_or_create(cluster.context(), second, clock, checkpointing, |ssc| {
+        program(ssc, outputs, fail_at)
+    })?;
     Ok(Run { ssc, queue, _cluster: cluster })
 }
 
@@ -101,17 +124,17 @@ fn uninterrupted() -> Vec<(Time, &'static str, Vec<Page>)> {
 fn a_restart_between_batches_at_every_position_matches_an_uninterrupted_run() {
     let expected = uninterrupted();
     assert_eq!(expected.len() as u64, 2 * BATCHES);
-    for stop_after in 1..BATCHES {
+    for (stop_after, own) in (1..BATCHES).flat_map(|k| [(k, false), (k, true)]) {
         let storage = Memory::new();
         let outputs = Outputs::default();
         {
-            let first = start(&storage, &outputs, None, 2).unwrap();
+            let first = start_on(&storage, &outputs, None, 2, own).unwrap();
             run_batches(&first, 1, stop_after).unwrap();
             // Dropped without a stop: the process is gone.
         }
-        let second = start(&storage, &outputs, None, 3).unwrap();
+        let second = start_on(&storage, &outputs, None, 3, own).unwrap();
         run_batches(&second, stop_after + 1, BATCHES).unwrap();
-        assert_eq!(*outputs.lock().unwrap(), expected, "stopped after batch {stop_after}");
+        assert_eq!(*outputs.lock().unwrap(), expected, "stopped after batch {stop_after} (own graphs: {own})");
     }
 }
 
@@ -135,21 +158,21 @@ fn restored_state_is_read_and_cached_by_the_workers() {
 #[test]
 fn a_batch_interrupted_after_its_input_closed_runs_once_after_the_restart() {
     let expected = uninterrupted();
-    for crash_at in 1..=BATCHES {
+    for (crash_at, own) in (1..=BATCHES).flat_map(|k| [(k, false), (k, true)]) {
         let storage = Memory::new();
         let outputs = Outputs::default();
         let crash_time = Time::from_millis(crash_at * 1000);
         {
-            let first = start(&storage, &outputs, Some(crash_time), 2).unwrap();
+            let first = start_on(&storage, &outputs, Some(crash_time), 2, own).unwrap();
             run_batches(&first, 1, crash_at - 1).unwrap();
             first.queue.push(views(crash_at));
             assert!(first.ssc.step().is_err(), "batch {crash_at} fails");
         }
-        let second = start(&storage, &outputs, None, 2).unwrap();
+        let second = start_on(&storage, &outputs, None, 2, own).unwrap();
         // The interrupted batch's input was logged: it runs again without being pushed.
         second.ssc.step().unwrap();
         run_batches(&second, crash_at + 1, BATCHES).unwrap();
-        assert_eq!(*outputs.lock().unwrap(), expected, "crashed in batch {crash_at}");
+        assert_eq!(*outputs.lock().unwrap(), expected, "crashed in batch {crash_at} (own graphs: {own})");
     }
 }
 

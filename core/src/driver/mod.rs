@@ -44,7 +44,7 @@ use crate::context::{BlockUpload, JobRequest};
 use crate::error::{Error, TaskError};
 use crate::graph::{ActionNode, Graph, ProgramSummary, Released};
 use crate::ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskId, WorkerId};
-use crate::message::{Builtin, Message, Payload};
+use crate::message::{Builtin, Fact, Message, Payload};
 use crate::time::Time;
 
 pub use membership::LossReason;
@@ -358,14 +358,22 @@ impl Driver {
         self.release_dropped();
         let job = JobId(self.fresh_id());
         // Workers rebuilding batches hear of it before any task of the batch.
-        let blocks = upload.blocks.len() as u32;
-        self.announcements.input_batch(upload.batch, blocks, self.members.alive(), &mut self.outbox);
+        let ((stream, time, zero), blocks) = (upload.batch, upload.blocks.len() as u32);
+        let fact = Fact::InputBatch { stream, time, zero, blocks };
+        self.announcements.tell(fact, self.members.alive(), &mut self.outbox);
         let alive = self.members.alive().collect();
         let mut place = placement(alive, &self.config, &mut self.outbox);
         if let Some((job, result)) = self.inputs.submit(self.now, job, upload, &mut place) {
             self.upload_finished(job, result);
         }
         job
+    }
+
+    /// Tells every worker with a graph of its own `fact`, and any that registers later while it
+    /// still matters (see [`Fact`]); workers sharing the driver's graph need none.
+    pub fn announce(&mut self, now: Time, fact: Fact) {
+        self.advance(now);
+        self.announcements.tell(fact, self.members.alive(), &mut self.outbox);
     }
 
     /// How many uploads of input blocks have not ended.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{blocks, plan, Driver, DriverEvent, Stage, StageKind, Task};
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::ids::{BlockId, JobId, NodeId, RddId, Scope, ShuffleId, StageId, TaskId, WorkerId};
-use crate::message::{Message, Payload, TaskDesc, TaskKind, TaskOutcome};
+use crate::message::{Fact, Message, Payload, TaskDesc, TaskKind, TaskOutcome};
 
 impl Driver {
     pub(super) fn task_finished(
@@ -78,7 +78,8 @@ impl Driver {
             let results: Vec<Payload> = job.results.into_iter().flatten().collect();
             if let Scope::Batch { .. } = job.action.scope {
                 // A job of a batch's own computation: workers rebuilding the batch take its result.
-                self.announcements.action_result(job.action, &results, self.members.alive(), &mut self.outbox);
+                let fact = Fact::JobResult { action: job.action, results: results.clone() };
+                self.announcements.tell(fact, self.members.alive(), &mut self.outbox);
             }
             self.events.push_back(DriverEvent::JobFinished { job: job_id, result: Ok(results) });
         }

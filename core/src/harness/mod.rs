@@ -25,7 +25,7 @@ use crate::driver::{Driver, DriverConfig, DriverEvent, LossReason};
 use crate::error::Error;
 use crate::graph::Graph;
 use crate::ids::{BlockId, JobId, NodeId, TaskId, WorkerId};
-use crate::message::{Message, Payload};
+use crate::message::{Fact, Message, Payload};
 use crate::rng::SplitMix64;
 use crate::time::Time;
 use crate::worker::{RunnableTask, Worker, WorkerConfig};
@@ -384,6 +384,12 @@ impl JobRunner for StepRunner {
         let now = sim.now;
         let id = sim.driver.store_blocks(now, upload);
         sim.wait_for(id).map(drop)
+    }
+
+    fn announce(&self, fact: Fact) {
+        let mut sim = self.sim();
+        let now = sim.now;
+        sim.driver.announce(now, fact);
     }
 }
 

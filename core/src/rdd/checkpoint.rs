@@ -8,9 +8,8 @@ use super::{Compute, Rdd, RddNode};
 use crate::checkpoint::{self, CheckpointHeader, CheckpointStats, Checkpointing};
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::graph::{ActionNode, PartitionerKind};
-use crate::ids::RddId;
-use crate::ids::{Scope, StreamId};
-use crate::message::Payload;
+use crate::ids::{ActionId, RddId, Scope, StreamId};
+use crate::message::{Fact, Payload};
 use crate::task::{self, Sink, TaskContext};
 use crate::time::Time;
 use crate::Data;
@@ -105,16 +104,7 @@ impl<T: Data> Rdd<T> {
     /// Writes every partition to `target`, on the workers; returns the totals once all are
     /// stored.
     pub(crate) fn write_checkpoint(&self, target: &CheckpointTarget) -> Result<CheckpointStats, Error> {
-        let graph = self.context().graph();
-        // Numbered in the checkpoint's own scope: the write runs beside the batches, on a
-        // thread of its own, so a number from the program's count would depend on timing.
-        let id = {
-            let _scope = graph.enter(Scope::Checkpoint { stream: target.stream, time: target.time });
-            graph.next_action_id()
-        };
-        let action: Arc<dyn ActionNode> =
-            Arc::new(WriteCheckpoint { rdd: Arc::clone(self.node()), target: target.clone() });
-        graph.register_action(id, &action);
+        let (id, action) = self.checkpoint_write_action(target);
         let partitions: Vec<u32> = (0..self.num_partitions() as u32).collect();
         let results = self.context().run_job(id, action, partitions, None)?;
         let mut total = CheckpointStats::default();
@@ -125,10 +115,28 @@ impl<T: Data> Rdd<T> {
         Ok(total)
     }
 
+    /// The action writing every partition to `target`, registered in the checkpoint's own
+    /// scope (the first action there, in every process that makes it).
+    pub(crate) fn checkpoint_write_action(&self, target: &CheckpointTarget) -> (ActionId, Arc<dyn ActionNode>) {
+        let graph = self.context().graph();
+        // Numbered in the checkpoint's own scope: the write runs beside the batches, on a
+        // thread of its own, so a number from the program's count would depend on timing.
+        let id = {
+            let _scope = graph.enter(Scope::Checkpoint { stream: target.stream, time: target.time });
+            graph.next_action_id()
+        };
+        let action: Arc<dyn ActionNode> =
+            Arc::new(WriteCheckpoint { rdd: Arc::clone(self.node()), target: target.clone() });
+        graph.register_action(id, &action);
+        (id, action)
+    }
+
     /// Cuts the lineage: the dataset's partitions are read from `target` (written by
     /// [`Rdd::write_checkpoint`]) when they are not cached, and its parents are released.
+    /// Workers rebuilding batches are told, so they cut their copy too.
     pub(crate) fn cut_to_checkpoint(&self, target: &CheckpointTarget) {
         self.node().cut_lineage(Arc::new(ReadCheckpoint { target: target.clone() }));
+        self.context().announce(Fact::Cut { stream: target.stream, time: target.time });
     }
 
     /// The hash partition count of the dataset, if it is hash-partitioned.

@@ -78,6 +78,8 @@ impl CheckpointEvery {
 /// A dataset to checkpoint, type-erased.
 pub(crate) trait CheckpointDataset: Send + Sync {
     fn write(&self, target: &CheckpointTarget) -> Result<CheckpointStats, Error>;
+    /// The job `write` runs, for a worker that runs its tasks from its own graph.
+    fn write_action(&self, target: &CheckpointTarget) -> Arc<dyn crate::graph::ActionNode>;
     fn cut(&self, target: &CheckpointTarget);
     fn partitions(&self) -> usize;
     fn hashed(&self) -> bool;
@@ -86,6 +88,10 @@ pub(crate) trait CheckpointDataset: Send + Sync {
 impl<T: Data> CheckpointDataset for Rdd<T> {
     fn write(&self, target: &CheckpointTarget) -> Result<CheckpointStats, Error> {
         self.write_checkpoint(target)
+    }
+
+    fn write_action(&self, target: &CheckpointTarget) -> Arc<dyn crate::graph::ActionNode> {
+        self.checkpoint_write_action(target).1
     }
 
     fn cut(&self, target: &CheckpointTarget) {
@@ -108,6 +114,15 @@ pub(crate) struct StateCheckpoint {
     pub(crate) time: Time,
     pub(crate) partitions: u32,
     pub(crate) hashed: bool,
+}
+
+impl StateCheckpoint {
+    /// The fact telling workers with graphs of their own that a restart reads this checkpoint
+    /// of `stream` (`restored`: the stream restarts from it).
+    pub(crate) fn fact(&self, stream: StreamId, restored: bool) -> crate::message::Fact {
+        let (time, partitions, hashed) = (self.time, self.partitions, self.hashed);
+        crate::message::Fact::Checkpoint { stream, time, partitions, hashed, restored }
+    }
 }
 
 /// What a restarted program resumes from, written after every batch.

@@ -27,6 +27,7 @@ pub use input::{InputHandle, QueueHandle};
 pub use receiver::{Receiver, ReceiverContext};
 
 use crate::error::Error;
+use crate::graph::Node;
 use crate::ids::{Scope, StreamId};
 use crate::rdd::Rdd;
 use crate::time::Time;
@@ -68,6 +69,10 @@ pub(crate) trait StreamNodeDyn: Send + Sync {
         ck: &Checkpointer,
         candidates: &[StateCheckpoint],
     ) -> Result<StateCheckpoint, Error>;
+    /// The dataset reading the checkpoint `c` of this stream (in the checkpoint's scope, read
+    /// on the workers and cached there); with `restored`, it becomes the node's dataset at
+    /// `c.time`, as a restart makes it.
+    fn checkpoint_read(&self, ctx: &Context, ck: &Checkpointer, c: &StateCheckpoint, restored: bool) -> Arc<dyn Node>;
     /// The node's shape, as one line of the program's description: its id, operator, record
     /// type, slide, parents and the parameters that shape what it computes (window lengths,
     /// partition counts, timeouts). Two programs whose streams describe alike compute alike,
@@ -105,6 +110,12 @@ fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
 impl<T: Data> StreamNode<T> {
     /// The dataset of batch `time`, generated once and remembered. Times that are not a
     /// multiple of this stream's slide after the zero time have no dataset.
+    /// The dataset of the checkpoint `c` of this stream, numbered in the checkpoint's scope.
+    fn checkpoint_dataset(&self, ctx: &Context, ck: &Checkpointer, c: &StateCheckpoint) -> Rdd<T> {
+        let _scope = ctx.graph().enter(Scope::Checkpoint { stream: self.id, time: c.time });
+        ctx.checkpointed::<T>(ck.target(self.id, c.time), c.partitions as usize, c.hashed)
+    }
+
     pub(crate) fn get(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<T>>, Error> {
         if time <= b.zero || !is_multiple(time - b.zero, self.slide) {
             return Ok(None);
@@ -175,16 +186,15 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
     ) -> Result<StateCheckpoint, Error> {
         let mut failures = Vec::new();
         for c in candidates.iter().rev() {
+            // Workers rebuilding batches read it too, to check it with the driver.
+            b.ctx.announce(c.fact(self.id, false));
             // Read on the workers, where it stays cached: counting it checks every partition
             // (a damaged one fails the job) and leaves the blocks ready for the next batch.
-            let restored = {
-                let _scope = b.ctx.graph().enter(Scope::Checkpoint { stream: self.id, time: c.time });
-                let rdd = b.ctx.checkpointed::<T>(ck.target(self.id, c.time), c.partitions as usize, c.hashed);
-                rdd.count().map(|_| rdd)
-            };
-            match restored {
-                Ok(rdd) => {
+            let rdd = self.checkpoint_dataset(b.ctx, ck, c);
+            match rdd.count() {
+                Ok(_) => {
                     lock(&self.generated).insert(c.time, Some(rdd));
+                    b.ctx.announce(c.fact(self.id, true));
                     return Ok(c.clone());
                 }
                 Err(e) => {
@@ -194,6 +204,15 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
             }
         }
         Err(Error::NoValidCheckpoint(format!("no intact checkpoint of {}: {}", self.id, failures.join("; "))))
+    }
+
+    fn checkpoint_read(&self, ctx: &Context, ck: &Checkpointer, c: &StateCheckpoint, restored: bool) -> Arc<dyn Node> {
+        let rdd = self.checkpoint_dataset(ctx, ck, c);
+        let node: Arc<dyn Node> = Arc::clone(rdd.node()) as Arc<dyn Node>;
+        if restored {
+            lock(&self.generated).insert(c.time, Some(rdd));
+        }
+        node
     }
 
     fn describe(&self) -> String {

@@ -53,6 +53,13 @@ impl StreamingContext {
         // A fresh context has no checkpointer yet, so this cannot fail.
         let _ = ssc.inner.checkpointer.set(Arc::clone(&ck));
         let handles = job(&ssc)?;
+        if ssc.inner.ctx.graph().replica().is_some() {
+            // A worker's copy of the program: the driver resumes, and tells the worker which
+            // checkpoints its streams restart from. The worker writes and reads checkpoints
+            // under the program's fingerprint, and nothing else: no metadata, no input log.
+            ssc.begin_checkpoints(&ck, Time::ZERO);
+            return Ok((ssc, handles));
+        }
         if let Some(meta) = read_metadata(&checkpointing, &ssc.stream_program(), batch_interval)? {
             ssc.resume(&ck, &meta)?;
         }

@@ -361,17 +361,14 @@ impl Worker {
                 })
             }
             Message::StoreBlock { block, data, bytes } => self.keep(block, data, bytes),
-            Message::InputBatch { stream, time, zero, blocks } => match self.graph.replica() {
-                Some(replica) => replica.announce(stream, time, zero, blocks),
-                None => {
-                    tracing::warn!(worker = %self.id, "a worker sharing the driver's graph was told of an input batch")
+            Message::Replay(fact) => match self.graph.replica() {
+                Some(replica) => {
+                    if let Err(e) = replica.learn(fact) {
+                        // The tasks that need what this would have made fail naming the cause.
+                        tracing::error!(worker = %self.id, error = %e, "worker cannot apply what the driver told it");
+                    }
                 }
-            },
-            Message::ActionResult { action, results } => match self.graph.replica() {
-                Some(replica) => replica.action_result(action, results),
-                None => {
-                    tracing::warn!(worker = %self.id, "a worker sharing the driver's graph was sent a job's result")
-                }
+                None => tracing::warn!(worker = %self.id, "a worker sharing the driver's graph was told a replay fact"),
             },
             other => {
                 tracing::warn!(kind = other.kind(), %from, worker = %self.id, "worker ignores an unexpected message")

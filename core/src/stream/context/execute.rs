@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{BatchInfo, OutputOp, StreamingContext, StreamingListener};
 use crate::error::Error;
 use crate::ids::Scope;
+use crate::message::Fact;
 use crate::runtime::batches::BatchExecutor;
 use crate::scheduler::{BatchReport, Done, Phase, Work};
 use crate::stream::input::InputDyn;
@@ -134,6 +135,8 @@ impl Executor {
                 let keep_from = time - *lock(&inner.remember);
                 let checkpoint_zero = inner.checkpointer.get().is_some().then_some(self.zero);
                 lock(&inner.nodes).iter().for_each(|n| n.forget_before(keep_from, checkpoint_zero));
+                // Workers rebuilding batches generate this one and forget alike.
+                inner.ctx.announce(Fact::Completed { time, keep_from, checkpoint_zero });
             }
             Phase::MarkCompleted => checkpointer()?.batch_completed(time, self.ssc.input_remember())?,
             Phase::Report(report) => {
