@@ -337,3 +337,53 @@ impl Context {
         Context::new(graph, runner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> Time {
+        Time::from_millis(secs * 1_000)
+    }
+
+    fn result(stream: u64, secs: u64) -> Fact {
+        let action = ActionId { scope: Scope::Batch { stream: StreamId(stream), time: at(secs) }, index: 0 };
+        Fact::JobResult { action, results: Vec::new() }
+    }
+
+    fn input(secs: u64) -> Fact {
+        Fact::InputBatch { stream: StreamId(0), time: at(secs), zero: Time::ZERO, blocks: 1 }
+    }
+
+    #[test]
+    fn job_results_live_as_long_as_an_input_batch_at_or_before_them() {
+        let mut f = BatchFacts::default();
+        [input(1), input(2), result(3, 1), result(3, 2), input(3), result(3, 3)].iter().for_each(|x| f.record(x));
+        f.release(&[(StreamId(0), at(1))]);
+        // Batch 1's result can no longer be needed: its batch's input is gone.
+        let times: Vec<Option<Time>> = f.results.keys().map(|a| a.scope.time()).collect();
+        assert_eq!(times, vec![Some(at(2)), Some(at(3))]);
+        f.release(&[(StreamId(0), at(2)), (StreamId(0), at(3))]);
+        assert!(f.results.is_empty() && f.inputs.is_empty());
+    }
+
+    #[test]
+    fn a_restored_checkpoint_replaces_the_candidates_of_its_stream() {
+        let mut f = BatchFacts::default();
+        let c = |secs, restored| Fact::Checkpoint {
+            stream: StreamId(2),
+            time: at(secs),
+            partitions: 3,
+            hashed: true,
+            restored,
+        };
+        [c(6, false), c(4, false), c(4, true)].iter().for_each(|x| f.record(x));
+        let kept: Vec<(Time, bool)> = f.checkpoints[&StreamId(2)].iter().map(|(c, r)| (c.time, *r)).collect();
+        assert_eq!(kept, vec![(at(4), true)]);
+        assert_eq!(f.checkpoint(StreamId(2), at(4)).map(|c| c.partitions), Some(3));
+        assert_eq!(f.checkpoint(StreamId(2), at(6)), None);
+        f.record(&Fact::Cut { stream: StreamId(2), time: at(6) });
+        f.record(&Fact::Cut { stream: StreamId(2), time: at(8) });
+        assert_eq!(f.facts().len(), 2, "one restored checkpoint and the newest cut");
+    }
+}
