@@ -137,6 +137,7 @@ fn launch() -> Message {
         rdd: RddId::program(42),
         partition: 17,
         inputs,
+        isolation: None,
     })
 }
 

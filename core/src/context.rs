@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::codec::CodecError;
+use crate::dead_letter::DeadLetterLog;
 use crate::error::Error;
 use crate::graph::{ActionNode, Graph};
 use crate::ids::{ActionId, BlockId, RddId, StreamId};
@@ -18,6 +19,8 @@ pub struct JobRequest {
     pub(crate) partitions: Vec<u32>,
     /// The built-in computation the action is, if it is one (see [`Builtin`]).
     pub(crate) builtin: Option<Builtin>,
+    /// Where the job's dead letters go, when some stream of the context has them on.
+    pub(crate) dead_letters: Option<Arc<DeadLetterLog>>,
 }
 
 impl std::fmt::Debug for JobRequest {
@@ -75,12 +78,18 @@ pub trait JobRunner: Send + Sync {
 pub struct Context {
     graph: Arc<Graph>,
     runner: Arc<dyn JobRunner>,
+    /// The streams with dead letters on, and the letters their jobs set aside.
+    dead_letters: Arc<DeadLetterLog>,
 }
 
 impl Context {
     /// A context whose datasets live in `graph` and whose jobs run on `runner`.
     pub fn new(graph: Arc<Graph>, runner: Arc<dyn JobRunner>) -> Context {
-        Context { graph, runner }
+        Context { graph, runner, dead_letters: Arc::new(DeadLetterLog::new()) }
+    }
+
+    pub(crate) fn dead_letter_log(&self) -> &Arc<DeadLetterLog> {
+        &self.dead_letters
     }
 
     /// The program's graph.
@@ -106,7 +115,8 @@ impl Context {
         builtin: Option<Builtin>,
     ) -> Result<Vec<Payload>, Error> {
         let rdd = handle.rdd();
-        self.runner.run_job(JobRequest { action, handle, rdd, partitions, builtin })
+        let dead_letters = self.dead_letters.any_covered().then(|| Arc::clone(&self.dead_letters));
+        self.runner.run_job(JobRequest { action, handle, rdd, partitions, builtin, dead_letters })
     }
 }
 

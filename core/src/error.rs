@@ -112,6 +112,28 @@ pub enum Error {
         /// The last failure.
         last: String,
     },
+    /// More records of one batch were set aside as dead letters than
+    /// `StreamingContext::dead_letters_per_batch_max` allows: so many poison records point at
+    /// a bug or a changed input format rather than at a few bad records, and the batch fails
+    /// rather than set its input aside wholesale. Fix the cause (or raise the bound) and
+    /// restart: the batch is replayed.
+    #[error("the batch at {time} set aside {count} dead letters, more than the {max} allowed")]
+    TooManyDeadLetters {
+        /// The batch.
+        time: crate::time::Time,
+        /// Dead letters that arrived (at least).
+        count: usize,
+        /// The bound.
+        max: u32,
+    },
+    /// A stream sets records aside as dead letters (`DStream::with_dead_letters`) but no
+    /// output receives them: they would be lost. Add
+    /// `StreamingContext::foreach_dead_letters` before the start.
+    #[error("{stream} sets poison records aside, but no output receives them: add foreach_dead_letters")]
+    NoDeadLetterOutput {
+        /// A stream with dead letters on.
+        stream: StreamId,
+    },
     /// An output operation's closure panicked: its batch failed, and the context stops.
     #[error("output {output} of the batch at {time} panicked: {message}")]
     OutputPanicked {
@@ -303,6 +325,14 @@ pub enum TaskErrorKind {
         /// The block.
         block: BlockId,
     },
+    /// User code panicked on every attempt, and again when the task ran once more setting
+    /// poison records aside (dead letters): the panic is in code dead letters do not cover (a
+    /// reduce or combine function, `map_partitions`, a stream without dead letters on), so no
+    /// one record can be blamed. The message is the last panic's.
+    PanicNotCovered,
+    /// A task setting poison records aside refused more of them than its batch may keep
+    /// (`StreamingContext::dead_letters_per_batch_max`).
+    DeadLettersExceeded,
 }
 
 impl TaskErrorKind {
@@ -338,6 +368,12 @@ impl fmt::Display for TaskError {
             TaskErrorKind::Source => write!(f, "source failed: {}", self.message),
             TaskErrorKind::UnknownNode => write!(f, "unknown graph node: {}", self.message),
             TaskErrorKind::InputLost { block } => write!(f, "input block {block} is lost: {}", self.message),
+            TaskErrorKind::PanicNotCovered => write!(
+                f,
+                "user code panicked on every attempt, also when setting poison records aside: the panic is outside the per-record operators dead letters cover: {}",
+                self.message
+            ),
+            TaskErrorKind::DeadLettersExceeded => write!(f, "too many dead letters: {}", self.message),
         }
     }
 }

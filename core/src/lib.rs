@@ -22,6 +22,7 @@
 pub mod checkpoint;
 pub mod codec;
 mod context;
+mod dead_letter;
 pub mod driver;
 mod error;
 pub mod generator;
@@ -44,6 +45,7 @@ pub mod worker;
 
 pub use checkpoint::Checkpointing;
 pub use context::{BlockUpload, Context, JobRequest, JobRunner};
+pub use dead_letter::{DeadLetter, Isolation};
 pub use driver::{Driver, DriverConfig, DriverEvent, LossReason};
 pub use error::{Error, TaskError, TaskErrorKind};
 pub use graph::{Graph, ProgramSummary};

@@ -13,6 +13,7 @@ use serde::ser::{self, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
+use crate::dead_letter::{DeadLetter, Isolation};
 use crate::error::TaskError;
 use crate::graph::ProgramSummary;
 use crate::ids::{ActionId, BlockId, JobId, RddId, ShuffleId, StageId, StreamId, TaskId, WorkerId};
@@ -235,6 +236,10 @@ pub struct TaskDesc {
     pub partition: u32,
     /// The blocks it reads (cached partitions and shuffle buckets), in the order it reads them.
     pub inputs: Vec<TaskInput>,
+    /// Set on the one extra attempt of a task that panicked on every attempt and covers a
+    /// stream with dead letters on: its covered operators set the records they panic on aside
+    /// instead of failing. `None` on every ordinary attempt.
+    pub isolation: Option<Isolation>,
 }
 
 /// How a task attempt ended.
@@ -293,6 +298,8 @@ pub enum Message {
         outcome: TaskOutcome,
         /// Blocks the attempt added to the worker's store (shuffle buckets and cached partitions).
         stored: Vec<BlockId>,
+        /// The records an isolating attempt set aside (empty unless it succeeded isolating).
+        dead_letters: Vec<DeadLetter>,
         /// The sender's incarnation.
         incarnation: u64,
     },

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::dead_letter::{DeadLetter, Isolation, Refusals};
 use crate::error::{TaskError, TaskErrorKind};
-use crate::ids::BlockId;
+use crate::ids::{BlockId, RddId};
 use crate::message::Payload;
 use crate::Data;
 
@@ -37,11 +38,41 @@ pub(crate) struct NewBlock {
 pub(crate) struct TaskContext<'a> {
     inputs: &'a BTreeMap<BlockId, Payload>,
     pub(crate) new_blocks: Vec<NewBlock>,
+    /// Set on an isolating attempt (see [`crate::dead_letter`]).
+    isolation: Option<&'a Isolation>,
+    /// The records the attempt's covered operators set aside, in the order they finished.
+    pub(crate) dead_letters: Vec<DeadLetter>,
 }
 
 impl<'a> TaskContext<'a> {
     pub(crate) fn new(inputs: &'a BTreeMap<BlockId, Payload>) -> TaskContext<'a> {
-        TaskContext { inputs, new_blocks: Vec::new() }
+        TaskContext { inputs, new_blocks: Vec::new(), isolation: None, dead_letters: Vec::new() }
+    }
+
+    /// The context of an attempt that isolates records when `isolation` is set.
+    pub(crate) fn isolating(mut self, isolation: Option<&'a Isolation>) -> TaskContext<'a> {
+        self.isolation = isolation;
+        self
+    }
+
+    /// How the operator `name` computing partition `split` of `rdd` sets records aside, when
+    /// this attempt isolates and covers it; `None` otherwise (one check per partition, so
+    /// ordinary attempts pay nothing per record).
+    pub(crate) fn refusals(&self, rdd: RddId, name: &'static str, split: usize) -> Option<Refusals> {
+        let isolation = self.isolation?;
+        let batch = isolation.covers(rdd)?;
+        let room = (isolation.dead_letters_max as usize).saturating_sub(self.dead_letters.len());
+        Some(Refusals::new(batch, name, rdd, split as u32, room))
+    }
+
+    /// Takes the records an operator set aside; fails once the attempt holds more than its bound.
+    pub(crate) fn refused(&mut self, refusals: Refusals) -> Result<(), TaskError> {
+        self.dead_letters.extend(refusals.letters);
+        let max = self.isolation.map_or(0, |i| i.dead_letters_max as usize);
+        if self.dead_letters.len() > max {
+            return Err(crate::dead_letter::exceeded(self.dead_letters.len()));
+        }
+        Ok(())
     }
 
     /// The input block `block` as a `V`, if the driver listed it (or this task produced it).

@@ -41,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::context::{BlockUpload, JobRequest};
+use crate::dead_letter::{DeadLetterLog, Isolation};
 use crate::error::{Error, TaskError};
 use crate::graph::{ActionNode, Graph, ProgramSummary, Released};
 use crate::ids::{ActionId, BlockId, JobId, NodeId, RddId, ShuffleId, StageId, TaskId, WorkerId};
@@ -145,6 +146,8 @@ struct Job {
     results: Vec<Option<Payload>>,
     /// Distinct partitions without a result yet.
     remaining: usize,
+    /// Where its tasks' dead letters go, when its context has streams with them on.
+    dead_letters: Option<Arc<DeadLetterLog>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +178,8 @@ struct Task {
     failures: u32,
     fetch_failures: u32,
     worker: Option<WorkerId>,
+    /// Set for the one isolating attempt after every ordinary one panicked (dead letters).
+    isolation: Option<Isolation>,
 }
 
 /// The driver state machine. See the [module documentation](self) for how to drive it.
@@ -335,6 +340,7 @@ impl Driver {
                 slots,
                 results: vec![None; n],
                 remaining,
+                dead_letters: request.dead_letters,
             },
         );
         self.submit_stage(stage);
@@ -429,8 +435,8 @@ impl Driver {
         match msg {
             Message::Register { slots, program, incarnation } => self.register(from, incarnation, slots, program),
             Message::Heartbeat { .. } => {}
-            Message::TaskFinished { task, attempt, outcome, stored, .. } => {
-                self.task_finished(from, task, attempt, outcome, stored)
+            Message::TaskFinished { task, attempt, outcome, stored, dead_letters, .. } => {
+                self.task_finished(from, task, attempt, outcome, stored, dead_letters)
             }
             Message::BlocksDropped { blocks, .. } => blocks.iter().for_each(|b| self.forget_block(*b, Some(from))),
             Message::BlockStored { block, result, .. } => self.block_stored(from, block, result),

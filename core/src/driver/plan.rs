@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::blocks::InputBlocks;
 use crate::graph::{Dep, Graph};
-use crate::ids::{BlockId, RddId, ShuffleId, WorkerId};
+use crate::ids::{BlockId, RddId, Scope, ShuffleId, StreamId, WorkerId};
 use crate::message::TaskInput;
 
 /// A block that a task needs is not available.
@@ -27,6 +27,29 @@ pub(super) struct Held<'a> {
 /// Whether every partition of a persisted dataset is cached somewhere.
 fn fully_cached(cached: &BTreeMap<(RddId, u32), BTreeSet<WorkerId>>, rdd: RddId, partitions: usize) -> bool {
     (0..partitions as u32).all(|p| cached.get(&(rdd, p)).is_some_and(|w| !w.is_empty()))
+}
+
+/// The streams whose batch datasets a stage computing `rdd` computes: the `Batch` scopes along
+/// its narrow lineage (up to the shuffles it reads).
+pub(super) fn lineage_streams(graph: &Graph, rdd: RddId) -> BTreeSet<StreamId> {
+    let mut streams = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![rdd];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        if let Scope::Batch { stream, .. } = id.scope {
+            streams.insert(stream);
+        }
+        let Ok(node) = graph.rdd(id) else { continue };
+        for dep in &node.deps() {
+            if let Dep::Narrow { parent, .. } = *dep {
+                stack.push(parent);
+            }
+        }
+    }
+    streams
 }
 
 /// The shuffles a stage computing `rdd` reads, found by following narrow dependencies and

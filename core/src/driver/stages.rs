@@ -2,8 +2,10 @@
 //! missing partition, launched where their inputs are, retried, and their results collected.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::{blocks, plan, Driver, DriverEvent, Stage, StageKind, Task};
+use crate::dead_letter::{DeadLetter, DeadLetterLog, Isolation};
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::ids::{BlockId, JobId, NodeId, RddId, Scope, ShuffleId, StageId, TaskId, WorkerId};
 use crate::message::{Fact, Message, Payload, TaskDesc, TaskKind, TaskOutcome};
@@ -16,6 +18,7 @@ impl Driver {
         attempt: u32,
         outcome: TaskOutcome,
         stored: Vec<BlockId>,
+        dead_letters: Vec<DeadLetter>,
     ) {
         self.members.ended(from, task_id, attempt);
         for block in &stored {
@@ -34,6 +37,16 @@ impl Driver {
             return;
         };
         stage.active.remove(&task.partition);
+        if !dead_letters.is_empty() && !matches!(outcome, TaskOutcome::Failed(_)) {
+            // Before the result: the last one ends the job, and the job knows where they go.
+            let jobs = stage.jobs.clone();
+            if let Some(log) = self.dead_letter_log(&jobs) {
+                log.deposit(dead_letters);
+            }
+        }
+        let Some(stage) = self.stages.get_mut(&task.stage) else {
+            return;
+        };
         match outcome {
             TaskOutcome::Result(payload) => {
                 stage.missing.remove(&task.partition);
@@ -112,14 +125,45 @@ impl Driver {
             }
         } else {
             task.failures += 1;
+            if task.isolation.is_some() {
+                // The isolating attempt was the last one. A panic there is outside what it covers.
+                let error = match error.kind {
+                    TaskErrorKind::Panicked => TaskError::new(TaskErrorKind::PanicNotCovered, error.message),
+                    _ => error,
+                };
+                let attempts = task.failures + task.fetch_failures;
+                return self.fail_stage(stage_id, task.partition, attempts, error);
+            }
             if error.kind.retryable() && task.failures < self.config.task_attempts_max {
                 tracing::debug!(%task_id, %error, "retrying task");
                 self.requeue(task_id, task);
                 return;
             }
+            if error.kind == TaskErrorKind::Panicked {
+                if let Some(isolation) = self.isolation_for(stage_id) {
+                    // Every attempt panicked: once more, setting the records it panics on aside.
+                    tracing::debug!(%task_id, %error, "re-running a task with dead letters");
+                    task.isolation = Some(isolation);
+                    self.requeue(task_id, task);
+                    return;
+                }
+            }
         }
         let attempts = task.failures + task.fetch_failures;
         self.fail_stage(stage_id, task.partition, attempts, error);
+    }
+
+    /// Where the dead letters of a stage serving `jobs` go: the log of the first job with one.
+    fn dead_letter_log(&self, jobs: &BTreeSet<JobId>) -> Option<Arc<DeadLetterLog>> {
+        jobs.iter().find_map(|j| self.jobs.get(j)?.dead_letters.clone())
+    }
+
+    /// How a task of `stage_id` isolates records, if the stage computes datasets of a stream
+    /// with dead letters on (found along its narrow lineage).
+    fn isolation_for(&self, stage_id: StageId) -> Option<Isolation> {
+        let stage = self.stages.get(&stage_id)?;
+        let log = self.dead_letter_log(&stage.jobs)?;
+        log.isolation(&plan::lineage_streams(&self.graph, stage.rdd))
     }
 
     pub(super) fn requeue(&mut self, task_id: TaskId, mut task: Task) {
@@ -239,7 +283,8 @@ impl Driver {
         if let Some(t) = self.tasks.get_mut(&task_id) {
             t.worker = Some(worker);
         }
-        let desc = TaskDesc { task: task_id, attempt, job, stage: stage_id, kind, rdd, partition, inputs };
+        let isolation = self.tasks.get(&task_id).and_then(|t| t.isolation.clone());
+        let desc = TaskDesc { task: task_id, attempt, job, stage: stage_id, kind, rdd, partition, inputs, isolation };
         self.outbox.push_back((NodeId::Worker(worker), Message::Launch(desc)));
         Launch::Sent
     }
@@ -275,7 +320,15 @@ impl Driver {
             let task_id = TaskId(self.fresh_id());
             self.tasks.insert(
                 task_id,
-                Task { stage: stage_id, partition, attempt: 0, failures: 0, fetch_failures: 0, worker: None },
+                Task {
+                    stage: stage_id,
+                    partition,
+                    attempt: 0,
+                    failures: 0,
+                    fetch_failures: 0,
+                    worker: None,
+                    isolation: None,
+                },
             );
             if let Some(stage) = self.stages.get_mut(&stage_id) {
                 stage.active.insert(partition, task_id);

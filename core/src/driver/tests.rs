@@ -366,6 +366,7 @@ fn a_fetch_without_reply_is_given_up_after_the_fetch_timeout() {
         rdd: RddId::program(3),
         partition: 0,
         inputs: vec![crate::message::TaskInput { block, locations: vec![WorkerId(1)] }],
+        isolation: None,
     };
     worker.handle_message(T0, NodeId::Driver, Message::Launch(desc));
     assert!(matches!(worker.poll_transmit(), Some((NodeId::Worker(WorkerId(1)), Message::Fetch { .. }))));

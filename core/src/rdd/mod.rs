@@ -23,6 +23,7 @@ pub use source::PartitionSource;
 pub(crate) use window::{KeepKey, Reduce};
 
 use crate::context::Context;
+use crate::dead_letter::Refusals;
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::graph::{Dep, Graph, Node, NodeInfo, PartitionerKind};
 use crate::ids::{BlockId, RddId};
@@ -34,6 +35,21 @@ use crate::Data;
 /// `out` in chunks.
 pub(crate) trait Compute<T>: Send + Sync {
     fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError>;
+
+    /// [`Compute::compute`] on an isolating attempt that covers this dataset (see
+    /// [`crate::dead_letter`]): a per-record operator calls its function on each record through
+    /// `refusals` and hands them to the task context at the end. Others compute as usual, so a
+    /// panic in them still fails the task.
+    fn compute_isolated(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, T>,
+        refusals: Refusals,
+    ) -> Result<(), TaskError> {
+        drop(refusals);
+        self.compute(split, tc, out)
+    }
 
     /// The partition `split` when it already exists whole in memory (data the program holds,
     /// or a cached block on the way to it), so readers that only look at records borrow it
@@ -63,10 +79,19 @@ impl<T: Data> RddNode<T> {
     /// the task has it, and otherwise computes the partition and hands it to the worker to cache.
     pub(crate) fn run(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
         if !self.info.persisted {
-            return self.compute().compute(split, tc, out);
+            return self.compute_into(split, tc, out);
         }
         let data = self.shared_partition(split, tc)?;
         task::push_shared(&data, out)
+    }
+
+    /// Computes partition `split` (never from the cache), isolating records when the task
+    /// does and covers this dataset.
+    fn compute_into(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
+        match tc.refusals(self.info.id, self.info.name, split) {
+            None => self.compute().compute(split, tc, out),
+            Some(refusals) => self.compute().compute_isolated(split, tc, out, refusals),
+        }
     }
 
     /// The whole partition `split` as one vector.
@@ -82,7 +107,7 @@ impl<T: Data> RddNode<T> {
             if use_cache {
                 self.run(split, tc, &mut sink)?;
             } else {
-                self.compute().compute(split, tc, &mut sink)?;
+                self.compute_into(split, tc, &mut sink)?;
             }
         }
         Ok(all)

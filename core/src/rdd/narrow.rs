@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{Compute, Rdd, RddNode};
+use crate::dead_letter::Refusals;
 use crate::error::TaskError;
 use crate::graph::{Dep, NarrowMap};
 use crate::task::{self, Sink, TaskContext, CHUNK_RECORDS};
@@ -33,6 +34,26 @@ impl<T: Data, U: Data, F: Fn(T) -> U + Send + Sync> Compute<U> for Map<T, F> {
             r
         })
     }
+
+    fn compute_isolated(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, U>,
+        mut refusals: Refusals,
+    ) -> Result<(), TaskError> {
+        let mut buf = Vec::with_capacity(CHUNK_RECORDS);
+        self.parent.run(split, tc, &mut |chunk: &mut Vec<T>| {
+            for x in chunk.drain(..) {
+                let record = x.clone();
+                buf.extend(refusals.call(&record, || (self.f)(x))?);
+            }
+            let r = if buf.is_empty() { Ok(()) } else { out(&mut buf) };
+            buf.clear();
+            r
+        })?;
+        tc.refused(refusals)
+    }
 }
 
 struct Filter<T, F> {
@@ -54,6 +75,36 @@ impl<T: Data, F: Fn(&T) -> bool + Send + Sync> Compute<T> for Filter<T, F> {
                 out(chunk)
             }
         })
+    }
+
+    fn compute_isolated(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, T>,
+        mut refusals: Refusals,
+    ) -> Result<(), TaskError> {
+        let mut keep = |chunk: &mut Vec<T>, refusals: &mut Refusals| -> Result<(), TaskError> {
+            let mut kept = Vec::with_capacity(chunk.len());
+            for x in chunk.drain(..) {
+                if refusals.call(&x, || (self.f)(&x))? == Some(true) {
+                    kept.push(x);
+                }
+            }
+            if kept.is_empty() {
+                Ok(())
+            } else {
+                out(&mut kept)
+            }
+        };
+        if let Some(data) = self.parent.borrowed(split, tc)? {
+            for chunk in data.chunks(CHUNK_RECORDS) {
+                keep(&mut chunk.to_vec(), &mut refusals)?;
+            }
+        } else {
+            self.parent.run(split, tc, &mut |chunk: &mut Vec<T>| keep(chunk, &mut refusals))?;
+        }
+        tc.refused(refusals)
     }
 }
 
@@ -86,6 +137,34 @@ where
         } else {
             out(&mut buf)
         }
+    }
+
+    fn compute_isolated(
+        &self,
+        split: usize,
+        tc: &mut TaskContext<'_>,
+        out: &mut Sink<'_, U>,
+        mut refusals: Refusals,
+    ) -> Result<(), TaskError> {
+        let mut buf = Vec::with_capacity(CHUNK_RECORDS);
+        self.parent.run(split, tc, &mut |chunk: &mut Vec<T>| {
+            for x in chunk.drain(..) {
+                let record = x.clone();
+                // Iterated inside the call: a collection may panic lazily, while it is read.
+                if let Some(produced) = refusals.call(&record, || (self.f)(x).into_iter().collect::<Vec<U>>())? {
+                    buf.extend(produced);
+                }
+                if buf.len() >= CHUNK_RECORDS {
+                    out(&mut buf)?;
+                    buf.clear();
+                }
+            }
+            Ok(())
+        })?;
+        if !buf.is_empty() {
+            out(&mut buf)?;
+        }
+        tc.refused(refusals)
     }
 }
 
@@ -362,5 +441,106 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     ) -> Rdd<(K, W)> {
         let f = move |(k, v): (K, V)| f(v).into_iter().map(move |w| (k.clone(), w));
         self.narrow("flat_map_values", true, FlatMap { parent: Arc::clone(&self.node), f })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::dead_letter::{DeadLetter, Isolation};
+    use crate::ids::{Scope, StreamId};
+    use crate::time::Time;
+    use crate::StepCluster;
+
+    const STREAM: StreamId = StreamId(1);
+
+    /// Computes partition `split` of `rdd` in one task attempt, isolating when `isolation` is
+    /// set: the records, or the task's error, and the dead letters.
+    fn run<T: Data>(
+        rdd: &Rdd<T>,
+        split: usize,
+        isolation: Option<&Isolation>,
+    ) -> (Result<Vec<T>, TaskError>, Vec<DeadLetter>) {
+        let inputs = BTreeMap::new();
+        let mut tc = TaskContext::new(&inputs).isolating(isolation);
+        let records = crate::task::catch_panic(|| rdd.node.collect_partition(split, &mut tc, true));
+        (records, tc.dead_letters)
+    }
+
+    fn isolation(max: u32) -> Isolation {
+        Isolation { streams: vec![STREAM], dead_letters_max: max }
+    }
+
+    /// A pipeline of the covered operators, made in the batch scope of `STREAM`: each one
+    /// panics on a record of its own.
+    fn pipeline(ctx: &crate::Context) -> Rdd<(u32, u32)> {
+        let _scope = ctx.graph().enter(Scope::Batch { stream: STREAM, time: Time::ZERO });
+        let data = ctx.parallelize((0..3000u32).collect(), 2).unwrap();
+        data.map(|x| if x == 5 { panic!("map {x}") } else { x })
+            .filter(|x| if *x == 6 { panic!("filter {x}") } else { x % 2 == 0 })
+            .flat_map(|x| if x == 2000 { panic!("flat_map {x}") } else { vec![x] })
+            .map(|x| (x % 5, x))
+            .map_values(|v| if v == 2998 { panic!("map_values {v}") } else { v })
+            .flat_map_values(|v| if v == 8 { panic!("flat_map_values {v}") } else { vec![v] })
+    }
+
+    #[test]
+    fn an_ordinary_attempt_fails_on_the_first_panic() {
+        let cluster = StepCluster::builder().build();
+        let (records, letters) = run(&pipeline(&cluster.context()), 0, None);
+        assert_eq!(records.unwrap_err().message, "map 5");
+        assert!(letters.is_empty());
+    }
+
+    #[test]
+    fn an_isolating_attempt_sets_each_refused_record_aside_and_keeps_the_rest() {
+        let cluster = StepCluster::builder().build();
+        let rdd = pipeline(&cluster.context());
+        let mut all = Vec::new();
+        let mut refused = Vec::new();
+        for split in 0..2 {
+            let (records, letters) = run(&rdd, split, Some(&isolation(10)));
+            all.extend(records.unwrap());
+            refused.extend(letters);
+        }
+        let refused_values = [5, 6, 2000, 2998, 8];
+        let expected: Vec<(u32, u32)> =
+            (0..3000).filter(|x| x % 2 == 0 && !refused_values.contains(x)).map(|x| (x % 5, x)).collect();
+        assert_eq!(all, expected);
+        let seen: Vec<(&str, &str, u32)> =
+            refused.iter().map(|d| (d.operator.as_str(), d.error.as_str(), d.partition)).collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("map", "map 5", 0),
+                ("filter", "filter 6", 0),
+                ("flat_map_values", "flat_map_values 8", 0),
+                ("flat_map", "flat_map 2000", 1),
+                ("map_values", "map_values 2998", 1),
+            ],
+            "in the order the operators finish, innermost first"
+        );
+        assert_eq!(refused[0].record::<u32>().unwrap(), 5);
+        assert_eq!(refused[0].index, 5);
+        assert_eq!(refused.last().unwrap().record::<(u32, u32)>().unwrap(), (2998 % 5, 2998));
+        assert!(refused.iter().all(|d| d.stream == STREAM && d.time == Time::ZERO));
+    }
+
+    #[test]
+    fn an_uncovered_dataset_is_not_isolated() {
+        let cluster = StepCluster::builder().build();
+        let other = Isolation { streams: vec![StreamId(2)], dead_letters_max: 10 };
+        let (records, letters) = run(&pipeline(&cluster.context()), 0, Some(&other));
+        assert_eq!(records.unwrap_err().message, "map 5");
+        assert!(letters.is_empty());
+    }
+
+    #[test]
+    fn an_isolating_attempt_fails_past_its_bound() {
+        let cluster = StepCluster::builder().build();
+        let (records, _) = run(&pipeline(&cluster.context()), 0, Some(&isolation(2)));
+        assert_eq!(records.unwrap_err().kind, crate::error::TaskErrorKind::DeadLettersExceeded);
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 pub use handle::StreamingHandle;
 
 use super::checkpoint::{CheckpointInfo, Checkpointer};
+use super::dead_letters::DeadLetterFn;
 use super::input::InputDyn;
 use super::receiver::ReceiverDyn;
 use super::{lock, BatchCtx, StreamNodeDyn};
@@ -61,6 +62,9 @@ pub struct BatchInfo {
     pub total_delay: Duration,
     /// Each output operation's name and running time, in definition order.
     pub output_ops: Vec<(&'static str, Duration)>,
+    /// Dead letters delivered with the batch (see `DStream::with_dead_letters`): records set
+    /// aside by this batch's jobs, of this batch or of earlier ones they recomputed.
+    pub dead_letters: u64,
 }
 
 /// Receives events of a running streaming context. Methods have empty defaults.
@@ -121,6 +125,8 @@ pub(crate) struct Inner {
     stop: Arc<StopRequest>,
     /// The batch scheduler of a context driven by `step` (the batch thread owns its own).
     stepper: Mutex<Option<BatchScheduler>>,
+    /// Where dead letters go (`foreach_dead_letters`).
+    pub(crate) dead_letter_output: Mutex<Option<Arc<DeadLetterFn>>>,
 }
 
 impl ProgramPart for Inner {
@@ -201,6 +207,7 @@ impl StreamingContext {
                 ended: Condvar::new(),
                 stop: Arc::default(),
                 stepper: Mutex::new(None),
+                dead_letter_output: Mutex::new(None),
             }),
         };
         let part: Arc<dyn ProgramPart> = ssc.inner.clone();
@@ -296,6 +303,7 @@ impl StreamingContext {
         if outputs == 0 {
             return Err(Error::NoOutputOperations);
         }
+        self.check_dead_letter_output()?;
         let outputs = u32::try_from(outputs).map_err(|_| Error::Internal("more output operations than u32::MAX"))?;
         let mut run = lock(&self.inner.run);
         match run.state {

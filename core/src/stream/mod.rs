@@ -7,6 +7,7 @@
 
 pub(crate) mod checkpoint;
 mod context;
+mod dead_letters;
 mod input;
 mod ops;
 mod output;

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::dead_letter::DeadLetter;
 use crate::error::{TaskError, TaskErrorKind};
 use crate::graph::Graph;
 use crate::ids::{BlockId, NodeId, TaskId, WorkerId};
@@ -112,6 +113,8 @@ pub struct TaskDone {
     partition: u32,
     result: Result<Output, TaskError>,
     new_blocks: Vec<NewBlock>,
+    /// What an isolating attempt set aside.
+    dead_letters: Vec<DeadLetter>,
 }
 
 enum Output {
@@ -129,8 +132,9 @@ impl RunnableTask {
     pub fn run(self) -> TaskDone {
         let RunnableTask { graph, desc, inputs, encode } = self;
         let mut new_blocks = Vec::new();
+        let mut dead_letters = Vec::new();
         let result = catch_panic(|| {
-            let mut tc = TaskContext::new(&inputs);
+            let mut tc = TaskContext::new(&inputs).isolating(desc.isolation.as_ref());
             let partition = desc.partition as usize;
             let out = match desc.kind {
                 TaskKind::Result { action, builtin } => match (graph.action(action), builtin) {
@@ -161,6 +165,7 @@ impl RunnableTask {
                 }
             };
             new_blocks = tc.new_blocks;
+            dead_letters = tc.dead_letters;
             if encode {
                 // Cached blocks are stored encoded, as they would be served to another process:
                 // a record that cannot be encoded fails here, in every schedule alike.
@@ -173,7 +178,8 @@ impl RunnableTask {
             }
             Ok(out)
         });
-        TaskDone { task: desc.task, attempt: desc.attempt, partition: desc.partition, result, new_blocks }
+        let (task, attempt, partition) = (desc.task, desc.attempt, desc.partition);
+        TaskDone { task, attempt, partition, result, new_blocks, dead_letters }
     }
 }
 
@@ -409,7 +415,7 @@ impl Worker {
         for (block, locations) in wanted {
             if !self.request(key, block, &locations, 0) {
                 let error = TaskError::new(TaskErrorKind::FetchFailed { block }, format!("not held by {}", self.id));
-                return self.finish(key, TaskOutcome::Failed(error), Vec::new());
+                return self.finish(key, TaskOutcome::Failed(error), Vec::new(), Vec::new());
             }
             g.outstanding += 1;
         }
@@ -485,7 +491,7 @@ impl Worker {
             // The task's other fetches are abandoned: their replies will find no request.
             self.fetches.retain(|_, f| f.key != key);
         }
-        self.finish(key, TaskOutcome::Failed(error), Vec::new());
+        self.finish(key, TaskOutcome::Failed(error), Vec::new(), Vec::new());
     }
 
     /// Takes back a task an executor ran: stores its blocks and reports to the driver.
@@ -494,9 +500,11 @@ impl Worker {
         let key = (done.task, done.attempt);
         let mut stored = Vec::new();
         let mut dropped = Vec::new();
-        let outcome = match self.store_blocks(done, &mut stored, &mut dropped) {
+        let mut dead_letters = Vec::new();
+        let outcome = match self.store_blocks(done, &mut stored, &mut dropped, &mut dead_letters) {
             Ok(outcome) => outcome,
             Err(error) => {
+                dead_letters.clear();
                 // Undo the attempt's stores; a block it replaced is gone too, so report them all.
                 for block in stored.drain(..) {
                     self.store.remove(block);
@@ -511,7 +519,7 @@ impl Worker {
             let incarnation = self.config.incarnation;
             self.outbox.push_back((NodeId::Driver, Message::BlocksDropped { blocks: dropped, incarnation }));
         }
-        self.finish(key, outcome, stored);
+        self.finish(key, outcome, stored, dead_letters);
     }
 
     fn store_blocks(
@@ -519,7 +527,9 @@ impl Worker {
         done: TaskDone,
         stored: &mut Vec<BlockId>,
         dropped: &mut Vec<BlockId>,
+        dead_letters: &mut Vec<DeadLetter>,
     ) -> Result<TaskOutcome, TaskError> {
+        *dead_letters = done.dead_letters;
         let outcome = match done.result? {
             Output::Result(payload) => TaskOutcome::Result(payload),
             Output::Buckets { shuffle, buckets } => {
@@ -548,12 +558,19 @@ impl Worker {
         Ok(outcome)
     }
 
-    fn finish(&mut self, key: (TaskId, u32), outcome: TaskOutcome, stored: Vec<BlockId>) {
+    fn finish(
+        &mut self,
+        key: (TaskId, u32),
+        outcome: TaskOutcome,
+        stored: Vec<BlockId>,
+        dead_letters: Vec<DeadLetter>,
+    ) {
         let msg = Message::TaskFinished {
             task: key.0,
             attempt: key.1,
             outcome,
             stored,
+            dead_letters,
             incarnation: self.config.incarnation,
         };
         self.outbox.push_back((NodeId::Driver, msg));

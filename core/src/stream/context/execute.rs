@@ -21,6 +21,8 @@ struct Batch {
     listeners: Vec<Arc<dyn StreamingListener>>,
     inputs: Vec<(Arc<dyn InputDyn>, Arc<dyn StreamNodeDyn>)>,
     outputs: Vec<Arc<OutputOp>>,
+    /// Dead letters delivered with the batch.
+    dead_letters: u64,
 }
 
 /// Executes the work items of one streaming context.
@@ -59,16 +61,18 @@ impl Executor {
                 listeners: self.ssc.listeners(),
                 inputs: lock(&inner.inputs).clone(),
                 outputs: lock(&inner.outputs).clone(),
+                dead_letters: 0,
             },
         };
-        let done = self.run_phase(work, &batch);
+        let mut batch = batch;
+        let done = self.run_phase(work, &mut batch);
         if !matches!(work.phase, Phase::Report(_)) {
             self.batch = Some(batch);
         }
         done
     }
 
-    fn run_phase(&mut self, work: &Work, batch: &Batch) -> Result<Done, Error> {
+    fn run_phase(&mut self, work: &Work, batch: &mut Batch) -> Result<Done, Error> {
         let inner = &self.ssc.inner;
         let time = work.time;
         let listeners = &batch.listeners;
@@ -132,6 +136,14 @@ impl Executor {
             }
             Phase::StartCheckpoints => self.ssc.start_checkpoints(checkpointer()?, time, self.zero, self.threaded),
             Phase::Forget => {
+                // After the outputs, before the batch completes: the dead letters their jobs set aside.
+                match self.ssc.deliver_dead_letters(time) {
+                    Ok(n) => batch.dead_letters = n,
+                    Err(error) => {
+                        batch.listeners.iter().for_each(|l| l.on_batch_failed(time, &error));
+                        return Err(error);
+                    }
+                }
                 let keep_from = time - *lock(&inner.remember);
                 let checkpoint_zero = inner.checkpointer.get().is_some().then_some(self.zero);
                 lock(&inner.nodes).iter().for_each(|n| n.forget_before(keep_from, checkpoint_zero));
@@ -140,7 +152,7 @@ impl Executor {
             }
             Phase::MarkCompleted => checkpointer()?.batch_completed(time, self.ssc.input_remember())?,
             Phase::Report(report) => {
-                let info = batch_info(time, report, &batch.outputs);
+                let info = batch_info(time, report, batch);
                 listeners.iter().for_each(|l| l.on_batch_completed(&info));
                 self.reported = Some(info);
             }
@@ -150,14 +162,15 @@ impl Executor {
 }
 
 /// The listeners' view of a batch's report.
-fn batch_info(time: Time, report: &BatchReport, outputs: &[Arc<OutputOp>]) -> BatchInfo {
+fn batch_info(time: Time, report: &BatchReport, batch: &Batch) -> BatchInfo {
     BatchInfo {
         time,
         records: report.records,
         scheduling_delay: report.scheduling_delay,
         processing_delay: report.processing_delay,
         total_delay: report.total_delay,
-        output_ops: outputs.iter().map(|op| op.name).zip(report.outputs.iter().copied()).collect(),
+        output_ops: batch.outputs.iter().map(|op| op.name).zip(report.outputs.iter().copied()).collect(),
+        dead_letters: batch.dead_letters,
     }
 }
 
