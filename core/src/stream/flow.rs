@@ -9,9 +9,10 @@ pub const INPUT_BUFFER_BYTES_MAX_DEFAULT: u64 = 64 << 20;
 /// How long a pusher waits at a full input buffer by default, on the context's clock.
 pub const INPUT_BUFFER_WAIT_MAX_DEFAULT: Duration = Duration::from_secs(10);
 
-/// The flow control of one input stream, for [`StreamingContext::input_stream_with`] and
-/// [`StreamingContext::receiver_stream_with`]; [`FlowControl::default`] is what
-/// [`StreamingContext::input_stream`] and [`StreamingContext::receiver_stream`] use.
+/// The flow control of one input stream, for
+/// [`StreamingContext::input_stream_with`](crate::StreamingContext::input_stream_with) and
+/// [`StreamingContext::receiver_stream_with`](crate::StreamingContext::receiver_stream_with);
+/// [`FlowControl::default`] is what `input_stream` and `receiver_stream` use.
 ///
 /// - **A byte bound on the buffer** (default 64 MiB): the records pushed and not yet in a
 ///   closed batch, counted with the same size estimates as the block store (a record's own
