@@ -86,6 +86,10 @@ impl<T: Data> ReceiverContext<T> {
     /// the receiver is told to stop while it waits; the records not stored yet are then not
     /// accepted (those stored before are kept).
     pub fn store(&self, mut records: Vec<T>) -> Result<(), Error> {
+        if records.is_empty() {
+            // Nothing to pace: this only says whether the context still accepts input.
+            return self.store_part(records);
+        }
         while !records.is_empty() {
             let take = match &self.limiter {
                 None => records.len(),
