@@ -238,6 +238,21 @@ pub enum Error {
         /// The operation.
         operation: &'static str,
     },
+    /// An input stream's buffer stayed full for the whole bounded wait: the records of the push
+    /// were not accepted (every record accepted before is kept). Batches do not free room as
+    /// fast as records are pushed: push more slowly, process faster, or raise the bound (see
+    /// `FlowControl`).
+    #[error(
+        "the input buffer of {stream} is full ({bytes_max} bytes) and no batch freed room in {waited:?}: the records were not accepted"
+    )]
+    InputBufferFull {
+        /// The input stream.
+        stream: crate::ids::StreamId,
+        /// The buffer's bound, in estimated bytes.
+        bytes_max: u64,
+        /// How long the push waited, on the context's clock.
+        waited: std::time::Duration,
+    },
     /// The streaming context has stopped (or stops accepting input).
     #[error("the streaming context has stopped")]
     StreamingStopped,

@@ -15,6 +15,7 @@
 
 pub mod checkpoint;
 mod file_stream;
+mod lines;
 mod local_fs;
 mod memory;
 mod save;

@@ -44,7 +44,13 @@ pub trait StreamingContextExt {
 
     /// The lines of the files that appear in the directory `dir` from now on, each file read
     /// once when it is complete; see [`TextFileStreamReceiver`] for the contract (files present
-    /// now are ignored, files being written, unreadable files).
+    /// now are ignored, files being written, unreadable files, chunks and the line limit).
+    ///
+    /// **Move files into `dir` complete** (write them elsewhere, or under a name starting with
+    /// `.` or `_`, then rename them in): a file written in place can be read half-way; every
+    /// change to a file after it was read is reported to
+    /// [`StreamingListener::on_receiver_error`](dstream::StreamingListener::on_receiver_error),
+    /// not read.
     ///
     /// # Examples
     ///

@@ -2,14 +2,15 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{collect_batches, listen, wait_for_batches, wait_for_message, wait_for_records, EVENT_TIMEOUT};
-use dstream::{ManualClock, StepCluster, StreamingContext, SystemClock, Time};
+use dstream::{FlowControl, ManualClock, StepCluster, StreamingContext, SystemClock, Time};
 use dstream_storage::{SocketTextReceiver, StreamingContextExt};
 
 /// Accepts the next connection, failing the test if none comes.
@@ -108,4 +109,81 @@ fn an_address_that_does_not_resolve_is_an_error_when_the_stream_is_created() {
     let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))
         .expect("context");
     assert!(ssc.socket_text_stream("not an address").is_err());
+}
+
+#[test]
+fn a_receiver_at_a_full_buffer_stops_reading_so_tcp_pushes_back_on_the_peer() {
+    const LINE: &[u8] =
+        b"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456\n";
+    const BYTES_MAX: u64 = 1 << 20;
+    // Far more than the kernel's socket buffers can hold (up to 32 MiB received, 4 MiB sent).
+    const LINES: u64 = (96 << 20) / LINE.len() as u64;
+    let server = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let receiver = SocketTextReceiver::new(server.local_addr().expect("address")).expect("resolve").chunk_lines(100);
+    let stats = receiver.stats();
+    let cluster = StepCluster::builder().build();
+    // No batch runs until the test steps one: nothing frees the buffer meanwhile.
+    let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))
+        .expect("context");
+    let lines = ssc.receiver_stream_with(receiver, FlowControl::default().buffer_bytes_max(BYTES_MAX));
+    let processed = Arc::new(AtomicU64::new(0));
+    let sink = Arc::clone(&processed);
+    lines
+        .foreach_rdd(move |rdd, _| {
+            sink.fetch_add(rdd.count()?, Ordering::SeqCst);
+            Ok(())
+        })
+        .expect("output");
+    ssc.start_receivers().expect("start");
+    let mut peer = accept(&server);
+
+    // The peer writes until the kernel refuses more: three writes in a row make no progress
+    // within their timeout (the timeout only bounds the observation).
+    peer.set_write_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let block: Vec<u8> = LINE.repeat(1000);
+    let total = LINES * LINE.len() as u64;
+    // The bytes after the first `written` of the stream: whole lines repeated, so a partial
+    // write resumes inside the pattern.
+    let rest = move |written: u64| {
+        let start = (written % LINE.len() as u64) as usize;
+        let len = (block.len() - start).min((total - written) as usize);
+        block[start..start + len].to_vec()
+    };
+    let (mut written, mut stalls) = (0u64, 0);
+    while stalls < 3 && written < total {
+        match peer.write(&rest(written)) {
+            Ok(n) => {
+                written += n as u64;
+                stalls = 0;
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => stalls += 1,
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    assert!(written < total, "the peer's writes block: {written} of {total} bytes written");
+    let stored = stats.lines();
+    assert!(
+        stored * (LINE.len() as u64 - 1) <= BYTES_MAX,
+        "the receiver stored {stored} lines (more than the 1 MiB buffer holds) while no batch ran"
+    );
+
+    // Batches free the buffer: the receiver reads again, and every line written arrives once.
+    peer.set_write_timeout(None).expect("timeout");
+    let writer = std::thread::spawn(move || {
+        let mut written = written;
+        while written < total {
+            written += peer.write(&rest(written)).expect("write") as u64;
+        }
+        peer
+    });
+    let deadline = Instant::now() + EVENT_TIMEOUT * 3;
+    while processed.load(Ordering::SeqCst) < LINES {
+        assert!(Instant::now() < deadline, "{} of {LINES} lines processed", processed.load(Ordering::SeqCst));
+        ssc.step().expect("batch");
+    }
+    let peer = writer.join().expect("writer");
+    drop(peer);
+    ssc.stop_receivers();
+    ssc.step().expect("batch");
+    assert_eq!((processed.load(Ordering::SeqCst), stats.lines(), stats.invalid_lines()), (LINES, LINES, 0));
 }

@@ -3,15 +3,18 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use super::checkpoint::Checkpointer;
 use super::context::StreamingContext;
+use super::flow::FlowControl;
+use super::rate::RecordsAt;
 use super::{duration_nanos, lock, BatchCtx, DStream, StreamCompute};
 use crate::error::Error;
 use crate::ids::StreamId;
 use crate::rdd::Rdd;
+use crate::task::estimate_bytes;
 use crate::time::{Clock, Time};
 use crate::Data;
 
@@ -182,6 +185,11 @@ fn split<T>(records: Vec<T>, n: usize) -> Vec<Vec<T>> {
 
 /// Feeds a [`StreamingContext::input_stream`] from any thread: each record lands in the batch
 /// that is open when it is pushed, in the block of its arrival.
+///
+/// The buffer of records not yet in a closed batch has a byte bound (see [`FlowControl`]): a
+/// push that does not fit waits for a batch to free room, at most the bounded wait, then
+/// fails with [`Error::InputBufferFull`]; its records are not accepted, and every record
+/// accepted before stays.
 pub struct InputHandle<T> {
     input: Arc<PushInput<T>>,
 }
@@ -198,58 +206,167 @@ impl<T> std::fmt::Debug for InputHandle<T> {
     }
 }
 
+/// What a chunk costs on top of its records' estimated size.
+const CHUNK_OVERHEAD_BYTES: u64 = std::mem::size_of::<Chunk<()>>() as u64;
+
 impl<T: Data> InputHandle<T> {
-    /// Pushes one record. Fails once the context has stopped accepting input.
+    /// Pushes one record. Waits while the buffer is full (at most the bounded wait, then
+    /// [`Error::InputBufferFull`]); fails with [`Error::StreamingStopped`] once the context has
+    /// stopped accepting input.
     pub fn push(&self, record: T) -> Result<(), Error> {
-        let mut buffer = self.input.lock_accepting()?;
+        let bytes = estimate_bytes(std::slice::from_ref(&record));
+        let mut buffer = self.input.admit(bytes + CHUNK_OVERHEAD_BYTES, None)?;
         let now = self.input.clock.now();
-        match buffer.back_mut() {
-            Some(last) if last.at == now => last.records.push(record),
-            _ => buffer.push_back(Chunk { at: now, records: vec![record] }),
+        match buffer.chunks.back_mut() {
+            Some(last) if last.at == now => {
+                last.records.push(record);
+                last.bytes += bytes;
+                buffer.bytes += bytes;
+            }
+            _ => {
+                let bytes = bytes + CHUNK_OVERHEAD_BYTES;
+                buffer.chunks.push_back(Chunk { at: now, records: vec![record], bytes });
+                buffer.bytes += bytes;
+            }
         }
         Ok(())
     }
 
     /// Pushes records, all stamped with the same arrival time. A `Vec` is kept as it is, as
     /// one chunk of the batch: records are not copied on their way into a batch's partition
-    /// unless the partition gathers several chunks. Fails once the context has stopped
-    /// accepting input.
+    /// unless the partition gathers several chunks. Waits while the buffer is full, as
+    /// [`InputHandle::push`]; the records are accepted all or none.
     pub fn push_all(&self, records: impl IntoIterator<Item = T>) -> Result<(), Error> {
         // Collecting a `Vec`'s own iterator reuses its buffer.
         let records: Vec<T> = records.into_iter().collect();
-        let mut buffer = self.input.lock_accepting()?;
-        if !records.is_empty() {
-            let at = self.input.clock.now();
-            buffer.push_back(Chunk { at, records });
+        self.push_chunk(records, None).map_err(|(e, _)| *e)
+    }
+
+    /// The estimated bytes of the records pushed and not yet in a closed batch.
+    pub fn buffered_bytes(&self) -> u64 {
+        lock(&self.input.buffer).bytes
+    }
+
+    /// Pushes `records` as one chunk, waiting for room; gives them back with the error if they
+    /// were not accepted. A set `stop` ends the wait with [`Error::StreamingStopped`].
+    pub(crate) fn push_chunk(&self, records: Vec<T>, stop: Option<&AtomicBool>) -> Result<(), (Box<Error>, Vec<T>)> {
+        if records.is_empty() {
+            return self.input.admit(0, stop).map(drop).map_err(|e| (Box::new(e), records));
         }
+        let bytes = estimate_bytes(&records) + CHUNK_OVERHEAD_BYTES;
+        let mut buffer = match self.input.admit(bytes, stop) {
+            Ok(buffer) => buffer,
+            Err(e) => return Err((Box::new(e), records)),
+        };
+        let at = self.input.clock.now();
+        buffer.chunks.push_back(Chunk { at, records, bytes });
+        buffer.bytes += bytes;
         Ok(())
+    }
+
+    /// Wakes the pushers waiting for room, so they recheck their stop flags.
+    pub(crate) fn wake_waiting(&self) {
+        self.input.wake_waiting();
+    }
+
+    /// The records closed into recent batches, for backpressure.
+    pub(crate) fn records_at(&self) -> Arc<dyn RecordsAt> {
+        self.input.clone()
     }
 }
 
-/// Records that arrived together, with their arrival time.
+/// Records that arrived together, with their arrival time and estimated size.
 struct Chunk<T> {
     at: Time,
     records: Vec<T>,
+    bytes: u64,
 }
 
+/// The chunks not yet in a closed batch, in arrival order, and their estimated size.
+struct Buffer<T> {
+    chunks: VecDeque<Chunk<T>>,
+    bytes: u64,
+}
+
+/// How many recent batches' record counts an input remembers for backpressure.
+const CLOSED_COUNTS_MAX: usize = 64;
+
 struct PushInput<T> {
-    /// The chunks not yet in a closed batch, in arrival order.
-    buffer: Mutex<VecDeque<Chunk<T>>>,
+    buffer: Mutex<Buffer<T>>,
     block_interval: Duration,
     clock: Arc<dyn Clock>,
     stopped: AtomicBool,
     frozen: Arc<Frozen<T>>,
+    bytes_max: u64,
+    wait_max: Duration,
+    /// The wake flags of pushers waiting for room.
+    waiting: Mutex<Vec<Arc<AtomicBool>>>,
+    /// Records closed into each recent batch, newest last, at most `CLOSED_COUNTS_MAX`.
+    closed_counts: Mutex<VecDeque<(Time, u64)>>,
+}
+
+/// Removes a waiting pusher's flag when its wait ends, however it ends.
+struct Waiting<'a> {
+    list: &'a Mutex<Vec<Arc<AtomicBool>>>,
+    flag: Arc<AtomicBool>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(self.list).retain(|f| !Arc::ptr_eq(f, &self.flag));
+    }
 }
 
 impl<T> PushInput<T> {
-    /// The buffer, locked, if the input still accepts records. Checked under the lock, so a
-    /// record is either refused or seen by the final batch.
-    fn lock_accepting(&self) -> Result<std::sync::MutexGuard<'_, VecDeque<Chunk<T>>>, Error> {
-        let buffer = lock(&self.buffer);
-        if self.stopped.load(Ordering::SeqCst) {
-            return Err(Error::StreamingStopped);
+    /// The buffer, locked, once `bytes` more fit in it (or it is empty), if the input still
+    /// accepts records. Checked under the lock, so a record is either refused or seen by the
+    /// final batch. Waits on the context's clock for a batch to free room, at most `wait_max`.
+    fn admit(&self, bytes: u64, stop: Option<&AtomicBool>) -> Result<MutexGuard<'_, Buffer<T>>, Error> {
+        let started = self.clock.now();
+        let deadline = started + self.wait_max;
+        let mut waiting: Option<Waiting<'_>> = None;
+        loop {
+            let buffer = lock(&self.buffer);
+            if self.stopped.load(Ordering::SeqCst) {
+                return Err(Error::StreamingStopped);
+            }
+            if buffer.bytes == 0 || buffer.bytes.saturating_add(bytes) <= self.bytes_max {
+                return Ok(buffer);
+            }
+            // A stop matters only to a push that would wait.
+            if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                return Err(Error::StreamingStopped);
+            }
+            let now = self.clock.now();
+            if now >= deadline {
+                let stream = self.frozen.stream.get().copied().unwrap_or(StreamId(u64::MAX));
+                return Err(Error::InputBufferFull { stream, bytes_max: self.bytes_max, waited: now - started });
+            }
+            // Registered (or reset) under the buffer lock: a batch that frees room after this
+            // sets the flag, so the wait below cannot miss it.
+            let flag = &waiting
+                .get_or_insert_with(|| {
+                    let flag = Arc::new(AtomicBool::new(false));
+                    lock(&self.waiting).push(Arc::clone(&flag));
+                    Waiting { list: &self.waiting, flag }
+                })
+                .flag;
+            flag.store(false, Ordering::SeqCst);
+            let flag = Arc::clone(flag);
+            drop(buffer);
+            self.clock.wait_until(deadline, &flag);
         }
-        Ok(buffer)
+    }
+
+    fn wake_waiting(&self) {
+        lock(&self.waiting).iter().for_each(|f| f.store(true, Ordering::SeqCst));
+        self.clock.wake();
+    }
+}
+
+impl<T: Data> RecordsAt for PushInput<T> {
+    fn records_closed_at(&self, time: Time) -> Option<u64> {
+        lock(&self.closed_counts).iter().rev().find(|(t, _)| *t == time).map(|(_, n)| *n)
     }
 }
 
@@ -260,17 +377,30 @@ impl<T: Data> InputDyn for PushInput<T> {
         // Chunks stamped after `time` wait for their batch; after a stop, everything goes now.
         // Only chunks move here, never records.
         let mut taken = Vec::new();
-        let mut rest = VecDeque::with_capacity(buffer.len());
-        for chunk in buffer.drain(..) {
+        let mut rest = VecDeque::with_capacity(buffer.chunks.len());
+        let mut freed = 0;
+        for chunk in buffer.chunks.drain(..) {
             if stopped || chunk.at <= time {
+                freed += chunk.bytes;
                 taken.push(chunk);
             } else {
                 rest.push_back(chunk);
             }
         }
-        *buffer = rest;
+        buffer.chunks = rest;
+        buffer.bytes -= freed;
         drop(buffer);
+        if freed > 0 {
+            self.wake_waiting();
+        }
         let n = taken.iter().map(|c| c.records.len() as u64).sum();
+        {
+            let mut counts = lock(&self.closed_counts);
+            if counts.len() == CLOSED_COUNTS_MAX {
+                counts.pop_front();
+            }
+            counts.push_back((time, n));
+        }
         let block = duration_nanos(self.block_interval).max(1);
         let mut blocks: BTreeMap<u64, Vec<Vec<T>>> = BTreeMap::new();
         for chunk in taken {
@@ -283,12 +413,14 @@ impl<T: Data> InputDyn for PushInput<T> {
     }
 
     fn stop_accepting(&self) {
-        let _buffer = lock(&self.buffer);
+        let buffer = lock(&self.buffer);
         self.stopped.store(true, Ordering::SeqCst);
+        drop(buffer);
+        self.wake_waiting();
     }
 
     fn drained(&self) -> bool {
-        lock(&self.buffer).is_empty()
+        lock(&self.buffer).chunks.is_empty()
     }
 
     fn frozen(&self) -> &dyn FrozenDyn {
@@ -316,15 +448,46 @@ impl StreamingContext {
 
     /// A stream of records pushed by the host through the returned handle, from any thread.
     /// Each batch holds the records pushed since the previous one, one partition per block
-    /// interval of arrival (200 ms, or the batch interval if shorter).
+    /// interval of arrival (200 ms, or the batch interval if shorter). The buffer is bounded
+    /// by [`FlowControl::default`] (64 MiB, a 10 s wait); see
+    /// [`StreamingContext::input_stream_with`].
     pub fn input_stream<T: Data>(&self) -> (InputHandle<T>, DStream<T>) {
+        self.input_stream_with(FlowControl::default())
+    }
+
+    /// [`StreamingContext::input_stream`] with the buffer bound and wait of `flow` (its rates
+    /// are for receivers and ignored here).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use dstream::{Error, FlowControl, ManualClock, StepCluster, StreamingContext, Time};
+    ///
+    /// let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// let flow = FlowControl::default().buffer_bytes_max(4096).buffer_wait_max(Duration::ZERO);
+    /// let (input, numbers) = ssc.input_stream_with::<u64>(flow);
+    /// numbers.count().print(1)?;
+    /// input.push_all(0..400)?; // about 3.2 KB: fits
+    /// assert!(matches!(input.push_all(0..400), Err(Error::InputBufferFull { .. })));
+    /// assert_eq!(ssc.step()?.records, 400); // the batch frees the buffer
+    /// input.push_all(0..400)?;
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn input_stream_with<T: Data>(&self, flow: FlowControl) -> (InputHandle<T>, DStream<T>) {
         let frozen = Frozen::new();
         let input = Arc::new(PushInput {
-            buffer: Mutex::new(VecDeque::new()),
+            buffer: Mutex::new(Buffer { chunks: VecDeque::new(), bytes: 0 }),
             block_interval: self.inner.block_interval,
             clock: Arc::clone(&self.inner.clock),
             stopped: AtomicBool::new(false),
             frozen: Arc::clone(&frozen),
+            bytes_max: flow.buffer_bytes_max,
+            wait_max: flow.buffer_wait_max,
+            waiting: Mutex::new(Vec::new()),
+            closed_counts: Mutex::new(VecDeque::new()),
         });
         let stream = DStream::new_node(self, "input_stream", self.batch_interval(), Vec::new(), Arc::clone(&frozen));
         // A fresh lock is always empty, so this cannot fail.

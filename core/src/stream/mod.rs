@@ -8,9 +8,12 @@
 pub(crate) mod checkpoint;
 mod context;
 mod dead_letters;
+mod flow;
 mod input;
 mod ops;
 mod output;
+mod pid;
+mod rate;
 mod receiver;
 mod recovery;
 mod replica;
@@ -24,6 +27,7 @@ use std::time::Duration;
 
 pub use checkpoint::CheckpointInfo;
 pub use context::{BatchInfo, StreamingContext, StreamingHandle, StreamingListener, StreamingState};
+pub use flow::{FlowControl, INPUT_BUFFER_BYTES_MAX_DEFAULT, INPUT_BUFFER_WAIT_MAX_DEFAULT};
 pub use input::{InputHandle, QueueHandle};
 pub use receiver::{Receiver, ReceiverContext};
 

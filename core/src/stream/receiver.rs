@@ -7,7 +7,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::context::{Inner, StreamingContext};
+use super::flow::FlowControl;
 use super::input::InputHandle;
+use super::pid::PidRateEstimator;
+use super::rate::{RateController, RateLimiter};
 use super::{lock, DStream};
 use crate::error::Error;
 use crate::ids::StreamId;
@@ -66,13 +69,57 @@ pub struct ReceiverContext<T> {
     stop: Arc<StopSignal>,
     ssc: Weak<Inner>,
     clock: Arc<dyn Clock>,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 impl<T: Data> ReceiverContext<T> {
-    /// Stores records; they land in the batch open now. Fails once the context stops
-    /// accepting input.
-    pub fn store(&self, records: Vec<T>) -> Result<(), Error> {
-        self.input.push_all(records)
+    /// Stores records; they land in the batch open when each part is stored, in order.
+    ///
+    /// Flow control (see [`FlowControl`]): with a rate (static or from backpressure) the
+    /// records are stored in parts as the token bucket lets them through, waiting on the
+    /// context's clock. While the stream's buffer is full, it waits for a batch to free room;
+    /// each bounded wait that passes is reported through the listeners' `on_receiver_error`
+    /// and the wait goes on: a receiver's records are never dropped at the bound, and a
+    /// receiver blocked here does not read its source (a TCP peer is pushed back).
+    ///
+    /// Fails with [`Error::StreamingStopped`] once the context stops accepting input, or when
+    /// the receiver is told to stop while it waits; the records not stored yet are then not
+    /// accepted (those stored before are kept).
+    pub fn store(&self, mut records: Vec<T>) -> Result<(), Error> {
+        if records.is_empty() {
+            // Nothing to pace: this only says whether the context still accepts input.
+            return self.store_part(records);
+        }
+        while !records.is_empty() {
+            let take = match &self.limiter {
+                None => records.len(),
+                Some(l) => l.acquire(records.len(), &*self.clock, &self.stop.flag).ok_or(Error::StreamingStopped)?,
+            };
+            let rest = records.split_off(take);
+            self.store_part(records)?;
+            records = rest;
+        }
+        Ok(())
+    }
+
+    /// Stores one part, waiting for room as long as it takes (or until a stop).
+    fn store_part(&self, mut part: Vec<T>) -> Result<(), Error> {
+        loop {
+            match self.input.push_chunk(part, Some(&self.stop.flag)) {
+                Ok(()) => return Ok(()),
+                Err((e, back)) if matches!(*e, Error::InputBufferFull { .. }) => {
+                    self.report_error(&format!("{e}; the receiver keeps waiting"));
+                    part = back;
+                }
+                Err((e, _)) => return Err(*e),
+            }
+        }
+    }
+
+    /// The rate the receiver stores at, in records per second, if it is limited (a static
+    /// maximum, or the latest backpressure estimate).
+    pub fn rate_per_sec(&self) -> Option<u64> {
+        self.limiter.as_ref().map(|l| l.rate_per_sec())
     }
 
     /// Whether the receiver must stop.
@@ -128,6 +175,7 @@ struct Slot<T, R> {
     thread: Mutex<Option<JoinHandle<()>>>,
     ssc: Weak<Inner>,
     clock: Arc<dyn Clock>,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 impl<T: Data, R: Receiver<T>> ReceiverDyn for Slot<T, R> {
@@ -139,6 +187,7 @@ impl<T: Data, R: Receiver<T>> ReceiverDyn for Slot<T, R> {
             stop: Arc::clone(&self.stop),
             ssc: self.ssc.clone(),
             clock: Arc::clone(&self.clock),
+            limiter: self.limiter.clone(),
         };
         let thread = runtime::spawn(format!("dstream-receiver-{}", self.stream.0), move || {
             if let Err(message) = receiver.run(&ctx) {
@@ -152,7 +201,9 @@ impl<T: Data, R: Receiver<T>> ReceiverDyn for Slot<T, R> {
     fn stop(&self) {
         // Wakes a receiver pausing in real time (`ReceiverContext::pause`) ...
         self.stop.stop();
-        // ... and one waiting on the clock (`ReceiverContext::wait_until`).
+        // ... one waiting for room in its buffer (`ReceiverContext::store`) ...
+        self.input.wake_waiting();
+        // ... and one waiting on the clock (`ReceiverContext::wait_until`, a rate limit).
         self.clock.wake();
         if let Some(t) = lock(&self.thread).take() {
             if t.join().is_err() {
@@ -191,7 +242,55 @@ impl StreamingContext {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn receiver_stream<T: Data, R: Receiver<T>>(&self, receiver: R) -> DStream<T> {
-        let (input, stream) = self.input_stream::<T>();
+        self.receiver_stream_with(receiver, FlowControl::default())
+    }
+
+    /// [`StreamingContext::receiver_stream`] with the flow control of `flow`: its buffer bound
+    /// (a wait shorter than 100 ms counts as 100 ms: it only paces the reports of a receiver
+    /// waiting for room), its static maximum rate and its backpressure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use dstream::{FlowControl, ManualClock, Receiver, ReceiverContext, StepCluster, StreamingContext, Time};
+    ///
+    /// struct Numbers;
+    /// impl Receiver<u64> for Numbers {
+    ///     fn run(&mut self, ctx: &ReceiverContext<u64>) -> Result<(), String> {
+    ///         ctx.store((0..10).collect()).map_err(|e| e.to_string())
+    ///     }
+    /// }
+    /// let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// // At most 100 records per second, 1,000 to start with and adapted to the batches.
+    /// let flow = FlowControl::default().rate_max_per_sec(100).backpressure(1000);
+    /// let numbers = ssc.receiver_stream_with(Numbers, flow);
+    /// numbers.count().print(1)?;
+    /// ssc.start_receivers()?;
+    /// ssc.stop_receivers(); // the bucket holds 100 ms at 100/s: 10 records, stored at once
+    /// assert_eq!(ssc.step()?.records, 10);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn receiver_stream_with<T: Data, R: Receiver<T>>(&self, receiver: R, flow: FlowControl) -> DStream<T> {
+        let wait = flow.buffer_wait_max.max(Duration::from_millis(100));
+        let (input, stream) = self.input_stream_with::<T>(flow.clone().buffer_wait_max(wait));
+        let initial = match (flow.rate_max_per_sec, flow.backpressure_initial_rate_per_sec) {
+            (None, None) => None,
+            (Some(max), None) => Some(max),
+            (max, Some(initial)) => Some(initial.min(max.unwrap_or(u64::MAX))),
+        };
+        let limiter = initial.map(|rate| Arc::new(RateLimiter::new(rate)));
+        if let (Some(limiter), Some(_)) = (&limiter, flow.backpressure_initial_rate_per_sec) {
+            self.add_listener(Arc::new(RateController {
+                limiter: Arc::clone(limiter),
+                input: input.records_at(),
+                estimator: Mutex::new(PidRateEstimator::new(self.batch_interval())),
+                rate_max_per_sec: flow.rate_max_per_sec,
+                clock: Arc::clone(&self.inner.clock),
+            }));
+        }
         let slot = Slot {
             receiver: Mutex::new(Some(receiver)),
             input,
@@ -200,6 +299,7 @@ impl StreamingContext {
             thread: Mutex::new(None),
             ssc: Arc::downgrade(&self.inner),
             clock: Arc::clone(&self.inner.clock),
+            limiter,
         };
         self.register_receiver(Arc::new(slot));
         stream

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dstream::{BatchInfo, DStream, Data, Error, StreamId, StreamingContext, StreamingListener, Time};
 
@@ -85,25 +85,34 @@ pub(crate) fn collect_batches<T: Data>(stream: &DStream<T>) -> Receiver<Vec<T>> 
     rx
 }
 
-/// Receives batches, appending their records to `seen`, until `seen` holds `n` records.
+/// The time left until `deadline` (zero once it has passed).
+fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// Receives batches, appending their records to `seen`, until `seen` holds `n` records; fails
+/// after `EVENT_TIMEOUT` in all (empty batches keep coming: they do not extend the wait).
 pub(crate) fn wait_for_records<T>(batches: &Receiver<Vec<T>>, seen: &mut Vec<T>, n: usize, what: &str) {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
     while seen.len() < n {
-        match batches.recv_timeout(EVENT_TIMEOUT) {
+        match batches.recv_timeout(left(deadline)) {
             Ok(batch) => seen.extend(batch),
             Err(e) => panic!("waiting for {what}: {} of {n} records after {EVENT_TIMEOUT:?} ({e})", seen.len()),
         }
     }
 }
 
-/// Receives messages, keeping every one in `log`, until one satisfies `matches`.
+/// Receives messages, keeping every one in `log`, until one satisfies `matches`; fails after
+/// `EVENT_TIMEOUT` in all.
 pub(crate) fn wait_for_message(
     messages: &Receiver<String>,
     log: &mut Vec<String>,
     what: &str,
     matches: impl Fn(&str) -> bool,
 ) {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
     loop {
-        match messages.recv_timeout(EVENT_TIMEOUT) {
+        match messages.recv_timeout(left(deadline)) {
             Ok(m) => {
                 let found = matches(&m);
                 log.push(m);
