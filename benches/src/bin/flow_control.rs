@@ -84,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = TcpListener::bind("127.0.0.1:0")?;
     let receiver = SocketTextReceiver::new(server.local_addr()?)?;
     let stats = receiver.stats();
-    let flow = FlowControl::default().backpressure(1000);
+    let flow = FlowControl::default().buffer_bytes_max(64 << 20).backpressure(1000);
     let lines = ssc.receiver_stream_with(receiver, flow);
     let processed = Arc::new(AtomicU64::new(0));
     let sink = Arc::clone(&processed);

@@ -449,7 +449,7 @@ impl StreamingContext {
     /// A stream of records pushed by the host through the returned handle, from any thread.
     /// Each batch holds the records pushed since the previous one, one partition per block
     /// interval of arrival (200 ms, or the batch interval if shorter). The buffer is bounded
-    /// by [`FlowControl::default`] (64 MiB, a 10 s wait); see
+    /// by [`FlowControl::default`] (1 GiB, a 10 s wait); see
     /// [`StreamingContext::input_stream_with`].
     pub fn input_stream<T: Data>(&self) -> (InputHandle<T>, DStream<T>) {
         self.input_stream_with(FlowControl::default())
