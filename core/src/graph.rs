@@ -416,10 +416,12 @@ impl Graph {
             return Ok(action);
         }
         // A worker's own graph makes the one kind of action it can: a checkpoint's write.
-        match self.replica.as_ref().map(|r| r.checkpoint_write(id)).transpose()?.flatten() {
-            Some(write) => Ok(write),
-            None => Err(unknown(&id, id.scope)),
+        if let Some(replica) = &self.replica {
+            if let Some(write) = replica.checkpoint_write(id)? {
+                return Ok(write);
+            }
         }
+        Err(unknown(&id, id.scope))
     }
 
     /// Called when a dataset node is dropped.

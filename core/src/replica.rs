@@ -321,9 +321,8 @@ impl JobRunner for WorkerRunner {
         Err(Error::InputNotAnnounced { stream, time })
     }
 
-    fn announce(&self, _fact: Fact) {
-        // What a worker does to its own streams (a cut it was told of) nobody else needs.
-    }
+    // `announce` keeps its default, doing nothing: what a worker does to its own streams (a
+    // cut it was told of) nobody else needs to hear.
 }
 
 impl Context {

@@ -3,9 +3,10 @@
 //!
 //! Every check runs the same job on fresh clusters with 1, 2, 4 and 7 workers (sharing the
 //! driver's graph, and each with a graph of its own built by running the program:
-//! `StepClusterBuilder::build_with_worker_programs`), several seeds and several partition counts, compares the result with a sequential reference computed in
-//! plain Rust, and asserts that the raw (unsorted) result is byte-identical for every worker
-//! count and seed of a given partition count.
+//! `StepClusterBuilder::build_with_worker_programs`), several seeds and several partition
+//! counts, compares the result with a sequential reference computed in plain Rust, and asserts
+//! that the raw (unsorted) result is byte-identical for every configuration of a given
+//! partition count.
 #![allow(dead_code)] // Each test crate uses a different subset of the helpers.
 #![allow(clippy::unwrap_used)]
 
