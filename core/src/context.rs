@@ -6,9 +6,8 @@ use crate::codec::CodecError;
 use crate::dead_letter::DeadLetterLog;
 use crate::error::Error;
 use crate::graph::{ActionNode, Graph};
-use crate::ids::{ActionId, BlockId, RddId, StreamId};
+use crate::ids::{ActionId, BlockId, RddId};
 use crate::message::{Builtin, Fact, Payload};
-use crate::time::Time;
 
 /// A job ready for a driver: an action over some partitions of a dataset. Opaque to runners,
 /// which hand it to [`Driver::submit_job`](crate::Driver::submit_job).
@@ -34,12 +33,13 @@ impl std::fmt::Debug for JobRequest {
 }
 
 /// Blocks for the workers' stores, ready for
-/// [`Driver::store_blocks`](crate::Driver::store_blocks): the blocks of an input batch. Opaque
-/// to runners.
+/// [`Driver::store_blocks`](crate::Driver::store_blocks): input blocks of a stream. Opaque to
+/// runners.
 pub struct BlockUpload {
-    /// The input batch: its stream, its time and the streaming context's zero time.
-    pub(crate) batch: (StreamId, Time, Time),
     pub(crate) blocks: Vec<(BlockId, Payload, u64)>,
+    /// Where the blocks go: uploads of the same group go to the same workers while the alive
+    /// workers stay the same (a stream's blocks of one block interval, read by one task).
+    pub(crate) group: u64,
     /// Encodes one of the blocks' local payloads, for workers in other processes.
     pub(crate) encode: fn(&Payload) -> Result<Payload, CodecError>,
 }

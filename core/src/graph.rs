@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{TaskError, TaskErrorKind};
 use crate::hash::Digest;
-use crate::ids::{ActionId, RddId, Scope, ShuffleId, StreamId};
+use crate::ids::{ActionId, BlockId, RddId, Scope, ShuffleId, StreamId};
 use crate::message::{Builtin, Payload};
 use crate::replica::{Held, Replica};
 use crate::task::TaskContext;
@@ -65,9 +65,9 @@ pub(crate) struct NodeInfo {
     pub(crate) partitions: usize,
     pub(crate) partitioner: Option<PartitionerKind>,
     pub(crate) persisted: bool,
-    /// For an input stream's batch: partition `p` is the block `BlockId::Input { stream, time,
-    /// index: p }`, held by the workers the driver placed it on.
-    pub(crate) input: Option<(StreamId, Time)>,
+    /// For an input stream's batch: the blocks each partition reads, held by the workers the
+    /// driver placed them on.
+    pub(crate) input: Option<Arc<BatchBlocks>>,
 }
 
 /// A dataset node, type-erased.
@@ -110,8 +110,19 @@ pub(crate) trait ActionNode: Send + Sync {
 pub(crate) struct Released {
     pub(crate) shuffles: Vec<ShuffleId>,
     pub(crate) rdds: Vec<RddId>,
-    /// Input batches (stream, batch time) whose blocks nothing reads any more.
+    /// Input batches (stream, batch time) nothing reads any more.
     pub(crate) inputs: Vec<(StreamId, Time)>,
+    /// Input blocks nothing reads any more: those of the released batches, and those stored
+    /// for a batch that will never be generated.
+    pub(crate) input_blocks: Vec<BlockId>,
+}
+
+/// The input blocks of one input stream's batch: partition `p` reads `partitions[p]`, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BatchBlocks {
+    pub(crate) stream: StreamId,
+    pub(crate) time: Time,
+    pub(crate) partitions: Vec<Vec<BlockId>>,
 }
 
 /// Numbers handed out in one scope so far.
@@ -425,7 +436,7 @@ impl Graph {
     }
 
     /// Called when a dataset node is dropped.
-    pub(crate) fn forget_rdd(&self, id: RddId, persisted: bool, input: Option<(StreamId, Time)>) {
+    pub(crate) fn forget_rdd(&self, id: RddId, persisted: bool, input: Option<&BatchBlocks>) {
         let mut g = self.lock();
         // A newer node with the same id (see `register_rdd`) stays.
         if g.rdds.get(&id).is_some_and(|w| w.strong_count() == 0) {
@@ -433,7 +444,10 @@ impl Graph {
         }
         // Only a driver releases blocks: a worker's own graph has nobody to tell.
         if self.replica.is_none() {
-            g.released.inputs.extend(input);
+            if let Some(batch) = input {
+                g.released.inputs.push((batch.stream, batch.time));
+                g.released.input_blocks.extend(batch.partitions.iter().flatten());
+            }
             if persisted {
                 g.released.rdds.push(id);
             }
@@ -455,6 +469,15 @@ impl Graph {
         g.shuffles.remove(&id);
         if self.replica.is_none() {
             g.released.shuffles.push(id);
+        }
+    }
+
+    /// Releases input blocks stored for batches that will never be generated (a push refused
+    /// after its block was stored, the buffer of a stopped input). A worker's own graph stores
+    /// none.
+    pub(crate) fn release_input_blocks(&self, blocks: impl IntoIterator<Item = BlockId>) {
+        if self.replica.is_none() {
+            self.lock().released.input_blocks.extend(blocks);
         }
     }
 

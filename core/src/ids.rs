@@ -211,15 +211,15 @@ pub enum BlockId {
         /// The reduce-side partition the bucket is for.
         reduce: u32,
     },
-    /// One block of an input stream's batch: partition `index` of the batch's dataset, stored
-    /// on as many workers as the driver's `input_replicas` says.
+    /// One block of an input stream: records stored together (one push, one receiver store,
+    /// or one partition of a queued or logged batch), on as many workers as the driver's
+    /// `input_replicas` says. A batch's partition reads one or more of them, in order.
     Input {
         /// The input stream.
         stream: StreamId,
-        /// The batch time.
-        time: Time,
-        /// The block's place in the batch, from zero.
-        index: u32,
+        /// The block's number: the stream numbers its blocks from zero, in the order they are
+        /// stored, for as long as the stream exists.
+        seq: u64,
     },
 }
 
@@ -228,7 +228,7 @@ impl fmt::Display for BlockId {
         match self {
             BlockId::Rdd { rdd, partition } => write!(f, "{rdd}/p{partition}"),
             BlockId::Shuffle { shuffle, map, reduce } => write!(f, "{shuffle}/m{map}/r{reduce}"),
-            BlockId::Input { stream, time, index } => write!(f, "input-{stream}@{time}/b{index}"),
+            BlockId::Input { stream, seq } => write!(f, "input-{stream}/b{seq}"),
         }
     }
 }

@@ -154,7 +154,8 @@ pub enum Builtin {
 /// that needs it, and again to such a worker when it registers, while it still matters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Fact {
-    /// An input batch and its blocks: the worker's own input streams receive nothing.
+    /// An input batch and its blocks, already stored: the worker's own input streams receive
+    /// nothing.
     InputBatch {
         /// The input stream.
         stream: StreamId,
@@ -162,8 +163,8 @@ pub enum Fact {
         time: Time,
         /// The zero time of the streaming context: batch `k` is at `zero + k * interval`.
         zero: Time,
-        /// How many blocks (partitions) the batch has.
-        blocks: u32,
+        /// The blocks each partition reads, in order.
+        partitions: Vec<Vec<BlockId>>,
     },
     /// The results of a job run inside a batch's computation (a sort samples its keys): the
     /// worker's run of the computation takes them instead of running the job.
@@ -332,8 +333,11 @@ pub enum Message {
         shuffles: Vec<ShuffleId>,
         /// Datasets whose cached partitions can be dropped.
         rdds: Vec<RddId>,
-        /// Input batches (stream, batch time) whose blocks can be dropped.
+        /// Input batches (stream, batch time) nobody reads any more: a worker rebuilding
+        /// batches forgets what it was told of them.
         inputs: Vec<(StreamId, Time)>,
+        /// Input blocks that can be dropped.
+        input_blocks: Vec<BlockId>,
     },
     /// Driver to worker: keep a replica of this block (an input block) until it is released.
     StoreBlock {

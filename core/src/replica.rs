@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use crate::context::{BlockUpload, Context, JobRequest, JobRunner};
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::graph::{ActionNode, Graph, Node, ShuffleNode};
-use crate::ids::{ActionId, Scope, StreamId};
+use crate::ids::{ActionId, BlockId, Scope, StreamId};
 use crate::message::{Fact, Payload};
 use crate::time::Time;
 
@@ -52,9 +52,9 @@ pub(crate) struct CheckpointFact {
 /// matter.
 #[derive(Debug, Default)]
 pub(crate) struct BatchFacts {
-    /// Per input batch kept on the workers: the zero time and the number of blocks. An entry
-    /// lives exactly as long as the batch's blocks are pinned (released with them).
-    pub(crate) inputs: BTreeMap<(StreamId, Time), (Time, u32)>,
+    /// Per input batch kept on the workers: the zero time and the blocks of each partition.
+    /// An entry lives exactly as long as the batch's blocks are pinned (released with them).
+    pub(crate) inputs: BTreeMap<(StreamId, Time), (Time, Vec<Vec<BlockId>>)>,
     /// The results of jobs run inside a batch's scope, by action; kept while an input batch at
     /// or before the action's batch time is.
     pub(crate) results: BTreeMap<ActionId, Vec<Payload>>,
@@ -69,8 +69,8 @@ impl BatchFacts {
     /// Records `fact`.
     pub(crate) fn record(&mut self, fact: &Fact) {
         match fact {
-            &Fact::InputBatch { stream, time, zero, blocks } => {
-                self.inputs.insert((stream, time), (zero, blocks));
+            Fact::InputBatch { stream, time, zero, partitions } => {
+                self.inputs.insert((*stream, *time), (*zero, partitions.clone()));
             }
             Fact::JobResult { action, results } => {
                 self.results.insert(*action, results.clone());
@@ -110,11 +110,11 @@ impl BatchFacts {
             let (stream, time, partitions, hashed) = (c.stream, c.time, c.partitions, c.hashed);
             out.push(Fact::Checkpoint { stream, time, partitions, hashed, restored: *restored });
         }
-        out.extend(self.inputs.iter().map(|(&(stream, time), &(zero, blocks))| Fact::InputBatch {
+        out.extend(self.inputs.iter().map(|(&(stream, time), (zero, partitions))| Fact::InputBatch {
             stream,
             time,
-            zero,
-            blocks,
+            zero: *zero,
+            partitions: partitions.clone(),
         }));
         out.extend(self.results.iter().map(|(&action, results)| Fact::JobResult { action, results: results.clone() }));
         out.extend(self.cuts.iter().map(|(&stream, &time)| Fact::Cut { stream, time }));
@@ -224,10 +224,11 @@ impl Replica {
         lock(&self.state).facts.release(inputs);
     }
 
-    /// How many blocks the announced input batch has.
-    pub(crate) fn input_blocks(&self, stream: StreamId, time: Time) -> Result<u32, Error> {
+    /// The blocks of each partition of the announced input batch.
+    pub(crate) fn input_blocks(&self, stream: StreamId, time: Time) -> Result<Vec<Vec<BlockId>>, Error> {
         let s = lock(&self.state);
-        s.facts.inputs.get(&(stream, time)).map(|&(_, blocks)| blocks).ok_or(Error::InputNotAnnounced { stream, time })
+        let batch = s.facts.inputs.get(&(stream, time));
+        batch.map(|(_, partitions)| partitions.clone()).ok_or(Error::InputNotAnnounced { stream, time })
     }
 
     /// How many announced input batches and job results are kept.
@@ -317,8 +318,8 @@ impl JobRunner for WorkerRunner {
 
     fn store_blocks(&self, upload: BlockUpload) -> Result<(), Error> {
         // A worker's input streams receive nothing: their batches read the driver's blocks.
-        let (stream, time, _) = upload.batch;
-        Err(Error::InputNotAnnounced { stream, time })
+        drop(upload);
+        Err(Error::NotReplayable("a worker's input stream cannot take records: only the driver's can"))
     }
 
     // `announce` keeps its default, doing nothing: what a worker does to its own streams (a
@@ -351,7 +352,8 @@ mod tests {
     }
 
     fn input(secs: u64) -> Fact {
-        Fact::InputBatch { stream: StreamId(0), time: at(secs), zero: Time::ZERO, blocks: 1 }
+        let partitions = vec![vec![BlockId::Input { stream: StreamId(0), seq: secs }]];
+        Fact::InputBatch { stream: StreamId(0), time: at(secs), zero: Time::ZERO, partitions }
     }
 
     #[test]

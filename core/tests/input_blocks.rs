@@ -1,7 +1,7 @@
-//! Input data lives on the workers: every block of every input batch is stored on exactly
-//! `input_replicas` distinct workers before the batch's jobs run, the driver's block tracker
-//! says where, the workers' stores agree, and a batch's blocks are released once nothing reads
-//! them.
+//! Input data lives on the workers: every pushed block is stored on exactly `input_replicas`
+//! distinct workers before its push returns (and every queued partition before its batch's
+//! jobs run), the driver's block tracker says where, the workers' stores agree, and a batch's
+//! blocks are released once nothing reads them.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,47 +10,97 @@ use std::time::Duration;
 
 use dstream::{BlockId, Error, ManualClock, StepCluster, StreamingContext, Time, WorkerId};
 
-/// What the tracker and the stores said about one batch's input blocks while it ran.
-type Seen = Arc<Mutex<Vec<(Time, BTreeMap<BlockId, Vec<WorkerId>>)>>>;
+/// The input blocks the tracker lists that `before` did not.
+fn new_blocks(
+    all: &BTreeMap<BlockId, Vec<WorkerId>>,
+    before: &BTreeMap<BlockId, Vec<WorkerId>>,
+) -> BTreeMap<BlockId, Vec<WorkerId>> {
+    all.iter().filter(|(b, _)| !before.contains_key(b)).map(|(b, w)| (*b, w.clone())).collect()
+}
 
-/// The input blocks of batch `time` in the tracker's map.
-fn blocks_of(all: &BTreeMap<BlockId, Vec<WorkerId>>, at: Time) -> BTreeMap<BlockId, Vec<WorkerId>> {
-    all.iter()
-        .filter(|(b, _)| matches!(b, BlockId::Input { time, .. } if *time == at))
-        .map(|(b, w)| (*b, w.clone()))
-        .collect()
+/// The stores hold exactly the input blocks the tracker says, no more, no less, once the
+/// messages on their way (releases) arrived.
+fn check_stores_agree(cluster: &StepCluster, context: &str) {
+    cluster.settle().unwrap();
+    let tracked = cluster.input_blocks();
+    for (w, ids) in cluster.stored_block_ids().iter().enumerate() {
+        let held: BTreeSet<BlockId> = ids.iter().copied().filter(|b| matches!(b, BlockId::Input { .. })).collect();
+        let listed: BTreeSet<BlockId> =
+            tracked.iter().filter(|(_, at)| at.contains(&WorkerId(w as u32))).map(|(b, _)| *b).collect();
+        assert_eq!(held, listed, "worker {w}, {context}: {tracked:?}");
+    }
+}
+
+fn check_replicas(block: BlockId, at: &[WorkerId], replicas: u32, context: &str) {
+    let distinct: BTreeSet<&WorkerId> = at.iter().collect();
+    assert_eq!(at.len(), replicas as usize, "{block}: {at:?}, {context}");
+    assert_eq!(distinct.len(), at.len(), "{block}: {at:?}, {context}");
 }
 
 #[test]
-fn every_input_block_is_on_exactly_input_replicas_distinct_workers() {
+fn every_pushed_block_is_on_exactly_input_replicas_distinct_workers_when_the_push_returns() {
     for (workers, replicas) in [(1, 1), (2, 1), (2, 2), (4, 2), (7, 2), (7, 3)] {
+        let cluster =
+            Arc::new(StepCluster::builder().workers(workers).input_replicas(replicas).seed(workers.into()).build());
+        let clock = Arc::new(ManualClock::new(Time::ZERO));
+        let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), clock.clone()).unwrap();
+        let (input, numbers) = ssc.input_stream::<u32>();
+        let totals = Arc::new(Mutex::new(Vec::new()));
+        let (t, c) = (Arc::clone(&totals), Arc::clone(&cluster));
+        numbers
+            .map(|x| x * 2)
+            .foreach_rdd(move |rdd, time| {
+                t.lock().unwrap().push(rdd.collect()?.iter().sum::<u32>());
+                check_stores_agree(&c, &format!("batch {time}"));
+                Ok(())
+            })
+            .unwrap();
+        let context = format!("{workers} workers, {replicas} replicas");
+        for k in 0..6u32 {
+            // k pushes in this batch, at different block intervals, 5 records each.
+            for j in 0..k {
+                clock.set(Time::from_millis(u64::from(k) * 1_000 + u64::from(j) * 150));
+                let before = cluster.input_blocks();
+                input.push_all((0..5).map(|x| x + 5 * j)).unwrap();
+                // Acknowledged: stored, with all its replicas, before the push returned.
+                let pushed = new_blocks(&cluster.input_blocks(), &before);
+                assert_eq!(pushed.len(), 1, "one block per push, {context}");
+                for (block, at) in &pushed {
+                    check_replicas(*block, at, replicas, &context);
+                }
+                check_stores_agree(&cluster, &format!("after a push, {context}"));
+            }
+            clock.set(Time::from_millis(u64::from(k + 1) * 1_000));
+            ssc.step().unwrap();
+        }
+        let want: Vec<u32> = (0..6u32).map(|k| (0..k * 5).map(|x| x * 2).sum()).collect();
+        assert_eq!(*totals.lock().unwrap(), want, "{context}");
+        // Batches the stream has forgotten hold no block anywhere: memory stays bounded.
+        let left = cluster.input_blocks();
+        assert!(left.len() <= 5 + 4, "input blocks still stored: {left:?}");
+        check_stores_agree(&cluster, &format!("at the end, {context}"));
+    }
+}
+
+#[test]
+fn every_queued_partition_is_stored_on_exactly_input_replicas_distinct_workers() {
+    for (workers, replicas) in [(1, 1), (2, 2), (4, 2), (7, 3)] {
         let cluster =
             Arc::new(StepCluster::builder().workers(workers).input_replicas(replicas).seed(workers.into()).build());
         let ssc =
             StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))
                 .unwrap();
         let (queue, numbers) = ssc.queue_stream::<u32>(3);
-        let seen: Seen = Arc::default();
+        let seen = Arc::new(Mutex::new(Vec::new()));
         let (sink, c) = (Arc::clone(&seen), Arc::clone(&cluster));
-        let totals = Arc::new(Mutex::new(Vec::new()));
-        let t = Arc::clone(&totals);
+        let before = Mutex::new(BTreeMap::new());
         numbers
-            .map(|x| x * 2)
             .foreach_rdd(move |rdd, time| {
-                t.lock().unwrap().push(rdd.collect()?.iter().sum::<u32>());
-                let blocks = blocks_of(&c.input_blocks(), time);
-                // The stores hold exactly what the tracker says, no more, no less.
-                for (w, ids) in c.stored_block_ids().iter().enumerate() {
-                    let held: BTreeSet<BlockId> = ids
-                        .iter()
-                        .copied()
-                        .filter(|b| matches!(b, BlockId::Input { time: t, .. } if *t == time))
-                        .collect();
-                    let tracked: BTreeSet<BlockId> =
-                        blocks.iter().filter(|(_, at)| at.contains(&WorkerId(w as u32))).map(|(b, _)| *b).collect();
-                    assert_eq!(held, tracked, "worker {w} at {time}, {workers} workers");
-                }
-                sink.lock().unwrap().push((time, blocks));
+                let all = c.input_blocks();
+                let mut before = before.lock().unwrap();
+                sink.lock().unwrap().push((time, rdd.collect()?.len(), new_blocks(&all, &before)));
+                *before = all;
+                check_stores_agree(&c, &format!("batch {time}"));
                 Ok(())
             })
             .unwrap();
@@ -58,29 +108,16 @@ fn every_input_block_is_on_exactly_input_replicas_distinct_workers() {
             queue.push((0..k * 5).collect());
             ssc.step().unwrap();
         }
-        let want: Vec<u32> = (0..6u32).map(|k| (0..k * 5).map(|x| x * 2).sum()).collect();
-        assert_eq!(*totals.lock().unwrap(), want, "{workers} workers, {replicas} replicas");
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 6);
-        for (time, blocks) in seen.iter() {
-            assert_eq!(blocks.len(), 3, "three partitions, one block each, at {time}");
+        let context = format!("{workers} workers, {replicas} replicas");
+        for (time, records, blocks) in seen.lock().unwrap().iter() {
+            // A non-empty partition is one block; an empty one reads none.
+            let want = if *records == 0 { 0 } else { 3.min(*records) };
+            assert_eq!(blocks.len(), want, "at {time}, {context}");
             for (block, at) in blocks {
-                let distinct: BTreeSet<&WorkerId> = at.iter().collect();
-                assert_eq!(at.len(), replicas as usize, "{block}: {at:?} ({workers} workers)");
-                assert_eq!(distinct.len(), at.len(), "{block}: {at:?}");
+                check_replicas(*block, at, replicas, &context);
             }
         }
-        // Batches the stream has forgotten hold no block anywhere: memory stays bounded.
-        let left: Vec<BlockId> =
-            cluster.stored_block_ids().concat().into_iter().filter(|b| matches!(b, BlockId::Input { .. })).collect();
-        let kept: BTreeSet<Time> = left
-            .iter()
-            .map(|b| match b {
-                BlockId::Input { time, .. } => *time,
-                _ => unreachable!(),
-            })
-            .collect();
-        assert!(kept.len() <= 2, "input blocks of {kept:?} are still stored");
+        assert!(cluster.input_blocks().len() <= 6, "{context}");
     }
 }
 
@@ -123,14 +160,14 @@ fn a_worker_silent_while_its_replica_is_on_the_way_is_replaced_and_the_batch_goe
                 cluster.isolate(WorkerId(1)).unwrap();
             }
             queue.push((0..10 * k).collect());
+            let before = cluster.input_blocks();
             ssc.step().unwrap_or_else(|e| panic!("seed {seed}, batch {k}: {e}"));
             if k >= 3 {
                 let holders: BTreeSet<WorkerId> = cluster.input_blocks().into_values().flatten().collect();
                 assert!(!holders.contains(&WorkerId(1)), "seed {seed}: a lost worker holds nothing: {holders:?}");
                 // This batch's blocks have their two copies; an earlier batch's copy on the lost
                 // worker is gone (re-replicating it is recovery's work).
-                let now = Time::from_millis(1000 * u64::from(k + 1));
-                let current = blocks_of(&cluster.input_blocks(), now);
+                let current = new_blocks(&cluster.input_blocks(), &before);
                 assert_eq!(current.len(), 4, "seed {seed}");
                 for (block, at) in current {
                     assert_eq!(at.len(), 2, "seed {seed}: {block} on {at:?}");

@@ -56,19 +56,23 @@ impl Announcements {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::BlockId;
 
-    fn sent(outbox: &mut VecDeque<(NodeId, Message)>) -> Vec<(NodeId, StreamId, Time, u32)> {
+    fn sent(outbox: &mut VecDeque<(NodeId, Message)>) -> Vec<(NodeId, StreamId, Time, usize)> {
         outbox
             .drain(..)
             .map(|(to, m)| match m {
-                Message::Replay(Fact::InputBatch { stream, time, blocks, .. }) => (to, stream, time, blocks),
+                Message::Replay(Fact::InputBatch { stream, time, partitions, .. }) => {
+                    (to, stream, time, partitions.len())
+                }
                 other => panic!("unexpected {}", other.kind()),
             })
             .collect()
     }
 
-    fn input(stream: StreamId, time: Time, blocks: u32) -> Fact {
-        Fact::InputBatch { stream, time, zero: Time::ZERO, blocks }
+    fn input(stream: StreamId, time: Time, partitions: u64) -> Fact {
+        let partitions = (0..partitions).map(|seq| vec![BlockId::Input { stream, seq }]).collect();
+        Fact::InputBatch { stream, time, zero: Time::ZERO, partitions }
     }
 
     #[test]

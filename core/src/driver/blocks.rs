@@ -1,9 +1,11 @@
 //! The driver's tracker of input blocks: where each replica of each input block lives, and the
 //! uploads waiting for their replicas to be stored.
 //!
-//! An upload places every block on `input_replicas` distinct workers, chosen round-robin over
-//! the alive workers in id order, so the blocks of a batch spread evenly and the choice is the
-//! same in every run. It completes once every replica has been acknowledged; until then the
+//! An upload places every block on `input_replicas` distinct consecutive workers of the alive
+//! ones in id order, starting at one its stream and group choose: a stream's blocks of one block
+//! interval (one group) go to the same workers, so the task reading them finds them there, and
+//! consecutive intervals and other streams start elsewhere, so the blocks spread evenly; the
+//! choice is the same in every run. It completes once every replica has been acknowledged; until then the
 //! blocks do not count as stored. An upload never settles for fewer copies: while fewer
 //! workers are alive it waits, at most `upload_wait_max`, then fails with
 //! [`Error::NotEnoughWorkers`]; a worker lost while its replica is on the way is replaced by
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use crate::context::BlockUpload;
 use crate::error::{Error, TaskError, TaskErrorKind};
-use crate::ids::{BlockId, JobId, NodeId, StreamId, WorkerId};
+use crate::ids::{BlockId, JobId, NodeId, WorkerId};
 use crate::message::{Message, Payload};
 use crate::time::Time;
 
@@ -27,8 +29,6 @@ struct Pending {
     waiting: BTreeSet<(BlockId, WorkerId)>,
     /// Replicas acknowledged: (block, worker).
     acked: BTreeSet<(BlockId, WorkerId)>,
-    /// The input batches the upload holds, to release if it fails.
-    batches: BTreeSet<(StreamId, Time)>,
 }
 
 /// An upload waiting for enough workers, since `since`.
@@ -47,15 +47,13 @@ pub(super) struct InputBlocks {
     pending: BTreeMap<JobId, Pending>,
     /// Uploads waiting for enough workers, in submission order.
     queued: VecDeque<Queued>,
-    /// Where the next block's first replica goes, counting blocks placed so far.
-    cursor: usize,
 }
 
 /// What became of an upload.
 pub(super) type Finished = (JobId, Result<(), Error>);
 
-/// An upload that ended, with the input batches to release from every worker when it failed.
-pub(super) type Ended = (Finished, Vec<(StreamId, Time)>);
+/// An upload that ended, with the blocks to release from every worker when it failed.
+pub(super) type Ended = (Finished, Vec<BlockId>);
 
 impl InputBlocks {
     /// The workers holding `block`, if it is an input block that is stored somewhere.
@@ -117,16 +115,14 @@ impl InputBlocks {
 
     fn start(&mut self, job: JobId, upload: BlockUpload, place: &mut Placement<'_>) -> Option<Finished> {
         debug_assert!(place.replicas >= 1 && place.workers.len() >= place.replicas);
-        let mut pending = Pending {
-            blocks: BTreeMap::new(),
-            waiting: BTreeSet::new(),
-            acked: BTreeSet::new(),
-            batches: BTreeSet::new(),
-        };
-        for (block, payload, bytes) in upload.blocks {
-            if let BlockId::Input { stream, time, .. } = block {
-                pending.batches.insert((stream, time));
-            }
+        let mut pending = Pending { blocks: BTreeMap::new(), waiting: BTreeSet::new(), acked: BTreeSet::new() };
+        for (i, (block, payload, bytes)) in upload.blocks.into_iter().enumerate() {
+            debug_assert!(!self.held.contains_key(&block), "{block} stored twice");
+            let stream = match block {
+                BlockId::Input { stream, .. } => stream.0,
+                _ => 0,
+            };
+            let first = upload.group.wrapping_add(stream).wrapping_add(i as u64) % place.workers.len() as u64;
             let data = if place.encode {
                 match (upload.encode)(&payload) {
                     Ok(encoded) => encoded,
@@ -137,12 +133,11 @@ impl InputBlocks {
             };
             let bytes = data.encoded_len().map_or(bytes, |n| n as u64);
             for r in 0..place.replicas {
-                let worker = place.workers[(self.cursor + r) % place.workers.len()];
+                let worker = place.workers[(first as usize + r) % place.workers.len()];
                 pending.waiting.insert((block, worker));
                 place.send(worker, block, &data, bytes);
             }
             pending.blocks.insert(block, (data, bytes));
-            self.cursor = self.cursor.wrapping_add(1);
         }
         self.pending.insert(job, pending);
         None
@@ -170,10 +165,10 @@ impl InputBlocks {
 
     /// Ends a pending upload with `error`, forgetting what it stored.
     fn fail(&mut self, job: JobId, error: Error) -> Ended {
-        let batches: Vec<(StreamId, Time)> =
-            self.pending.remove(&job).map(|p| p.batches.into_iter().collect()).unwrap_or_default();
-        self.release(&batches);
-        ((job, Err(error)), batches)
+        let blocks: Vec<BlockId> =
+            self.pending.remove(&job).map(|p| p.blocks.into_keys().collect()).unwrap_or_default();
+        self.release(&blocks);
+        ((job, Err(error)), blocks)
     }
 
     /// A lost worker holds nothing any more. Each pending upload that counted on it sends the
@@ -214,15 +209,11 @@ impl InputBlocks {
         ended
     }
 
-    /// Forgets the blocks of input batches nothing reads any more.
-    pub(super) fn release(&mut self, batches: &[(StreamId, Time)]) {
-        if batches.is_empty() {
-            return;
+    /// Forgets input blocks nothing reads any more.
+    pub(super) fn release(&mut self, blocks: &[BlockId]) {
+        for block in blocks {
+            self.held.remove(block);
         }
-        self.held.retain(|block, _| match block {
-            BlockId::Input { stream, time, .. } => !batches.contains(&(*stream, *time)),
-            _ => true,
-        });
     }
 
     /// A worker's store no longer holds `block`.
@@ -263,20 +254,21 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::ids::StreamId;
     use crate::message::Payload;
 
     fn upload(stream: u64, blocks: u32) -> BlockUpload {
-        let blocks = (0..blocks)
-            .map(|index| {
-                let block = BlockId::Input { stream: StreamId(stream), time: Time::from_millis(500), index };
-                (block, Payload::local(Arc::new(vec![index])), 8)
-            })
-            .collect();
-        BlockUpload {
-            batch: (StreamId(stream), Time::from_millis(500), Time::ZERO),
-            blocks,
-            encode: |p| p.encoded::<Vec<u32>>(),
-        }
+        upload_in(stream, 0..blocks.into(), 0)
+    }
+
+    /// An upload of the blocks numbered `seqs` of `stream`, in `group`.
+    fn upload_in(stream: u64, seqs: std::ops::Range<u64>, group: u64) -> BlockUpload {
+        let blocks = seqs.map(|seq| (input(stream, seq), Payload::local(Arc::new(vec![seq])), 8)).collect();
+        BlockUpload { blocks, group, encode: |p| p.encoded::<Vec<u64>>() }
+    }
+
+    fn input(stream: u64, seq: u64) -> BlockId {
+        BlockId::Input { stream: StreamId(stream), seq }
     }
 
     fn placement(outbox: &mut VecDeque<(NodeId, Message)>, workers: u32, replicas: usize) -> Placement<'_> {
@@ -312,11 +304,31 @@ mod tests {
             assert_eq!(outbox.len(), *blocks as usize * replicas);
             assert_eq!(ack_all(&mut tracker, &mut outbox), vec![JobId(1)]);
             for (index, holders) in want.iter().enumerate() {
-                let block = BlockId::Input { stream: StreamId(0), time: Time::from_millis(500), index: index as u32 };
+                let block = input(0, index as u64);
                 let got: Vec<u32> = tracker.locations(block).unwrap().iter().map(|w| w.0).collect();
                 assert_eq!(&got, holders, "{workers} workers, {replicas} replicas, block {index}");
             }
         }
+    }
+
+    #[test]
+    fn uploads_of_one_group_go_to_the_same_workers_and_groups_and_streams_rotate() {
+        // (stream, group) -> the holders of the upload's one block, on 3 workers with 2 replicas
+        let table: &[(u64, u64, &[u32])] =
+            &[(0, 0, &[0, 1]), (0, 0, &[0, 1]), (0, 1, &[1, 2]), (0, 2, &[0, 2]), (1, 0, &[1, 2]), (0, 3, &[0, 1])];
+        let mut tracker = InputBlocks::default();
+        let mut outbox = VecDeque::new();
+        for (i, &(stream, group, want)) in table.iter().enumerate() {
+            let seq = i as u64;
+            let job = JobId(seq);
+            tracker.submit(Time::ZERO, job, upload_in(stream, seq..seq + 1, group), &mut placement(&mut outbox, 3, 2));
+            assert_eq!(ack_all(&mut tracker, &mut outbox), vec![job]);
+            let got: Vec<u32> = tracker.locations(input(stream, seq)).unwrap().iter().map(|w| w.0).collect();
+            assert_eq!(got, want, "stream {stream}, group {group}");
+        }
+        tracker.release(&[input(0, 0), input(1, 4)]);
+        assert!(tracker.locations(input(0, 0)).is_none() && tracker.locations(input(1, 4)).is_none());
+        assert_eq!(tracker.all().count(), 4);
     }
 
     #[test]
@@ -351,7 +363,7 @@ mod tests {
 
     #[test]
     fn a_replica_on_a_lost_worker_goes_to_another_or_the_upload_fails() {
-        let block = BlockId::Input { stream: StreamId(0), time: Time::from_millis(500), index: 0 };
+        let block = input(0, 0);
         // Three workers, two replicas: worker 1 is lost before it answers; worker 2 takes over.
         let mut tracker = InputBlocks::default();
         let mut outbox = VecDeque::new();
@@ -380,17 +392,17 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_replica_fails_the_upload_and_releases_its_batch() {
+    fn a_refused_replica_fails_the_upload_and_releases_its_blocks() {
         let mut tracker = InputBlocks::default();
         let mut outbox = VecDeque::new();
         tracker.submit(Time::ZERO, JobId(1), upload(3, 1), &mut placement(&mut outbox, 2, 2));
-        let block = BlockId::Input { stream: StreamId(3), time: Time::from_millis(500), index: 0 };
+        let block = input(3, 0);
         assert!(tracker.stored(WorkerId(0), block, Ok(())).is_none());
         let full = TaskError::new(TaskErrorKind::Source, "full");
         let ((job, result), released) = tracker.stored(WorkerId(1), block, Err(full)).unwrap();
         assert_eq!(job, JobId(1));
         assert!(matches!(result, Err(Error::BlockNotStored { worker: WorkerId(1), .. })), "{result:?}");
-        assert_eq!(released, vec![(StreamId(3), Time::from_millis(500))]);
+        assert_eq!(released, vec![block]);
         assert!(tracker.locations(block).is_none());
         assert!(tracker.stored(WorkerId(1), block, Ok(())).is_none(), "a late ack changes nothing");
     }

@@ -363,10 +363,6 @@ impl Driver {
         // The batches the program forgot go first: their blocks make room for these.
         self.release_dropped();
         let job = JobId(self.fresh_id());
-        // Workers rebuilding batches hear of it before any task of the batch.
-        let ((stream, time, zero), blocks) = (upload.batch, upload.blocks.len() as u32);
-        let fact = Fact::InputBatch { stream, time, zero, blocks };
-        self.announcements.tell(fact, self.members.alive(), &mut self.outbox);
         let alive = self.members.alive().collect();
         let mut place = placement(alive, &self.config, &mut self.outbox);
         if let Some((job, result)) = self.inputs.submit(self.now, job, upload, &mut place) {
@@ -401,7 +397,7 @@ impl Driver {
     fn uploads_ended(&mut self, ended: Vec<blocks::Ended>) {
         for ((job, result), released) in ended {
             if !released.is_empty() {
-                self.release_on_workers(&Released { inputs: released, ..Released::default() });
+                self.release_on_workers(&Released { input_blocks: released, ..Released::default() });
             }
             self.upload_finished(job, result);
         }
@@ -551,10 +547,10 @@ impl Driver {
     /// Tells the workers to drop the blocks of datasets and shuffles the program dropped.
     fn release_dropped(&mut self) {
         let released = self.graph.take_released();
-        if released.shuffles.is_empty() && released.rdds.is_empty() && released.inputs.is_empty() {
+        if released == Released::default() {
             return;
         }
-        self.inputs.release(&released.inputs);
+        self.inputs.release(&released.input_blocks);
         for s in &released.shuffles {
             self.map_outputs.remove(s);
         }
@@ -571,6 +567,7 @@ impl Driver {
                 shuffles: released.shuffles.clone(),
                 rdds: released.rdds.clone(),
                 inputs: released.inputs.clone(),
+                input_blocks: released.input_blocks.clone(),
             };
             self.outbox.push_back((NodeId::Worker(w), msg));
         }

@@ -102,10 +102,11 @@ pub(super) fn task_inputs(
         }
         let Ok(node) = graph.rdd(id) else { continue };
         let info = node.info();
-        if let Some((stream, time)) = info.input {
-            let block = BlockId::Input { stream, time, index: p };
-            let holders = input_blocks.locations(block).ok_or(Missing::Input(block))?;
-            inputs.push(TaskInput { block, locations: holders.iter().copied().collect() });
+        if let Some(batch) = &info.input {
+            for &block in batch.partitions.get(p as usize).map_or(&[][..], Vec::as_slice) {
+                let holders = input_blocks.locations(block).ok_or(Missing::Input(block))?;
+                inputs.push(TaskInput { block, locations: holders.iter().copied().collect() });
+            }
             continue;
         }
         if info.persisted {

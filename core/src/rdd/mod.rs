@@ -19,6 +19,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, RwLock};
 
 pub use shuffle::Aggregator;
+pub(crate) use source::NewBlock;
 pub use source::PartitionSource;
 pub(crate) use window::{KeepKey, Reduce};
 
@@ -52,10 +53,51 @@ pub(crate) trait Compute<T>: Send + Sync {
     }
 
     /// The partition `split` when it already exists whole in memory (data the program holds,
-    /// or a cached block on the way to it), so readers that only look at records borrow it
-    /// instead of copying it; `None` when it has to be computed.
-    fn held(&self, _split: usize, _tc: &mut TaskContext<'_>) -> Result<Option<Arc<Vec<T>>>, TaskError> {
+    /// input blocks, or a cached block on the way to it), so readers that only look at records
+    /// borrow it instead of copying it; `None` when it has to be computed.
+    fn held(&self, _split: usize, _tc: &mut TaskContext<'_>) -> Result<Option<Pieces<T>>, TaskError> {
         Ok(None)
+    }
+}
+
+/// A partition held whole in memory, as one or more pieces, in order: an input batch's
+/// partition is the blocks stored for it, read where they are and never gathered.
+pub(crate) struct Pieces<T>(Vec<Arc<Vec<T>>>);
+
+impl<T> Pieces<T> {
+    /// A partition held as one vector.
+    pub(crate) fn one(data: Arc<Vec<T>>) -> Pieces<T> {
+        Pieces(vec![data])
+    }
+
+    /// A partition held as `pieces`, in order.
+    pub(crate) fn many(pieces: Vec<Arc<Vec<T>>>) -> Pieces<T> {
+        Pieces(pieces)
+    }
+
+    /// The records, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.0.iter().flat_map(|p| p.iter())
+    }
+
+    /// The pieces' records, piece by piece.
+    pub(crate) fn slices(&self) -> impl Iterator<Item = &[T]> + '_ {
+        self.0.iter().map(|p| p.as_slice())
+    }
+
+    /// The partition as one vector: its piece when it has one, else the pieces gathered.
+    pub(crate) fn into_one(mut self) -> Arc<Vec<T>>
+    where
+        T: Clone,
+    {
+        if self.0.len() == 1 {
+            if let Some(one) = self.0.pop() {
+                return one;
+            }
+        }
+        let mut all = Vec::with_capacity(self.0.iter().map(|p| p.len()).sum());
+        self.slices().for_each(|s| all.extend_from_slice(s));
+        Arc::new(all)
     }
 }
 
@@ -116,9 +158,9 @@ impl<T: Data> RddNode<T> {
     /// The partition `split` when it can be read without being computed or copied: the block of
     /// a persisted dataset (computed and cached first if the task does not have it), or data
     /// held in memory on its narrow lineage. Readers that only look at records use this.
-    pub(crate) fn borrowed(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Option<Arc<Vec<T>>>, TaskError> {
+    pub(crate) fn borrowed(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Option<Pieces<T>>, TaskError> {
         if self.info.persisted {
-            return self.shared_partition(split, tc).map(Some);
+            return self.shared_partition(split, tc).map(|p| Some(Pieces::one(p)));
         }
         self.compute().held(split, tc)
     }
@@ -128,7 +170,7 @@ impl<T: Data> RddNode<T> {
     pub(crate) fn shared_partition(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Arc<Vec<T>>, TaskError> {
         if !self.info.persisted {
             return match self.compute().held(split, tc)? {
-                Some(data) => Ok(data),
+                Some(data) => Ok(data.into_one()),
                 None => Ok(Arc::new(self.collect_partition(split, tc, false)?)),
             };
         }
@@ -204,7 +246,7 @@ impl<T: Data> Node for RddNode<T> {
 
 impl<T> Drop for RddNode<T> {
     fn drop(&mut self) {
-        self.graph.forget_rdd(self.info.id, self.info.persisted, self.info.input);
+        self.graph.forget_rdd(self.info.id, self.info.persisted, self.info.input.as_deref());
     }
 }
 

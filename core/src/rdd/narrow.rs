@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Compute, Rdd, RddNode};
+use super::{Compute, Pieces, Rdd, RddNode};
 use crate::dead_letter::Refusals;
 use crate::error::TaskError;
 use crate::graph::{Dep, NarrowMap};
@@ -98,7 +98,7 @@ impl<T: Data, F: Fn(&T) -> bool + Send + Sync> Compute<T> for Filter<T, F> {
             }
         };
         if let Some(data) = self.parent.borrowed(split, tc)? {
-            for chunk in data.chunks(CHUNK_RECORDS) {
+            for chunk in data.slices().flat_map(|s| s.chunks(CHUNK_RECORDS)) {
                 keep(&mut chunk.to_vec(), &mut refusals)?;
             }
         } else {
@@ -244,7 +244,7 @@ impl<T: Data> Compute<T> for Union<T> {
         }
     }
 
-    fn held(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Option<Arc<Vec<T>>>, TaskError> {
+    fn held(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Option<Pieces<T>>, TaskError> {
         match self.locate(split) {
             Some((parent, p)) => parent.borrowed(p, tc),
             None => Ok(None),

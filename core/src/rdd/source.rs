@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use super::{check_partitions, Compute, Rdd};
+use super::{check_partitions, Compute, Pieces, Rdd};
 use crate::context::{BlockUpload, Context};
 use crate::error::{Error, TaskError, TaskErrorKind};
-use crate::graph::NodeInfo;
+use crate::graph::{BatchBlocks, NodeInfo};
 use crate::ids::{BlockId, StreamId};
-use crate::message::Payload;
+use crate::message::{Fact, Payload};
 use crate::task::{self, Sink, TaskContext};
 use crate::time::Time;
 use crate::Data;
@@ -36,8 +36,8 @@ impl<T: Data> Compute<T> for Parallelized<T> {
         task::push_shared(&self.slices[split], out)
     }
 
-    fn held(&self, split: usize, _tc: &mut TaskContext<'_>) -> Result<Option<Arc<Vec<T>>>, TaskError> {
-        Ok(self.slices.get(split).cloned())
+    fn held(&self, split: usize, _tc: &mut TaskContext<'_>) -> Result<Option<Pieces<T>>, TaskError> {
+        Ok(self.slices.get(split).cloned().map(Pieces::one))
     }
 }
 
@@ -54,40 +54,64 @@ impl<T: Data, S: PartitionSource<T>> Compute<T> for FromSource<S> {
     }
 }
 
-/// The partitions of an input batch: partition `p` is the input block `p` of the batch, read
-/// from the block store of the worker that runs the task (or fetched from a replica).
+/// An input stream's batch: each partition reads its blocks, in order, where they are stored.
 struct InputBatch {
-    stream: StreamId,
-    time: Time,
+    blocks: Arc<BatchBlocks>,
 }
 
 impl InputBatch {
-    fn block<T: Data>(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Arc<Vec<T>>, TaskError> {
-        let block = BlockId::Input { stream: self.stream, time: self.time, index: split as u32 };
-        tc.input::<Vec<T>>(block)?.ok_or_else(|| {
-            TaskError::new(TaskErrorKind::FetchFailed { block }, "the task was launched without this input block")
-        })
+    fn pieces<T: Data>(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Pieces<T>, TaskError> {
+        let ids = self.blocks.partitions.get(split).map_or(&[][..], Vec::as_slice);
+        let mut pieces = Vec::with_capacity(ids.len());
+        for &block in ids {
+            let data = tc.input::<Vec<T>>(block)?.ok_or_else(|| {
+                TaskError::new(TaskErrorKind::FetchFailed { block }, "the task was launched without this input block")
+            })?;
+            pieces.push(data);
+        }
+        Ok(Pieces::many(pieces))
     }
 }
 
 impl<T: Data> Compute<T> for InputBatch {
     fn compute(&self, split: usize, tc: &mut TaskContext<'_>, out: &mut Sink<'_, T>) -> Result<(), TaskError> {
-        task::push_shared(&self.block::<T>(split, tc)?, out)
+        self.pieces::<T>(split, tc)?.slices().try_for_each(|s| task::push_shared(s, out))
     }
 
-    fn held(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Option<Arc<Vec<T>>>, TaskError> {
-        self.block(split, tc).map(Some)
+    fn held(&self, split: usize, tc: &mut TaskContext<'_>) -> Result<Option<Pieces<T>>, TaskError> {
+        self.pieces(split, tc).map(Some)
     }
 }
 
+/// One input block to store: its id and its records.
+pub(crate) type NewBlock<T> = (BlockId, Arc<Vec<T>>);
+
 impl Context {
-    /// The dataset of an input stream's batch at `time`, one partition per block of `parts`
-    /// (one empty partition if there are none). The blocks are stored on the workers first,
-    /// each on the driver's `input_replicas` workers; the driver keeps only where they are.
-    /// `zero` is the streaming context's zero time, which workers rebuilding the batch need.
+    /// Stores `blocks` on the workers, each on the driver's `input_replicas` distinct workers,
+    /// and returns once every replica is stored: this is the acknowledgement of the records.
+    /// Blocks of the same `group` go to the same workers (while the alive workers stay the
+    /// same), so a partition reading several of them finds them together.
+    pub(crate) fn store_input_blocks<T: Data>(&self, blocks: Vec<NewBlock<T>>, group: u64) -> Result<(), Error> {
+        if self.graph().replica().is_some() {
+            return Err(Error::NotReplayable("a worker's input stream cannot take records: only the driver's can"));
+        }
+        let blocks = blocks
+            .into_iter()
+            .map(|(id, records)| {
+                let bytes = task::estimate_bytes(&records);
+                (id, Payload::local(records), bytes)
+            })
+            .collect();
+        self.store_blocks(BlockUpload { blocks, group, encode: |p| p.encoded::<Vec<T>>() })
+    }
+
+    /// The dataset of an input stream's batch at `time`, whose partition `p` reads the blocks
+    /// `partitions[p]`, already stored on the workers (one empty partition if there are none).
+    /// The driver tells workers that build the program themselves which blocks the batch has
+    /// (`zero` is the streaming context's zero time, which they need to rebuild the batch).
     ///
-    /// In a worker's own graph (which rebuilds the batch, see [`Graph::for_worker`]) nothing
-    /// is stored: the blocks are already on the workers, and the driver said how many there are.
+    /// In a worker's own graph (which rebuilds the batch, see [`Graph::for_worker`]) the
+    /// partitions are the ones the driver told.
     ///
     /// [`Graph::for_worker`]: crate::Graph::for_worker
     pub(crate) fn input_batch<T: Data>(
@@ -95,39 +119,30 @@ impl Context {
         stream: StreamId,
         time: Time,
         zero: Time,
-        mut parts: Vec<Vec<T>>,
+        mut partitions: Vec<Vec<BlockId>>,
     ) -> Result<Rdd<T>, Error> {
-        let n = match self.graph().replica() {
+        match self.graph().replica() {
             Some(replica) => {
-                debug_assert!(parts.is_empty(), "a worker's input stream received records");
-                replica.input_blocks(stream, time)? as usize
+                debug_assert!(partitions.is_empty(), "a worker's input stream received records");
+                partitions = replica.input_blocks(stream, time)?;
             }
             None => {
-                if parts.is_empty() {
-                    parts.push(Vec::new());
+                if partitions.is_empty() {
+                    partitions.push(Vec::new());
                 }
-                let n = parts.len();
-                let blocks = (0u32..)
-                    .zip(parts)
-                    .map(|(index, part)| {
-                        let bytes = task::estimate_bytes(&part);
-                        (BlockId::Input { stream, time, index }, Payload::local(Arc::new(part)), bytes)
-                    })
-                    .collect();
-                let upload = BlockUpload { batch: (stream, time, zero), blocks, encode: |p| p.encoded::<Vec<T>>() };
-                self.store_blocks(upload)?;
-                n
+                self.announce(Fact::InputBatch { stream, time, zero, partitions: partitions.clone() });
             }
-        };
+        }
+        let blocks = Arc::new(BatchBlocks { stream, time, partitions });
         let info = NodeInfo {
             id: self.graph().next_rdd_id(),
             name: "input",
-            partitions: n,
+            partitions: blocks.partitions.len(),
             partitioner: None,
             persisted: false,
-            input: Some((stream, time)),
+            input: Some(Arc::clone(&blocks)),
         };
-        Ok(Rdd::from_info(self, info, Vec::new(), Box::new(InputBatch { stream, time })))
+        Ok(Rdd::from_info(self, info, Vec::new(), Box::new(InputBatch { blocks })))
     }
 
     /// A dataset of `data` split into `partitions` contiguous slices of nearly equal size.

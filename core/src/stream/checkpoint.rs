@@ -257,7 +257,7 @@ impl Checkpointer {
     }
 
     /// Writes one input's partitions of batch `time`, before the batch's outputs run.
-    pub(crate) fn log_input<T: Data>(&self, stream: StreamId, time: Time, parts: &[Vec<T>]) -> Result<(), Error> {
+    pub(crate) fn log_input<P: Serialize>(&self, stream: StreamId, time: Time, parts: &[P]) -> Result<(), Error> {
         let name = input_name(stream, time);
         let c = &self.checkpointing;
         checkpoint::write_records(&*c.format, &*c.storage, &name, &self.header(stream, time), parts).map_err(

@@ -2,18 +2,22 @@
 //! can push records into (host applications).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
+
+use serde::ser::SerializeSeq;
+use serde::Serialize;
 
 use super::checkpoint::Checkpointer;
 use super::context::StreamingContext;
 use super::flow::FlowControl;
 use super::rate::RecordsAt;
 use super::{duration_nanos, lock, BatchCtx, DStream, StreamCompute};
+use crate::context::Context;
 use crate::error::Error;
-use crate::ids::StreamId;
-use crate::rdd::Rdd;
+use crate::ids::{BlockId, StreamId};
+use crate::rdd::{NewBlock, Rdd};
 use crate::task::estimate_bytes;
 use crate::time::{Clock, Time};
 use crate::Data;
@@ -43,44 +47,142 @@ pub(crate) trait FrozenDyn: Send + Sync {
 impl<T: Data> FrozenDyn for Frozen<T> {
     fn log(&self, stream: StreamId, time: Time, ck: &Checkpointer) -> Result<(), Error> {
         let closed = lock(&self.closed);
-        let parts = closed.get(&time).map_or(&[][..], Vec::as_slice);
-        ck.log_input(stream, time, parts)
+        match closed.get(&time) {
+            None => ck.log_input::<Vec<T>>(stream, time, &[]),
+            Some(Closed::Records(parts)) => ck.log_input(stream, time, parts),
+            Some(Closed::Blocks(parts)) => {
+                let parts: Vec<Chained<'_, T>> = parts.iter().map(|p| Chained(p)).collect();
+                ck.log_input(stream, time, &parts)
+            }
+        }
     }
 
     fn close_from_log(&self, stream: StreamId, time: Time, ck: &Checkpointer) -> Result<u64, Error> {
         let parts: Vec<Vec<T>> = ck.read_input(stream, time)?;
         let n = parts.iter().map(|p| p.len() as u64).sum();
-        lock(&self.closed).insert(time, parts);
+        if let Some(Closed::Blocks(old)) = lock(&self.closed).insert(time, Closed::Records(parts)) {
+            self.release(&old);
+        }
         Ok(n)
     }
 
     fn records_at(&self, time: Time) -> u64 {
-        lock(&self.closed).get(&time).map_or(0, |parts| parts.iter().map(|p| p.len() as u64).sum())
+        lock(&self.closed).get(&time).map_or(0, Closed::records)
     }
 }
 
-/// The partitions of each closed batch, by batch time.
-type Closed<T> = Mutex<BTreeMap<Time, Vec<Vec<T>>>>;
+/// A closed batch of an input, until its dataset is generated.
+enum Closed<T> {
+    /// Records not stored yet (a queued batch, a batch read back from the input log): each
+    /// partition is stored as one block when the batch is generated.
+    Records(Vec<Vec<T>>),
+    /// Blocks stored when their records were pushed, partition by partition, with their
+    /// records for the input log (in one process, shared with the workers' stores).
+    Blocks(Vec<Vec<NewBlock<T>>>),
+}
 
+impl<T> Closed<T> {
+    fn records(&self) -> u64 {
+        match self {
+            Closed::Records(parts) => parts.iter().map(|p| p.len() as u64).sum(),
+            Closed::Blocks(parts) => parts.iter().flatten().map(|(_, r)| r.len() as u64).sum(),
+        }
+    }
+}
+
+/// A partition made of blocks, serialized as the one vector of their records it is (the input
+/// log stores partitions whole, so it reads back the same partitions whatever the blocks were).
+struct Chained<'a, T>(&'a [NewBlock<T>]);
+
+impl<T: Serialize> Serialize for Chained<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let len = self.0.iter().map(|(_, r)| r.len()).sum();
+        let mut seq = serializer.serialize_seq(Some(len))?;
+        for record in self.0.iter().flat_map(|(_, r)| r.iter()) {
+            seq.serialize_element(record)?;
+        }
+        seq.end()
+    }
+}
+
+/// The closed batches of an input, by batch time, and the numbering of its blocks.
 struct Frozen<T> {
-    closed: Closed<T>,
+    closed: Mutex<BTreeMap<Time, Closed<T>>>,
     /// The input stream, set once its node exists.
     stream: OnceLock<StreamId>,
+    /// The number of the stream's next block.
+    next_block: AtomicU64,
+    /// Where the blocks are stored.
+    ctx: Context,
 }
 
 impl<T> Frozen<T> {
-    fn new() -> Arc<Frozen<T>> {
-        Arc::new(Frozen { closed: Mutex::new(BTreeMap::new()), stream: OnceLock::new() })
+    fn new(ctx: &Context) -> Arc<Frozen<T>> {
+        Arc::new(Frozen {
+            closed: Mutex::new(BTreeMap::new()),
+            stream: OnceLock::new(),
+            next_block: AtomicU64::new(0),
+            ctx: ctx.clone(),
+        })
+    }
+
+    fn stream(&self) -> Result<StreamId, Error> {
+        self.stream.get().copied().ok_or(Error::Internal("an input stream used before its node existed"))
+    }
+
+    /// The id of the stream's next block.
+    fn next_block(&self) -> Result<BlockId, Error> {
+        Ok(BlockId::Input { stream: self.stream()?, seq: self.next_block.fetch_add(1, Ordering::Relaxed) })
+    }
+
+    /// Releases stored blocks no batch will read.
+    fn release(&self, parts: &[Vec<NewBlock<T>>]) {
+        self.ctx.graph().release_input_blocks(parts.iter().flatten().map(|(id, _)| *id));
+    }
+}
+
+impl<T> Drop for Frozen<T> {
+    fn drop(&mut self) {
+        // Batches closed and never generated (the context stopped in between).
+        let closed = std::mem::take(&mut *lock(&self.closed));
+        for batch in closed.into_values() {
+            if let Closed::Blocks(parts) = batch {
+                self.release(&parts);
+            }
+        }
     }
 }
 
 impl<T: Data> StreamCompute<T> for Arc<Frozen<T>> {
     fn compute(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<T>>, Error> {
-        // Each block of the batch becomes one partition, stored on the workers. Input streams
-        // are generated as soon as their batch closes, so the records move there exactly once.
-        let parts = lock(&self.closed).remove(&time).unwrap_or_default();
-        let stream = *self.stream.get().ok_or(Error::Internal("an input stream generated before its node existed"))?;
-        b.ctx.input_batch(stream, time, b.zero, parts).map(Some)
+        // Input streams are generated as soon as their batch closes; the records were stored
+        // on the workers when they were pushed, or are stored now, one block per partition.
+        let stream = self.stream()?;
+        let closed = lock(&self.closed).remove(&time);
+        let partitions = match closed {
+            None => Vec::new(),
+            Some(Closed::Blocks(parts)) => {
+                parts.into_iter().map(|p| p.into_iter().map(|(id, _)| id).collect()).collect()
+            }
+            Some(Closed::Records(parts)) => {
+                let mut blocks = Vec::new();
+                let mut partitions = Vec::with_capacity(parts.len());
+                for part in parts {
+                    if part.is_empty() {
+                        partitions.push(Vec::new());
+                        continue;
+                    }
+                    let id = self.next_block()?;
+                    blocks.push((id, Arc::new(part)));
+                    partitions.push(vec![id]);
+                }
+                if !blocks.is_empty() {
+                    b.ctx.store_input_blocks(blocks, time.as_nanos() / 1_000_000)?;
+                }
+                partitions
+            }
+        };
+        b.ctx.input_batch(stream, time, b.zero, partitions).map(Some)
     }
 }
 
@@ -123,7 +225,7 @@ impl<T: Data> InputDyn for QueueInput<T> {
     fn close_batch(&self, _prev: Time, time: Time) -> u64 {
         let batch = lock(&self.pending).pop_front().unwrap_or_default();
         let n = batch.len();
-        lock(&self.frozen.closed).insert(time, split(batch, self.partitions));
+        lock(&self.frozen.closed).insert(time, Closed::Records(split(batch, self.partitions)));
         n as u64
     }
 
@@ -140,39 +242,35 @@ impl<T: Data> InputDyn for QueueInput<T> {
     }
 }
 
-/// The most bytes of records (`size_of` each) that chunks are gathered into one partition of
-/// a pushed batch: larger partitions would each be a fresh mapping of the allocator (glibc maps
-/// allocations above 32 MiB on their own), faulted in page by page and unmapped when dropped.
+/// The most bytes of records (`size_of` each) one partition of a pushed batch reads: a block
+/// interval that received more is read by several tasks, so a busy interval still spreads over
+/// the cluster.
 const PARTITION_BYTES_MAX: usize = 16 << 20;
 
-/// The records of `chunks` in order, gathered into vectors of about `bytes_max` bytes of records
-/// at most (a larger chunk stays whole): a chunk that makes a partition alone moves as it is,
-/// others are copied once into a vector of the exact size.
-fn concat<T>(chunks: Vec<Vec<T>>, bytes_max: usize) -> Vec<Vec<T>> {
-    let per_part = (bytes_max / std::mem::size_of::<T>().max(1)).max(1);
+/// Groups `blocks`, in order, into partitions of about `bytes_max` bytes of records at most (a
+/// larger block makes a partition alone). Nothing is copied: a partition reads its blocks.
+fn group_blocks<B>(
+    blocks: Vec<B>,
+    records: impl Fn(&B) -> usize,
+    record_bytes: usize,
+    bytes_max: usize,
+) -> Vec<Vec<B>> {
+    let per_part = (bytes_max / record_bytes.max(1)).max(1);
     let mut parts = Vec::new();
-    let mut group: Vec<Vec<T>> = Vec::new();
+    let mut part: Vec<B> = Vec::new();
     let mut len = 0;
-    let flush = |group: &mut Vec<Vec<T>>, parts: &mut Vec<Vec<T>>| match group.len() {
-        0 => {}
-        1 => parts.extend(group.pop()),
-        _ => {
-            let mut all = Vec::with_capacity(group.iter().map(Vec::len).sum());
-            for mut chunk in group.drain(..) {
-                all.append(&mut chunk);
-            }
-            parts.push(all);
-        }
-    };
-    for chunk in chunks {
-        if len > 0 && len + chunk.len() > per_part {
-            flush(&mut group, &mut parts);
+    for block in blocks {
+        let n = records(&block);
+        if len > 0 && len + n > per_part {
+            parts.push(std::mem::take(&mut part));
             len = 0;
         }
-        len += chunk.len();
-        group.push(chunk);
+        len += n;
+        part.push(block);
     }
-    flush(&mut group, &mut parts);
+    if !part.is_empty() {
+        parts.push(part);
+    }
     parts
 }
 
@@ -184,7 +282,15 @@ fn split<T>(records: Vec<T>, n: usize) -> Vec<Vec<T>> {
 }
 
 /// Feeds a [`StreamingContext::input_stream`] from any thread: each record lands in the batch
-/// that is open when it is pushed, in the block of its arrival.
+/// that is open when it is pushed, in the partition of its block interval of arrival.
+///
+/// **A push is acknowledged:** the records of one call become one input block, stored on the
+/// driver's `input_replicas` distinct workers (two by default) before the call returns. So
+/// once `push_all` returns `Ok`, the records survive the loss of a worker; a source that can
+/// replay (a message queue, a file) commits its position then. Each call pays one round trip
+/// to the workers: push many records at a time ([`InputHandle::push_all`]) for throughput.
+/// When fewer workers are alive than the replicas need, the push waits for them, at most the
+/// driver's `upload_wait_max`, then fails with [`Error::NotEnoughWorkers`].
 ///
 /// The buffer of records not yet in a closed batch has a byte bound (see [`FlowControl`]): a
 /// push that does not fit waits for a batch to free room, at most the bounded wait, then
@@ -210,32 +316,18 @@ impl<T> std::fmt::Debug for InputHandle<T> {
 const CHUNK_OVERHEAD_BYTES: u64 = std::mem::size_of::<Chunk<()>>() as u64;
 
 impl<T: Data> InputHandle<T> {
-    /// Pushes one record. Waits while the buffer is full (at most the bounded wait, then
+    /// Pushes one record, as a block of its own (see [`InputHandle`]: one round trip to the
+    /// workers per call). Waits while the buffer is full (at most the bounded wait, then
     /// [`Error::InputBufferFull`]); fails with [`Error::StreamingStopped`] once the context has
     /// stopped accepting input.
     pub fn push(&self, record: T) -> Result<(), Error> {
-        let bytes = estimate_bytes(std::slice::from_ref(&record));
-        let mut buffer = self.input.admit(bytes + CHUNK_OVERHEAD_BYTES, None)?;
-        let now = self.input.clock.now();
-        match buffer.chunks.back_mut() {
-            Some(last) if last.at == now => {
-                last.records.push(record);
-                last.bytes += bytes;
-                buffer.bytes += bytes;
-            }
-            _ => {
-                let bytes = bytes + CHUNK_OVERHEAD_BYTES;
-                buffer.chunks.push_back(Chunk { at: now, records: vec![record], bytes });
-                buffer.bytes += bytes;
-            }
-        }
-        Ok(())
+        self.push_chunk(vec![record], None).map_err(|(e, _)| *e)
     }
 
-    /// Pushes records, all stamped with the same arrival time. A `Vec` is kept as it is, as
-    /// one chunk of the batch: records are not copied on their way into a batch's partition
-    /// unless the partition gathers several chunks. Waits while the buffer is full, as
-    /// [`InputHandle::push`]; the records are accepted all or none.
+    /// Pushes records, all stamped with the same arrival time, as one input block stored on
+    /// the workers before it returns (see [`InputHandle`]). A `Vec` is kept as it is: records
+    /// are not copied on their way into a batch's partition. Waits while the buffer is full,
+    /// as [`InputHandle::push`]; the records are accepted all or none.
     pub fn push_all(&self, records: impl IntoIterator<Item = T>) -> Result<(), Error> {
         // Collecting a `Vec`'s own iterator reuses its buffer.
         let records: Vec<T> = records.into_iter().collect();
@@ -247,21 +339,58 @@ impl<T: Data> InputHandle<T> {
         lock(&self.input.buffer).bytes
     }
 
-    /// Pushes `records` as one chunk, waiting for room; gives them back with the error if they
-    /// were not accepted. A set `stop` ends the wait with [`Error::StreamingStopped`].
+    /// Pushes `records` as one block, waiting for room, and stores it on the workers; gives
+    /// them back with the error if they were not accepted. A set `stop` ends the wait for room
+    /// with [`Error::StreamingStopped`].
     pub(crate) fn push_chunk(&self, records: Vec<T>, stop: Option<&AtomicBool>) -> Result<(), (Box<Error>, Vec<T>)> {
+        let input = &*self.input;
         if records.is_empty() {
-            return self.input.admit(0, stop).map(drop).map_err(|e| (Box::new(e), records));
+            return input.admit(0, stop).map(drop).map_err(|e| (Box::new(e), records));
         }
         let bytes = estimate_bytes(&records) + CHUNK_OVERHEAD_BYTES;
-        let mut buffer = match self.input.admit(bytes, stop) {
-            Ok(buffer) => buffer,
-            Err(e) => return Err((Box::new(e), records)),
+        // Stamped and queued in arrival order under the lock, so the batch open now takes it;
+        // that batch's close waits for the block to be stored.
+        let (id, at) = {
+            let mut buffer = match input.admit(bytes, stop) {
+                Ok(buffer) => buffer,
+                Err(e) => return Err((Box::new(e), records)),
+            };
+            let id = match input.frozen.next_block() {
+                Ok(id) => id,
+                Err(e) => return Err((Box::new(e), records)),
+            };
+            let at = input.clock.now();
+            buffer.chunks.push_back(Chunk { at, id, len: records.len(), bytes, stored: None });
+            buffer.bytes += bytes;
+            (id, at)
         };
-        let at = self.input.clock.now();
-        buffer.chunks.push_back(Chunk { at, records, bytes });
-        buffer.bytes += bytes;
-        Ok(())
+        let records = Arc::new(records);
+        let group = at.as_nanos() / duration_nanos(input.block_interval).max(1);
+        let result = input.frozen.ctx.store_input_blocks(vec![(id, Arc::clone(&records))], group);
+        let mut buffer = lock(&input.buffer);
+        let Some(pos) = buffer.chunks.iter().rposition(|c| c.id == id) else {
+            // A close waits for the chunks it takes to be stored, so the chunk is still here.
+            drop(buffer);
+            debug_assert!(false, "{id} left the buffer before it was stored");
+            return Err((Box::new(Error::Internal("an input block left the buffer before it was stored")), Vec::new()));
+        };
+        let outcome = match result {
+            Ok(()) => {
+                buffer.chunks[pos].stored = Some(records);
+                Ok(())
+            }
+            Err(e) => {
+                buffer.chunks.remove(pos);
+                buffer.bytes -= bytes;
+                Err((Box::new(e), Arc::try_unwrap(records).unwrap_or_else(|shared| (*shared).clone())))
+            }
+        };
+        drop(buffer);
+        input.stored.notify_all();
+        if outcome.is_err() {
+            input.wake_waiting();
+        }
+        outcome
     }
 
     /// Wakes the pushers waiting for room, so they recheck their stop flags.
@@ -275,11 +404,14 @@ impl<T: Data> InputHandle<T> {
     }
 }
 
-/// Records that arrived together, with their arrival time and estimated size.
+/// The records of one push: their arrival time, their block, and, once the block is stored on
+/// the workers, the records themselves (kept for the input log until the batch is generated).
 struct Chunk<T> {
     at: Time,
-    records: Vec<T>,
+    id: BlockId,
+    len: usize,
     bytes: u64,
+    stored: Option<Arc<Vec<T>>>,
 }
 
 /// The chunks not yet in a closed batch, in arrival order, and their estimated size.
@@ -293,6 +425,8 @@ const CLOSED_COUNTS_MAX: usize = 64;
 
 struct PushInput<T> {
     buffer: Mutex<Buffer<T>>,
+    /// Notified whenever a chunk's block is stored (or its push failed).
+    stored: Condvar,
     block_interval: Duration,
     clock: Arc<dyn Clock>,
     stopped: AtomicBool,
@@ -375,12 +509,18 @@ impl<T: Data> InputDyn for PushInput<T> {
         let mut buffer = lock(&self.buffer);
         let stopped = self.stopped.load(Ordering::SeqCst);
         // Chunks stamped after `time` wait for their batch; after a stop, everything goes now.
+        let takes = |c: &Chunk<T>| stopped || c.at <= time;
+        // A chunk taken must be stored first: its push is on its way to the workers (bounded
+        // by the driver's upload wait), or fails and leaves.
+        while buffer.chunks.iter().any(|c| takes(c) && c.stored.is_none()) {
+            buffer = self.stored.wait(buffer).unwrap_or_else(|p| p.into_inner());
+        }
         // Only chunks move here, never records.
         let mut taken = Vec::new();
         let mut rest = VecDeque::with_capacity(buffer.chunks.len());
         let mut freed = 0;
         for chunk in buffer.chunks.drain(..) {
-            if stopped || chunk.at <= time {
+            if takes(&chunk) {
                 freed += chunk.bytes;
                 taken.push(chunk);
             } else {
@@ -393,7 +533,7 @@ impl<T: Data> InputDyn for PushInput<T> {
         if freed > 0 {
             self.wake_waiting();
         }
-        let n = taken.iter().map(|c| c.records.len() as u64).sum();
+        let n = taken.iter().map(|c| c.len as u64).sum();
         {
             let mut counts = lock(&self.closed_counts);
             if counts.len() == CLOSED_COUNTS_MAX {
@@ -402,13 +542,19 @@ impl<T: Data> InputDyn for PushInput<T> {
             counts.push_back((time, n));
         }
         let block = duration_nanos(self.block_interval).max(1);
-        let mut blocks: BTreeMap<u64, Vec<Vec<T>>> = BTreeMap::new();
+        let mut intervals: BTreeMap<u64, Vec<NewBlock<T>>> = BTreeMap::new();
         for chunk in taken {
             let index = chunk.at.as_nanos().saturating_sub(prev.as_nanos()) / block;
-            blocks.entry(index).or_default().push(chunk.records);
+            if let Some(records) = chunk.stored {
+                intervals.entry(index).or_default().push((chunk.id, records));
+            }
         }
-        let parts = blocks.into_values().flat_map(|chunks| concat(chunks, PARTITION_BYTES_MAX)).collect();
-        lock(&self.frozen.closed).insert(time, parts);
+        let size = std::mem::size_of::<T>();
+        let parts = intervals
+            .into_values()
+            .flat_map(|blocks| group_blocks(blocks, |(_, r)| r.len(), size, PARTITION_BYTES_MAX))
+            .collect();
+        lock(&self.frozen.closed).insert(time, Closed::Blocks(parts));
         n
     }
 
@@ -428,11 +574,19 @@ impl<T: Data> InputDyn for PushInput<T> {
     }
 }
 
+impl<T> Drop for PushInput<T> {
+    fn drop(&mut self) {
+        // Stored blocks no batch took (the context stopped at once, or was dropped).
+        let buffer = std::mem::replace(&mut *lock(&self.buffer), Buffer { chunks: VecDeque::new(), bytes: 0 });
+        self.frozen.ctx.graph().release_input_blocks(buffer.chunks.iter().map(|c| c.id));
+    }
+}
+
 impl StreamingContext {
     /// A stream fed batch by batch through the returned handle: each batch takes the next queued
     /// collection (or nothing), split into `partitions` partitions. Mostly for tests.
     pub fn queue_stream<T: Data>(&self, partitions: usize) -> (QueueHandle<T>, DStream<T>) {
-        let frozen = Frozen::new();
+        let frozen = Frozen::new(&self.inner.ctx);
         let queue = Arc::new(QueueInput {
             pending: Mutex::new(VecDeque::new()),
             partitions: partitions.max(1),
@@ -477,9 +631,10 @@ impl StreamingContext {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn input_stream_with<T: Data>(&self, flow: FlowControl) -> (InputHandle<T>, DStream<T>) {
-        let frozen = Frozen::new();
+        let frozen = Frozen::new(&self.inner.ctx);
         let input = Arc::new(PushInput {
             buffer: Mutex::new(Buffer { chunks: VecDeque::new(), bytes: 0 }),
+            stored: Condvar::new(),
             block_interval: self.inner.block_interval,
             clock: Arc::clone(&self.inner.clock),
             stopped: AtomicBool::new(false),
@@ -499,35 +654,29 @@ impl StreamingContext {
 
 #[cfg(test)]
 mod tests {
-    use super::concat;
+    use super::group_blocks;
 
     #[test]
-    fn concat_gathers_chunks_into_bounded_partitions_in_order() {
-        // (chunk lengths, records per partition at most) -> partition lengths
-        let table: &[(&[usize], usize, &[usize])] = &[
+    fn blocks_group_into_bounded_partitions_in_order_without_copies() {
+        // (block lengths, records per partition at most) -> partition lengths in blocks
+        let table: &[(&[usize], usize, &[&[usize]])] = &[
             (&[], 4, &[]),
-            (&[3], 4, &[3]),
-            (&[9], 4, &[9]),
-            (&[1, 2, 1], 4, &[4]),
-            (&[1, 2, 2], 4, &[3, 2]),
-            (&[2, 9, 1], 4, &[2, 9, 1]),
-            (&[4, 4, 4], 4, &[4, 4, 4]),
-            (&[1, 1, 1, 1, 1], 2, &[2, 2, 1]),
+            (&[3], 4, &[&[3]]),
+            (&[9], 4, &[&[9]]),
+            (&[1, 2, 1], 4, &[&[1, 2, 1]]),
+            (&[1, 2, 2], 4, &[&[1, 2], &[2]]),
+            (&[2, 9, 1], 4, &[&[2], &[9], &[1]]),
+            (&[4, 4, 4], 4, &[&[4], &[4], &[4]]),
+            (&[1, 1, 1, 1, 1], 2, &[&[1, 1], &[1, 1], &[1]]),
         ];
-        for (chunks, per_part, want) in table {
-            let mut next = 0u64;
-            let input: Vec<Vec<u64>> = chunks
-                .iter()
-                .map(|n| {
-                    next += *n as u64;
-                    (next - *n as u64..next).collect()
-                })
-                .collect();
-            let parts = concat(input, per_part * std::mem::size_of::<u64>());
-            let lens: Vec<usize> = parts.iter().map(Vec::len).collect();
-            assert_eq!(&lens, want, "chunks {chunks:?}, {per_part} per partition");
-            let all: Vec<u64> = parts.concat();
-            assert_eq!(all, (0..next).collect::<Vec<_>>(), "chunks {chunks:?}: order");
+        for (blocks, per_part, want) in table {
+            let input: Vec<(usize, usize)> = blocks.iter().copied().enumerate().collect();
+            let parts = group_blocks(input, |(_, n)| *n, 8, per_part * 8);
+            let lens: Vec<Vec<usize>> = parts.iter().map(|p| p.iter().map(|(_, n)| *n).collect()).collect();
+            let want: Vec<Vec<usize>> = want.iter().map(|p| p.to_vec()).collect();
+            assert_eq!(lens, want, "blocks {blocks:?}, {per_part} per partition");
+            let order: Vec<usize> = parts.iter().flatten().map(|(i, _)| *i).collect();
+            assert_eq!(order, (0..blocks.len()).collect::<Vec<_>>(), "blocks {blocks:?}: order");
         }
     }
 }

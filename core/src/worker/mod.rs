@@ -23,7 +23,7 @@
 
 mod store;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -356,14 +356,15 @@ impl Worker {
             Message::Launch(desc) => self.launch(desc),
             Message::Fetch { request, block } => self.serve(from, request, block),
             Message::FetchReply { request, block, data } => self.fetched(request, block, data),
-            Message::Release { shuffles, rdds, inputs } => {
+            Message::Release { shuffles, rdds, inputs, input_blocks } => {
                 if let Some(replica) = self.graph.replica() {
                     replica.release(&inputs);
                 }
+                let input_blocks: BTreeSet<BlockId> = input_blocks.into_iter().collect();
                 self.store.remove_where(|b| match b {
                     BlockId::Shuffle { shuffle, .. } => shuffles.contains(shuffle),
                     BlockId::Rdd { rdd, .. } => rdds.contains(rdd),
-                    BlockId::Input { stream, time, .. } => inputs.contains(&(*stream, *time)),
+                    BlockId::Input { .. } => input_blocks.contains(b),
                 })
             }
             Message::StoreBlock { block, data, bytes } => self.keep(block, data, bytes),
