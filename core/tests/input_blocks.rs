@@ -179,3 +179,80 @@ fn a_worker_silent_while_its_replica_is_on_the_way_is_replaced_and_the_batch_goe
         assert_eq!(cluster.alive_workers(), [WorkerId(0), WorkerId(2)], "seed {seed}");
     }
 }
+
+#[test]
+fn a_push_with_too_few_workers_alive_fails_after_a_bounded_wait_and_loses_nothing_accepted() {
+    let cluster = StepCluster::builder().workers(1).input_replicas(2).build();
+    let clock = Arc::new(ManualClock::new(Time::ZERO));
+    let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), clock.clone()).unwrap();
+    let (input, numbers) = ssc.input_stream::<u32>();
+    let counts = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&counts);
+    numbers
+        .foreach_rdd(move |rdd, _| {
+            sink.lock().unwrap().push(rdd.count()?);
+            Ok(())
+        })
+        .unwrap();
+    let started = cluster.now();
+    let err = input.push_all(vec![1, 2, 3]).unwrap_err();
+    assert!(matches!(err, Error::NotEnoughWorkers { needed: 2, alive: 1, .. }), "{err:?}");
+    let waited = cluster.now() - started;
+    assert!(waited >= Duration::from_secs(10) && waited < Duration::from_secs(11), "a bounded wait: {waited:?}");
+    // Not accepted: not stored anywhere, not buffered, not in the batch.
+    assert!(cluster.input_blocks().is_empty());
+    assert!(cluster.stored_block_ids().concat().is_empty(), "no single copy is left behind");
+    assert_eq!(input.buffered_bytes(), 0);
+    clock.set(Time::from_millis(1_000));
+    assert_eq!(ssc.step().unwrap().records, 0);
+    assert_eq!(*counts.lock().unwrap(), vec![0]);
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // The pushers play host threads.
+fn pushes_from_many_threads_while_batches_close_land_each_in_exactly_one_batch() {
+    let cluster = Arc::new(StepCluster::builder().workers(3).input_replicas(2).seed(5).build());
+    let clock = Arc::new(ManualClock::new(Time::ZERO));
+    let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), clock.clone()).unwrap();
+    let (input, numbers) = ssc.input_stream::<u64>();
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&batches);
+    numbers
+        .foreach_rdd(move |rdd, _| {
+            sink.lock().unwrap().push(rdd.collect()?);
+            Ok(())
+        })
+        .unwrap();
+    let (threads, pushes, per_push) = (4u64, 50u64, 7u64);
+    std::thread::scope(|s| {
+        let pushers: Vec<_> = (0..threads)
+            .map(|t| {
+                let input = input.clone();
+                s.spawn(move || {
+                    for p in 0..pushes {
+                        let first = (t * pushes + p) * per_push;
+                        input.push_all(first..first + per_push).unwrap();
+                    }
+                })
+            })
+            .collect();
+        // Batches close while the pushers run, then once more after they finished.
+        let mut k = 0;
+        while pushers.iter().any(|p| !p.is_finished()) {
+            k += 1;
+            clock.set(Time::from_millis(k * 1_000));
+            ssc.step().unwrap();
+        }
+        clock.set(Time::from_millis((k + 1) * 1_000));
+        ssc.step().unwrap();
+    });
+    let mut all: Vec<u64> = batches.lock().unwrap().concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..threads * pushes * per_push).collect::<Vec<_>>(), "every record once");
+    // Each push's records stay together, in order, in one batch.
+    for batch in batches.lock().unwrap().iter() {
+        for run in batch.chunks(per_push as usize) {
+            assert!(run.windows(2).all(|w| w[1] == w[0] + 1) && run[0] % per_push == 0, "{run:?}");
+        }
+    }
+}

@@ -654,7 +654,29 @@ impl StreamingContext {
 
 #[cfg(test)]
 mod tests {
-    use super::group_blocks;
+    use std::sync::Arc;
+
+    use super::{group_blocks, Chained};
+    use crate::codec;
+    use crate::ids::{BlockId, StreamId};
+
+    #[test]
+    fn a_partition_of_blocks_is_logged_as_the_vector_of_its_records() {
+        // (block lengths) -> the same bytes as one vector of all their records
+        let table: &[&[u64]] = &[&[], &[0], &[3], &[1, 2], &[0, 5, 0, 1], &[200, 300]];
+        for lens in table {
+            let mut next = 0u64;
+            let blocks: Vec<(BlockId, Arc<Vec<u64>>)> = (0u64..)
+                .zip(lens.iter())
+                .map(|(seq, n)| {
+                    next += n;
+                    (BlockId::Input { stream: StreamId(1), seq }, Arc::new((next - n..next).collect()))
+                })
+                .collect();
+            let whole: Vec<u64> = (0..next).collect();
+            assert_eq!(codec::encode(&Chained(&blocks)).unwrap(), codec::encode(&whole).unwrap(), "{lens:?}");
+        }
+    }
 
     #[test]
     fn blocks_group_into_bounded_partitions_in_order_without_copies() {
