@@ -337,8 +337,10 @@ pub enum TaskErrorKind {
     UnknownNode,
     /// No worker holds any replica of an input block the task reads: the input is lost.
     InputLost {
-        /// The block.
+        /// The block (it names its stream).
         block: BlockId,
+        /// The time of the input batch the block belongs to.
+        batch: Time,
     },
     /// User code panicked on every attempt, and again when the task ran once more setting
     /// poison records aside (dead letters): the panic is in code dead letters do not cover (a
@@ -382,7 +384,9 @@ impl fmt::Display for TaskError {
             ),
             TaskErrorKind::Source => write!(f, "source failed: {}", self.message),
             TaskErrorKind::UnknownNode => write!(f, "unknown graph node: {}", self.message),
-            TaskErrorKind::InputLost { block } => write!(f, "input block {block} is lost: {}", self.message),
+            TaskErrorKind::InputLost { block, batch } => {
+                write!(f, "input block {block} of the batch at {batch} is lost: {}", self.message)
+            }
             TaskErrorKind::PanicNotCovered => write!(
                 f,
                 "user code panicked on every attempt, also when setting poison records aside: the panic is outside the per-record operators dead letters cover: {}",

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dstream::{BlockId, Error, ManualClock, StepCluster, StreamingContext, Time, WorkerId};
+use dstream::{BlockId, Error, ManualClock, StepCluster, StreamingContext, TaskErrorKind, Time, WorkerId};
 
 /// The input blocks the tracker lists that `before` did not.
 fn new_blocks(
@@ -255,4 +255,32 @@ fn pushes_from_many_threads_while_batches_close_land_each_in_exactly_one_batch()
             assert!(run.windows(2).all(|w| w[1] == w[0] + 1) && run[0] % per_push == 0, "{run:?}");
         }
     }
+}
+
+#[test]
+fn a_batch_whose_every_input_replica_is_lost_fails_naming_the_block_and_the_batch() {
+    let cluster = StepCluster::builder().workers(3).input_replicas(1).seed(2).build();
+    let clock = Arc::new(ManualClock::new(Time::ZERO));
+    let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), clock.clone()).unwrap();
+    let (input, numbers) = ssc.input_stream::<u32>();
+    let ran = Arc::new(Mutex::new(None));
+    let at = Arc::clone(&ran);
+    numbers
+        .foreach_rdd(move |rdd, time| {
+            *at.lock().unwrap() = Some(time);
+            rdd.count().map(drop)
+        })
+        .unwrap();
+    clock.set(Time::from_millis(500));
+    input.push_all(vec![1, 2, 3]).unwrap();
+    let (block, holders) = cluster.input_blocks().into_iter().next().unwrap();
+    cluster.isolate(holders[0]).unwrap();
+    // The driver notices the silent worker by the time the batch's task would read the block.
+    cluster.advance(Duration::from_secs(2)).unwrap();
+    clock.set(Time::from_millis(1_000));
+    let err = ssc.step().unwrap_err();
+    let Error::TaskFailed { cause, .. } = &err else { panic!("{err:?}") };
+    let time = ran.lock().unwrap().unwrap();
+    assert!(matches!(cause.kind, TaskErrorKind::InputLost { block: b, batch } if b == block && batch == time), "{err}");
+    assert!(err.to_string().contains("of the batch at"), "{err}");
 }

@@ -223,10 +223,11 @@ impl InputBlocks {
         }
     }
 
-    /// The error of a task that needs `block` when no worker holds it: the input is lost.
-    pub(super) fn lost(block: BlockId) -> TaskError {
+    /// The error of a task that needs `block`, of the input batch at `batch`, when no worker
+    /// holds it: the input is lost.
+    pub(super) fn lost(block: BlockId, batch: Time) -> TaskError {
         TaskError::new(
-            TaskErrorKind::InputLost { block },
+            TaskErrorKind::InputLost { block, batch },
             "no worker holds a replica of this input block; it cannot be recomputed",
         )
     }

@@ -7,14 +7,15 @@ use super::blocks::InputBlocks;
 use crate::graph::{Dep, Graph};
 use crate::ids::{BlockId, RddId, Scope, ShuffleId, StreamId, WorkerId};
 use crate::message::TaskInput;
+use crate::time::Time;
 
 /// A block that a task needs is not available.
 #[derive(Debug)]
 pub(super) enum Missing {
     /// A shuffle output: its map stage must run (again).
     Shuffle,
-    /// Every replica of an input block: it cannot be recomputed.
-    Input(BlockId),
+    /// Every replica of an input block of the batch at the given time: it cannot be recomputed.
+    Input(BlockId, Time),
 }
 
 /// What the driver knows about where blocks live.
@@ -104,7 +105,7 @@ pub(super) fn task_inputs(
         let info = node.info();
         if let Some(batch) = &info.input {
             for &block in batch.partitions.get(p as usize).map_or(&[][..], Vec::as_slice) {
-                let holders = input_blocks.locations(block).ok_or(Missing::Input(block))?;
+                let holders = input_blocks.locations(block).ok_or(Missing::Input(block, batch.time))?;
                 inputs.push(TaskInput { block, locations: holders.iter().copied().collect() });
             }
             continue;

@@ -258,10 +258,10 @@ impl Driver {
         let held = plan::Held { cached: &self.cached, map_outputs: &self.map_outputs, inputs: &self.inputs };
         let inputs = match plan::task_inputs(&self.graph, &held, rdd, partition) {
             Ok(inputs) => inputs,
-            Err(plan::Missing::Input(block)) => {
+            Err(plan::Missing::Input(block, batch)) => {
                 let attempts = self.tasks.get(&task_id).map_or(0, |t| t.failures + t.fetch_failures);
                 self.tasks.remove(&task_id);
-                self.fail_stage(stage_id, partition, attempts, blocks::InputBlocks::lost(block));
+                self.fail_stage(stage_id, partition, attempts, blocks::InputBlocks::lost(block, batch));
                 return Launch::Dropped;
             }
             Err(plan::Missing::Shuffle) => {
