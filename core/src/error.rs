@@ -99,6 +99,14 @@ pub enum Error {
         /// How long the upload waited for more.
         waited: std::time::Duration,
     },
+    /// No worker was alive for the driver's `workers_wait_max`: the job cannot run anywhere.
+    #[error(
+        "no worker has been alive for {waited:?}: the job cannot run; start workers (or restart the lost ones) within the driver's workers_wait_max"
+    )]
+    NoWorkers {
+        /// How long the job waited for a worker.
+        waited: std::time::Duration,
+    },
     /// A stream's data checkpoints failed `failures` times in a row (see
     /// `StreamingContext::checkpoint_failures_max`): its lineage, and what a restart must
     /// replay, would grow without a bound, so the context stops. Free the storage (or fix

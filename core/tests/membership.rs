@@ -1,6 +1,7 @@
 //! Time and membership in the stepping harness: heartbeats at their interval, silent workers
 //! lost after the heartbeat timeout (not before), jobs that lose a worker mid-way finishing
-//! with the fault-free result, and jobs that time cannot help failing instead of spinning.
+//! with the fault-free result, and jobs with no worker alive failing after the driver's bounded
+//! wait instead of waiting forever.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -137,8 +138,11 @@ fn a_job_survives_a_worker_restarting() {
     }
 }
 
+/// How long the driver waits for a worker while none is alive (`DriverConfig::workers_wait_max`).
+const WORKERS_WAIT: Duration = Duration::from_secs(30);
+
 #[test]
-fn a_job_no_worker_can_run_fails_instead_of_waiting_forever() {
+fn a_job_with_no_worker_alive_fails_after_the_drivers_bounded_wait() {
     let cluster = StepCluster::builder().workers(2).build();
     let data = cluster.context().parallelize((0..10u32).collect(), 2).unwrap();
     assert_eq!(data.count().unwrap(), 10);
@@ -146,13 +150,13 @@ fn a_job_no_worker_can_run_fails_instead_of_waiting_forever() {
     cluster.isolate(WorkerId(1)).unwrap();
     let start = cluster.now();
     match data.count() {
-        Err(Error::NoProgress { workers: 0, .. }) => {}
-        other => panic!("expected the cannot-progress error, got {other:?}"),
+        Err(Error::NoWorkers { waited }) => assert_eq!(waited, WORKERS_WAIT),
+        other => panic!("expected the no-workers error, got {other:?}"),
     }
-    // Both workers were lost at the heartbeat timeout; then nothing could help.
+    // Both workers were lost at the heartbeat timeout; the driver then waited for one.
     assert_eq!(losses(&cluster.trace()).len(), 2);
     let waited = cluster.now() - start;
-    assert!(waited >= TIMEOUT && waited < 2 * TIMEOUT, "waited {waited:?}");
+    assert!(waited >= TIMEOUT + WORKERS_WAIT && waited < 2 * TIMEOUT + WORKERS_WAIT, "waited {waited:?}");
     // A restarted worker takes the job on again.
     cluster.restart_worker(WorkerId(0)).unwrap();
     assert_eq!(data.count().unwrap(), 10);
@@ -161,19 +165,30 @@ fn a_job_no_worker_can_run_fails_instead_of_waiting_forever() {
 }
 
 #[test]
-fn a_job_waiting_on_time_gives_up_after_a_bound() {
+fn a_job_with_no_worker_alive_goes_on_when_one_returns_within_the_wait() {
     let cluster = StepCluster::builder().workers(2).build();
     let data = cluster.context().parallelize((0..10u32).collect(), 2).unwrap();
     assert_eq!(data.count().unwrap(), 10);
     cluster.isolate(WorkerId(0)).unwrap();
     cluster.isolate(WorkerId(1)).unwrap();
-    // A fault planned far ahead might help, so the job waits on time, but not that long.
+    let back = cluster.now() + TIMEOUT + WORKERS_WAIT - Duration::from_secs(1);
+    cluster.fault_at(back, Fault::Restart(WorkerId(1)));
+    assert_eq!(data.count().unwrap(), 10);
+    assert!(cluster.now() >= back, "the job waited for the restarted worker");
+    assert_eq!(cluster.alive_workers(), [WorkerId(1)]);
+}
+
+#[test]
+fn a_job_with_no_worker_alive_does_not_wait_for_a_restart_beyond_the_bound() {
+    let cluster = StepCluster::builder().workers(2).build();
+    let data = cluster.context().parallelize((0..10u32).collect(), 2).unwrap();
+    assert_eq!(data.count().unwrap(), 10);
+    cluster.isolate(WorkerId(0)).unwrap();
+    cluster.isolate(WorkerId(1)).unwrap();
+    // A fault planned far ahead would help, but the driver stops waiting first.
     cluster.fault_at(Time::from_millis(3_600_000), Fault::Restart(WorkerId(0)));
     let start = cluster.now();
-    match data.count() {
-        Err(Error::NoProgress { workers: 0, .. }) => {}
-        other => panic!("expected the cannot-progress error, got {other:?}"),
-    }
+    assert!(matches!(data.count(), Err(Error::NoWorkers { .. })));
     let waited = cluster.now() - start;
-    assert!(waited >= Duration::from_secs(20) && waited < Duration::from_secs(21), "waited {waited:?}");
+    assert!(waited < 2 * TIMEOUT + WORKERS_WAIT, "waited {waited:?}");
 }

@@ -59,6 +59,7 @@ pub struct LocalClusterBuilder {
     task_attempts_max: u32,
     input_replicas: Option<u32>,
     heartbeat_timeout: Duration,
+    workers_wait_max: Duration,
 }
 
 impl LocalClusterBuilder {
@@ -112,6 +113,13 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// How long a job waits while no worker is alive before it fails with
+    /// [`Error::NoWorkers`] (default: [`DriverConfig::workers_wait_max`], 30 s).
+    pub fn workers_wait_max(mut self, wait: Duration) -> Self {
+        self.workers_wait_max = wait;
+        self
+    }
+
     /// How long a worker waits for a fetch reply (default: [`WorkerConfig::fetch_timeout`],
     /// 5 s).
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
@@ -141,6 +149,7 @@ impl LocalClusterBuilder {
         driver_config.task_attempts_max = self.task_attempts_max;
         driver_config.input_replicas = self.input_replicas.unwrap_or(2.min(self.workers));
         driver_config.heartbeat_timeout = self.heartbeat_timeout;
+        driver_config.workers_wait_max = self.workers_wait_max;
         let driver = Driver::new(driver_config, Arc::clone(&graph));
         let transport = InProcTransport::new(NodeId::Driver, Arc::clone(&inboxes));
         let driver_clock = clock.clone();
@@ -201,7 +210,7 @@ impl LocalCluster {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut worker = WorkerConfig::new();
         worker.slots = cores as u32;
-        let heartbeat_timeout = DriverConfig::new().heartbeat_timeout;
+        let DriverConfig { heartbeat_timeout, workers_wait_max, .. } = DriverConfig::new();
         LocalClusterBuilder {
             workers: cores as u32,
             threads: cores,
@@ -209,6 +218,7 @@ impl LocalCluster {
             task_attempts_max: 4,
             input_replicas: None,
             heartbeat_timeout,
+            workers_wait_max,
         }
     }
 

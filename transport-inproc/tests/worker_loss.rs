@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use dstream::{LossReason, WorkerId};
+use dstream::{Error, LossReason, WorkerId};
 use dstream_inproc::LocalCluster;
 
 /// Tasks wait at the gate until it opens.
@@ -87,4 +87,19 @@ fn a_job_completes_on_the_remaining_workers_when_one_is_killed() {
     // The cluster goes on with two workers.
     assert_eq!(ctx.parallelize((0..100u32).collect(), 7).unwrap().count().unwrap(), 100);
     assert!(cluster.kill_worker(WorkerId(9)).is_err());
+}
+
+#[test]
+fn a_job_fails_with_a_typed_error_once_every_worker_is_gone_for_the_bounded_wait() {
+    let wait = Duration::from_millis(300);
+    let cluster = LocalCluster::builder().workers(2).threads(2).workers_wait_max(wait).build().unwrap();
+    let ctx = cluster.context();
+    let data = ctx.parallelize((0..100u32).collect(), 4).unwrap();
+    assert_eq!(data.count().unwrap(), 100);
+    cluster.kill_worker(WorkerId(0)).unwrap();
+    cluster.kill_worker(WorkerId(1)).unwrap();
+    match data.count() {
+        Err(Error::NoWorkers { waited }) => assert!(waited >= wait, "waited {waited:?}"),
+        other => panic!("expected the no-workers error, got {other:?}"),
+    }
 }

@@ -80,6 +80,10 @@ pub struct DriverConfig {
     /// Whether the blocks the driver sends are encoded (workers in other processes, or the
     /// stepping harness's wire mode); within one process they move as shared pointers.
     pub encode_payloads: bool,
+    /// How long a job waits while no worker is alive before it fails with
+    /// [`Error::NoWorkers`]: 30 s by default, time for a supervisor to restart lost workers
+    /// (or for the first ones to register) without a batch waiting forever.
+    pub workers_wait_max: Duration,
 }
 
 impl DriverConfig {
@@ -93,6 +97,7 @@ impl DriverConfig {
             input_replicas: 2,
             upload_wait_max: Duration::from_secs(10),
             encode_payloads: false,
+            workers_wait_max: Duration::from_secs(30),
         }
     }
 }
@@ -148,6 +153,8 @@ struct Job {
     remaining: usize,
     /// Where its tasks' dead letters go, when its context has streams with them on.
     dead_letters: Option<Arc<DeadLetterLog>>,
+    /// When it was submitted.
+    submitted: Time,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,6 +207,9 @@ pub struct Driver {
     pending: VecDeque<TaskId>,
     outbox: VecDeque<(NodeId, Message)>,
     events: VecDeque<DriverEvent>,
+    /// Since when no worker has been alive (the start, before any registered); `None` while
+    /// some worker is.
+    no_worker_since: Option<Time>,
 }
 
 impl Driver {
@@ -222,6 +232,7 @@ impl Driver {
             pending: VecDeque::new(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            no_worker_since: Some(Time::ZERO),
         }
     }
 
@@ -249,21 +260,32 @@ impl Driver {
 
     /// When [`Driver::handle_timeout`] is to be called next (once `now` reaches it), if ever:
     /// the moment the first alive worker will have been silent for
-    /// [`DriverConfig::heartbeat_timeout`] unless it is heard from before.
+    /// [`DriverConfig::heartbeat_timeout`] unless it is heard from before, an upload stops
+    /// waiting for workers, or, while no worker is alive, a job stops waiting for one.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
         let uploads = self.inputs.next_deadline(self.config.upload_wait_max);
-        [self.members.next_deadline(), uploads].into_iter().flatten().min()
+        [self.members.next_deadline(), uploads, self.no_workers_deadline()].into_iter().flatten().min()
+    }
+
+    /// While no worker is alive, when the job waiting longest for one fails.
+    fn no_workers_deadline(&self) -> Option<Time> {
+        let since = self.no_worker_since?;
+        let oldest = self.jobs.values().map(|j| j.submitted).min()?;
+        Some(since.max(oldest) + self.config.workers_wait_max)
     }
 
     /// Handles the passing of time: every alive worker silent for
     /// [`DriverConfig::heartbeat_timeout`] at `now` is reported lost
-    /// ([`LossReason::Timeout`]). Calling it early does no harm.
+    /// ([`LossReason::Timeout`]); while no worker is alive, the jobs that waited
+    /// [`DriverConfig::workers_wait_max`] for one fail with [`Error::NoWorkers`]. Calling it
+    /// early does no harm.
     pub fn handle_timeout(&mut self, now: Time) {
         self.advance(now);
         for (worker, silent_for) in self.members.expired(self.now) {
             self.lose(worker, LossReason::Timeout { silent_for });
         }
+        self.fail_jobs_without_workers();
         self.poll_uploads();
         self.schedule();
         self.check_invariants();
@@ -341,6 +363,7 @@ impl Driver {
                 results: vec![None; n],
                 remaining,
                 dead_letters: request.dead_letters,
+                submitted: self.now,
             },
         );
         self.submit_stage(stage);
@@ -464,10 +487,12 @@ impl Driver {
             Registration::Again => {}
             Registration::New | Registration::Returned => {
                 self.events.push_back(DriverEvent::WorkerRegistered(worker));
+                self.no_worker_since = None;
             }
             Registration::Replaced(lost) => {
                 self.worker_lost(worker, lost, LossReason::Replaced { by: incarnation });
                 self.events.push_back(DriverEvent::WorkerRegistered(worker));
+                self.no_worker_since = None;
             }
         }
         self.outbox.push_back((NodeId::Worker(worker), Message::Registered));
@@ -475,11 +500,34 @@ impl Driver {
         self.poll_uploads();
     }
 
+    /// Fails the jobs that waited `workers_wait_max` for a worker while none was alive.
+    fn fail_jobs_without_workers(&mut self) {
+        let Some(since) = self.no_worker_since else { return };
+        let wait = self.config.workers_wait_max;
+        let expired: Vec<(JobId, Time)> = self
+            .jobs
+            .iter()
+            .map(|(id, j)| (*id, since.max(j.submitted)))
+            .filter(|(_, from)| *from + wait <= self.now)
+            .collect();
+        for (job, from) in expired {
+            debug_assert_eq!(self.members.alive().count(), 0, "{job} failed for want of workers while some are alive");
+            if self.jobs.remove(&job).is_some() {
+                let error = Error::NoWorkers { waited: self.now - from };
+                self.events.push_back(DriverEvent::JobFinished { job, result: Err(error) });
+            }
+            self.drop_job_stages(job);
+        }
+    }
+
     /// Reports the alive incarnation of `worker` lost; false if it was not alive.
     fn lose(&mut self, worker: WorkerId, reason: LossReason) -> bool {
         match self.members.lose(worker, reason) {
             Some(lost) => {
                 self.worker_lost(worker, lost, reason);
+                if self.members.alive().next().is_none() {
+                    self.no_worker_since = Some(self.now);
+                }
                 true
             }
             None => false,

@@ -476,15 +476,21 @@ impl Sim {
             }
             // Nothing in flight and no task ready: only time can help, and only if some task is
             // out on a worker (a silent worker's tasks are relaunched after the heartbeat
-            // timeout, a fetch without reply is given up after the fetch timeout) or a fault is
-            // planned.
-            if self.driver.running_tasks() == 0 && self.driver.uploads_in_progress() == 0 && self.planned.is_empty() {
+            // timeout, a fetch without reply is given up after the fetch timeout), a fault is
+            // planned, or no worker is alive (the driver fails the job after its
+            // `workers_wait_max`, a bounded wait of its own).
+            let no_workers = self.driver.workers().next().is_none();
+            if !no_workers
+                && self.driver.running_tasks() == 0
+                && self.driver.uploads_in_progress() == 0
+                && self.planned.is_empty()
+            {
                 return Err(Error::NoProgress { job: id, workers: self.driver.workers().count() });
             }
             let waited = self.now - self.last_launch;
             let next = self.next_deadline();
             match next {
-                Some(at) if waited < self.idle_max => self.jump(at)?,
+                Some(at) if waited < self.idle_max || no_workers => self.jump(at)?,
                 // Waiting on timers that do not help any more.
                 _ => return Err(Error::NoProgress { job: id, workers: self.driver.workers().count() }),
             }
