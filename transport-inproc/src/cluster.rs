@@ -8,6 +8,7 @@
 //! to a worker whose thread is gone is reported the same way.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -60,6 +61,7 @@ pub struct LocalClusterBuilder {
     input_replicas: Option<u32>,
     heartbeat_timeout: Duration,
     workers_wait_max: Duration,
+    speculation: bool,
 }
 
 impl LocalClusterBuilder {
@@ -120,6 +122,13 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// Whether straggling tasks get a copy on another worker (default: on, see
+    /// [`DriverConfig::speculation`]).
+    pub fn speculation(mut self, on: bool) -> Self {
+        self.speculation = on;
+        self
+    }
+
     /// How long a worker waits for a fetch reply (default: [`WorkerConfig::fetch_timeout`],
     /// 5 s).
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
@@ -143,19 +152,20 @@ impl LocalClusterBuilder {
             workers: worker_channels.iter().map(|(tx, _)| tx.clone()).collect(),
         });
         let clock = SystemClock::new();
-        let lost = Arc::new(Mutex::new(BTreeMap::new()));
+        let observed = Arc::new(Observed::default());
 
         let mut driver_config = DriverConfig::new();
         driver_config.task_attempts_max = self.task_attempts_max;
         driver_config.input_replicas = self.input_replicas.unwrap_or(2.min(self.workers));
         driver_config.heartbeat_timeout = self.heartbeat_timeout;
         driver_config.workers_wait_max = self.workers_wait_max;
+        driver_config.speculation = self.speculation;
         let driver = Driver::new(driver_config, Arc::clone(&graph));
         let transport = InProcTransport::new(NodeId::Driver, Arc::clone(&inboxes));
         let driver_clock = clock.clone();
-        let driver_lost = Arc::clone(&lost);
+        let driver_observed = Arc::clone(&observed);
         let driver_thread =
-            spawn("dstream-driver", move || run_driver(driver, driver_rx, transport, driver_clock, driver_lost))?;
+            spawn("dstream-driver", move || run_driver(driver, driver_rx, transport, driver_clock, driver_observed))?;
         let mut workers = Vec::new();
 
         for (i, (tx, rx)) in worker_channels.into_iter().enumerate() {
@@ -178,7 +188,7 @@ impl LocalClusterBuilder {
             inboxes,
             driver: Some(driver_thread),
             workers: Mutex::new(workers),
-            lost,
+            observed,
         })
     }
 }
@@ -200,8 +210,18 @@ pub struct LocalCluster {
     driver: Option<JoinHandle<()>>,
     /// The worker threads by id; `None` once killed.
     workers: Mutex<Vec<Option<JoinHandle<()>>>>,
+    /// What the driver reported.
+    observed: Arc<Observed>,
+}
+
+/// What the driver reported, for [`LocalCluster::lost_workers`] and
+/// [`LocalCluster::speculated_tasks`].
+#[derive(Default)]
+struct Observed {
     /// The last loss the driver reported for each worker: at most one entry per worker.
-    lost: Arc<Mutex<BTreeMap<WorkerId, LossReason>>>,
+    lost: Mutex<BTreeMap<WorkerId, LossReason>>,
+    /// Speculative copies launched.
+    speculated: AtomicU64,
 }
 
 impl LocalCluster {
@@ -210,7 +230,7 @@ impl LocalCluster {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut worker = WorkerConfig::new();
         worker.slots = cores as u32;
-        let DriverConfig { heartbeat_timeout, workers_wait_max, .. } = DriverConfig::new();
+        let DriverConfig { heartbeat_timeout, workers_wait_max, speculation, .. } = DriverConfig::new();
         LocalClusterBuilder {
             workers: cores as u32,
             threads: cores,
@@ -219,6 +239,7 @@ impl LocalCluster {
             input_replicas: None,
             heartbeat_timeout,
             workers_wait_max,
+            speculation,
         }
     }
 
@@ -249,10 +270,15 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// How many speculative copies of straggling tasks the driver launched so far.
+    pub fn speculated_tasks(&self) -> u64 {
+        self.observed.speculated.load(Ordering::Relaxed)
+    }
+
     /// The workers the driver has reported lost, each with the reason of its last loss, in id
     /// order.
     pub fn lost_workers(&self) -> Vec<(WorkerId, LossReason)> {
-        self.lost.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(w, r)| (*w, *r)).collect()
+        self.observed.lost.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(w, r)| (*w, *r)).collect()
     }
 }
 
@@ -332,7 +358,7 @@ struct DriverLoop {
     transport: InProcTransport,
     clock: SystemClock,
     waiting: Replies,
-    lost: Arc<Mutex<BTreeMap<WorkerId, LossReason>>>,
+    observed: Arc<Observed>,
 }
 
 impl DriverLoop {
@@ -381,7 +407,11 @@ impl DriverLoop {
                 }
                 DriverEvent::WorkerLost { worker, incarnation, reason } => {
                     tracing::warn!(%worker, incarnation, %reason, "worker lost");
-                    self.lost.lock().unwrap_or_else(|p| p.into_inner()).insert(worker, reason);
+                    self.observed.lost.lock().unwrap_or_else(|p| p.into_inner()).insert(worker, reason);
+                }
+                DriverEvent::Speculated { task, worker } => {
+                    tracing::debug!(%task, %worker, "speculative copy");
+                    self.observed.speculated.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -393,9 +423,9 @@ fn run_driver(
     inbox: Receiver<Input>,
     transport: InProcTransport,
     clock: SystemClock,
-    lost: Arc<Mutex<BTreeMap<WorkerId, LossReason>>>,
+    observed: Arc<Observed>,
 ) {
-    let mut l = DriverLoop { driver, transport, clock, waiting: BTreeMap::new(), lost };
+    let mut l = DriverLoop { driver, transport, clock, waiting: BTreeMap::new(), observed };
     'run: loop {
         match wait(&inbox, l.driver.poll_timeout(), &l.clock) {
             Wait::Input(input) => {

@@ -45,6 +45,8 @@ fn a_job_completes_on_the_remaining_workers_when_one_is_killed() {
         // A killed worker is reported at once; the timeout only backs that up.
         .heartbeat_interval(Duration::from_millis(20))
         .heartbeat_timeout(Duration::from_millis(500))
+        // The map calls are counted exactly: no copy of a task held at the gate.
+        .speculation(false)
         .build()
         .unwrap();
     let ctx = cluster.context();

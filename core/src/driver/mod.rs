@@ -34,6 +34,7 @@ mod announce;
 mod blocks;
 mod membership;
 mod plan;
+mod speculation;
 mod stages;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -84,6 +85,22 @@ pub struct DriverConfig {
     /// [`Error::NoWorkers`]: 30 s by default, time for a supervisor to restart lost workers
     /// (or for the first ones to register) without a batch waiting forever.
     pub workers_wait_max: Duration,
+    /// Whether straggling tasks get a copy on another worker, the first result winning (on by
+    /// default: a batch waits for its slowest task, so one slow machine delays every batch).
+    /// A task is a straggler once it ran `speculation_multiplier` times the median of its
+    /// stage's finished tasks, at least `speculation_min_runtime`, after
+    /// `speculation_quantile` of them finished.
+    pub speculation: bool,
+    /// 1.4, the D-Streams paper's own setting (SOSP 2013, section 6.2): a batch's tasks do
+    /// alike amounts of work, so 40 % over the median is already slow, where Spark's batch
+    /// default (1.5 in Spark 3, 3 in Spark 4) waits for tasks of skewed batch jobs.
+    pub speculation_multiplier: f64,
+    /// 0.75 of a stage's tasks finished before any copy (Spark 3's default): a streaming
+    /// stage often has few tasks, and Spark 4's 0.9 would wait for every one of four.
+    pub speculation_quantile: f64,
+    /// 100 ms (Spark's default): no copy of a task shorter than this, so the tasks of a busy
+    /// batch interval are not duplicated over noise.
+    pub speculation_min_runtime: Duration,
 }
 
 impl DriverConfig {
@@ -98,6 +115,10 @@ impl DriverConfig {
             upload_wait_max: Duration::from_secs(10),
             encode_payloads: false,
             workers_wait_max: Duration::from_secs(30),
+            speculation: true,
+            speculation_multiplier: 1.4,
+            speculation_quantile: 0.75,
+            speculation_min_runtime: Duration::from_millis(100),
         }
     }
 }
@@ -138,6 +159,14 @@ pub enum DriverEvent {
         /// Why it is considered lost.
         reason: LossReason,
     },
+    /// A straggling task got a copy on another worker (see
+    /// [`DriverConfig::speculation`]); the first of the two to finish completes the task.
+    Speculated {
+        /// The task.
+        task: TaskId,
+        /// Where the copy runs.
+        worker: WorkerId,
+    },
 }
 
 struct Job {
@@ -175,6 +204,9 @@ struct Stage {
     children: BTreeSet<StageId>,
     /// Jobs that need this stage.
     jobs: BTreeSet<JobId>,
+    /// Tasks created for it, and how long those that finished took (for speculation).
+    tasks: usize,
+    durations: Vec<Duration>,
 }
 
 #[derive(Debug)]
@@ -187,6 +219,12 @@ struct Task {
     worker: Option<WorkerId>,
     /// Set for the one isolating attempt after every ordinary one panicked (dead letters).
     isolation: Option<Isolation>,
+    /// When the attempt was launched.
+    launched: Time,
+    /// A speculative second attempt, running alongside.
+    copy: Option<speculation::Copy>,
+    /// The number the next attempt (a retry or a copy) gets.
+    next_attempt: u32,
 }
 
 /// The driver state machine. See the [module documentation](self) for how to drive it.
@@ -265,7 +303,8 @@ impl Driver {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
         let uploads = self.inputs.next_deadline(self.config.upload_wait_max);
-        [self.members.next_deadline(), uploads, self.no_workers_deadline()].into_iter().flatten().min()
+        let timers = [self.members.next_deadline(), uploads, self.no_workers_deadline(), self.next_speculation()];
+        timers.into_iter().flatten().min()
     }
 
     /// While no worker is alive, when the job waiting longest for one fails.
@@ -288,6 +327,7 @@ impl Driver {
         self.fail_jobs_without_workers();
         self.poll_uploads();
         self.schedule();
+        self.speculate();
         self.check_invariants();
     }
 
@@ -346,6 +386,8 @@ impl Driver {
                 active: BTreeMap::new(),
                 children: BTreeSet::new(),
                 jobs: BTreeSet::from([job]),
+                tasks: 0,
+                durations: Vec::new(),
             },
         );
         let mut slots: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -541,9 +583,13 @@ impl Driver {
         tracing::warn!(%worker, incarnation = lost.incarnation, %reason, "worker lost");
         self.events.push_back(DriverEvent::WorkerLost { worker, incarnation: lost.incarnation, reason });
         for (task_id, attempt) in lost.running {
-            let current = self.tasks.get(&task_id).is_some_and(|t| t.attempt == attempt && t.worker == Some(worker));
-            if let (true, Some(task)) = (current, self.tasks.remove(&task_id)) {
-                self.requeue(task_id, task);
+            let Some(task) = self.tasks.get_mut(&task_id) else { continue };
+            let main = task.attempt == attempt && task.worker == Some(worker);
+            let copy = task.copy.is_some_and(|c| c.attempt == attempt && c.worker == worker);
+            if (main || copy) && !Driver::hand_over(task, attempt) {
+                if let Some(task) = self.tasks.remove(&task_id) {
+                    self.requeue(task_id, task);
+                }
             }
         }
         self.cached.retain(|_, holders| {
@@ -577,6 +623,14 @@ impl Driver {
                     task.attempt
                 );
             }
+            if let Some(c) = task.copy {
+                debug_assert!(
+                    task.worker.is_some_and(|w| w != c.worker),
+                    "{id}: a copy without its task, or beside it"
+                );
+                debug_assert!(self.members.runs(c.worker, *id, c.attempt), "{id} copy {} on {}", c.attempt, c.worker);
+            }
+            debug_assert!(task.attempt < task.next_attempt, "{id}: attempt numbers run backwards");
         }
         for ((rdd, p), holders) in &self.cached {
             debug_assert!(holders.iter().all(|w| self.members.is_alive(*w)), "{rdd}/p{p} held by a lost worker");

@@ -26,13 +26,25 @@ impl Driver {
                 self.cached.entry((rdd, partition)).or_default().insert(from);
             }
         }
-        let current = self.tasks.get(&task_id).is_some_and(|t| t.attempt == attempt && t.worker == Some(from));
-        if !current {
-            return; // A stale attempt, or a task of a job that already ended.
+        let Some(task) = self.tasks.get_mut(&task_id) else {
+            return; // A task of a job that already ended, or one completed by another attempt.
+        };
+        if let TaskOutcome::Failed(_) = outcome {
+            let ours = task.attempt == attempt && task.worker == Some(from)
+                || task.copy.is_some_and(|c| c.attempt == attempt && c.worker == from);
+            if ours && Driver::hand_over(task, attempt) {
+                return; // The other attempt carries on.
+            }
+        }
+        if !Driver::claim(task, from, attempt) {
+            return; // A stale attempt.
         }
         let Some(task) = self.tasks.remove(&task_id) else {
             return;
         };
+        if !matches!(outcome, TaskOutcome::Failed(_)) {
+            self.task_took(task.stage, self.now - task.launched);
+        }
         let Some(stage) = self.stages.get_mut(&task.stage) else {
             return;
         };
@@ -167,8 +179,10 @@ impl Driver {
     }
 
     pub(super) fn requeue(&mut self, task_id: TaskId, mut task: Task) {
-        task.attempt += 1;
+        task.attempt = task.next_attempt;
+        task.next_attempt += 1;
         task.worker = None;
+        task.copy = None;
         if let Some(stage) = self.stages.get_mut(&task.stage) {
             stage.active.insert(task.partition, task_id);
         }
@@ -239,52 +253,65 @@ impl Driver {
         }
     }
 
-    pub(super) fn launch(&mut self, task_id: TaskId) -> Launch {
-        let Some(task) = self.tasks.get(&task_id) else {
-            return Launch::Dropped;
-        };
-        let Some(stage) = self.stages.get(&task.stage) else {
-            return Launch::Dropped;
-        };
+    /// The descriptor of `task_id`'s current attempt: `None` when its stage or job is gone, an
+    /// error when a block it reads is missing.
+    pub(super) fn describe(&self, task_id: TaskId) -> Option<Result<TaskDesc, plan::Missing>> {
+        let task = self.tasks.get(&task_id)?;
+        let stage = self.stages.get(&task.stage)?;
         let (stage_id, partition, attempt, rdd) = (task.stage, task.partition, task.attempt, stage.rdd);
         let kind = match stage.kind {
-            StageKind::Result(job) => match self.jobs.get(&job) {
-                Some(j) => TaskKind::Result { action: j.action, builtin: j.builtin },
-                None => return Launch::Dropped,
-            },
+            StageKind::Result(job) => {
+                let j = self.jobs.get(&job)?;
+                TaskKind::Result { action: j.action, builtin: j.builtin }
+            }
             StageKind::ShuffleMap(shuffle) => TaskKind::ShuffleMap { shuffle },
         };
         let job = stage.jobs.iter().next().copied().unwrap_or(JobId(0));
         let held = plan::Held { cached: &self.cached, map_outputs: &self.map_outputs, inputs: &self.inputs };
-        let inputs = match plan::task_inputs(&self.graph, &held, rdd, partition) {
-            Ok(inputs) => inputs,
-            Err(plan::Missing::Input(block, batch)) => {
-                let attempts = self.tasks.get(&task_id).map_or(0, |t| t.failures + t.fetch_failures);
-                self.tasks.remove(&task_id);
-                self.fail_stage(stage_id, partition, attempts, blocks::InputBlocks::lost(block, batch));
+        let isolation = task.isolation.clone();
+        Some(plan::task_inputs(&self.graph, &held, rdd, partition).map(|inputs| TaskDesc {
+            task: task_id,
+            attempt,
+            job,
+            stage: stage_id,
+            kind,
+            rdd,
+            partition,
+            inputs,
+            isolation,
+        }))
+    }
+
+    pub(super) fn launch(&mut self, task_id: TaskId) -> Launch {
+        let desc = match self.describe(task_id) {
+            None => return Launch::Dropped,
+            Some(Ok(desc)) => desc,
+            Some(Err(plan::Missing::Input(block, batch))) => {
+                let Some(task) = self.tasks.remove(&task_id) else { return Launch::Dropped };
+                let attempts = task.failures + task.fetch_failures;
+                self.fail_stage(task.stage, task.partition, attempts, blocks::InputBlocks::lost(block, batch));
                 return Launch::Dropped;
             }
-            Err(plan::Missing::Shuffle) => {
+            Some(Err(plan::Missing::Shuffle)) => {
                 // A shuffle output it needs is gone: the task leaves the queue and the stage
                 // waits for its parent to redo the output, then queues the partition again.
-                if let Some(stage) = self.stages.get_mut(&stage_id) {
-                    stage.active.remove(&partition);
+                let Some(task) = self.tasks.remove(&task_id) else { return Launch::Dropped };
+                if let Some(stage) = self.stages.get_mut(&task.stage) {
+                    stage.active.remove(&task.partition);
                 }
-                self.tasks.remove(&task_id);
-                self.submit_stage(stage_id);
+                self.submit_stage(task.stage);
                 return Launch::Dropped;
             }
         };
-        let worker = plan::choose_worker(&self.members.free(), &inputs, partition);
+        let worker = plan::choose_worker(&self.members.free(), &desc.inputs, desc.partition);
         let Some(worker) = worker else {
             return Launch::NoSlot;
         };
-        self.members.started(worker, task_id, attempt);
+        self.members.started(worker, task_id, desc.attempt);
         if let Some(t) = self.tasks.get_mut(&task_id) {
             t.worker = Some(worker);
+            t.launched = self.now;
         }
-        let isolation = self.tasks.get(&task_id).and_then(|t| t.isolation.clone());
-        let desc = TaskDesc { task: task_id, attempt, job, stage: stage_id, kind, rdd, partition, inputs, isolation };
         self.outbox.push_back((NodeId::Worker(worker), Message::Launch(desc)));
         Launch::Sent
     }
@@ -328,10 +355,14 @@ impl Driver {
                     fetch_failures: 0,
                     worker: None,
                     isolation: None,
+                    launched: self.now,
+                    copy: None,
+                    next_attempt: 1,
                 },
             );
             if let Some(stage) = self.stages.get_mut(&stage_id) {
                 stage.active.insert(partition, task_id);
+                stage.tasks += 1;
             }
             self.pending.push_back(task_id);
         }
@@ -362,6 +393,8 @@ impl Driver {
                 active: BTreeMap::new(),
                 children: BTreeSet::new(),
                 jobs: BTreeSet::new(),
+                tasks: 0,
+                durations: Vec::new(),
             },
         );
         self.shuffle_stages.insert(shuffle, id);

@@ -68,6 +68,13 @@ pub enum Step {
         /// The kind of message (see [`Message::kind`]).
         kind: &'static str,
     },
+    /// The driver launched a copy of a straggling task ([`DriverEvent::Speculated`]).
+    Speculated {
+        /// The task.
+        task: TaskId,
+        /// Where the copy runs.
+        worker: WorkerId,
+    },
     /// The driver reported a worker lost ([`DriverEvent::WorkerLost`]).
     Lost {
         /// The worker.
@@ -105,6 +112,7 @@ pub struct StepClusterBuilder {
     task_attempts_max: u32,
     input_replicas: Option<u32>,
     heartbeat_timeout: Duration,
+    speculation: bool,
     step_nanos: u64,
 }
 
@@ -173,6 +181,14 @@ impl StepClusterBuilder {
         self
     }
 
+    /// Whether straggling tasks get a copy on another worker (default: on, see
+    /// [`DriverConfig::speculation`]). Tasks take no virtual time here, so only a task out on
+    /// a silent worker straggles.
+    pub fn speculation(mut self, on: bool) -> Self {
+        self.speculation = on;
+        self
+    }
+
     /// Builds the cluster with an empty program graph, shared by the driver and the workers
     /// (as in one process). [`StepClusterBuilder::build_with_worker_programs`] gives every
     /// worker a graph of its own instead.
@@ -225,6 +241,7 @@ impl StepCluster {
             task_attempts_max: 4,
             input_replicas: None,
             heartbeat_timeout: DriverConfig::new().heartbeat_timeout,
+            speculation: DriverConfig::new().speculation,
             step_nanos: 1_000,
         }
     }
@@ -426,6 +443,7 @@ impl Sim {
         driver_config.input_replicas = b.input_replicas.unwrap_or(2.min(b.workers));
         driver_config.encode_payloads = b.wire;
         driver_config.heartbeat_timeout = b.heartbeat_timeout;
+        driver_config.speculation = b.speculation;
         let mut worker_config = b.worker.clone();
         worker_config.encode_payloads = b.wire;
         // Waiting on time ends with a launch within a heartbeat timeout (a silent worker's
@@ -601,6 +619,7 @@ impl Sim {
                 // driver refuses is a mistake the waiting job reports.
                 DriverEvent::WorkerRefused { worker, reason } => return Err(Error::Refused { worker, reason }),
                 DriverEvent::WorkerRegistered(_) => {}
+                DriverEvent::Speculated { task, worker } => self.trace.push(Step::Speculated { task, worker }),
             }
         }
         for i in 0..self.workers.len() {
