@@ -79,7 +79,7 @@ impl Progress {
         };
         let max = |bs: &[&BatchInfo], f: fn(&BatchInfo) -> Duration| bs.iter().map(|b| f(b)).max().unwrap_or_default();
         println!(
-            "summary: {} batches of {} ms{}, {records} records ({rate:.0} records/s); processing avg {} ms, max {} ms; total delay avg {} ms, max {} ms; {} receiver errors",
+            "summary: {} batches of {} ms{}, {records} records ({rate:.0} records/s); processing avg {} ms, max {} ms; {}; {} receiver errors",
             batches.len(),
             batch_interval.as_millis(),
             match cut_short {
@@ -89,8 +89,15 @@ impl Progress {
             },
             avg(&all, |b| b.processing_delay).as_millis(),
             max(&all, |b| b.processing_delay).as_millis(),
-            avg(&on_schedule, |b| b.total_delay).as_millis(),
-            max(&on_schedule, |b| b.total_delay).as_millis(),
+            if on_schedule.is_empty() {
+                "total delay: no batch ran on schedule".to_string()
+            } else {
+                format!(
+                    "total delay avg {} ms, max {} ms",
+                    avg(&on_schedule, |b| b.total_delay).as_millis(),
+                    max(&on_schedule, |b| b.total_delay).as_millis()
+                )
+            },
             self.receiver_errors.lock().unwrap_or_else(|p| p.into_inner()),
         );
     }
