@@ -71,11 +71,7 @@ pub struct BatchInfo {
 ///
 /// Add one with [`StreamingContext::add_listener`]. Batch events arrive on the thread that
 /// runs the batches (a slow listener delays the next batch), receiver errors on the
-/// receiver's thread. Without a listener reporting [`on_receiver_error`], a receiver's errors
-/// (a refused connection, say) reach only the `tracing` logs. The
-/// [monitoring guide](crate::guide::monitoring) has more.
-///
-/// [`on_receiver_error`]: StreamingListener::on_receiver_error
+/// receiver's thread. The [monitoring guide](crate::guide::monitoring) has more.
 ///
 /// # Examples
 ///
