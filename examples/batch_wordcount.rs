@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example batch_wordcount -- [FILE] [--workers N] [--partitions N]
+//! cargo run --release --example batch_wordcount -- --help
 //! ```
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)] // An example program reports on stdout.
@@ -10,33 +11,23 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::Parser;
 use dstream::{Context, Rdd, SplitMix64};
 use dstream_inproc::LocalCluster;
 use dstream_storage::TextFile;
 
+/// Counts the words of a text file (or of a built-in sample text) on an in-process cluster.
+#[derive(Debug, Parser)]
+#[command(name = "batch_wordcount")]
 struct Args {
+    /// The text file to count [default: a built-in sample of 200,000 lines]
     file: Option<String>,
+    /// Workers of the in-process cluster [default: one per core]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     workers: Option<u32>,
+    /// Partitions of the input
+    #[arg(long, value_name = "N", default_value_t = 8)]
     partitions: usize,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args { file: None, workers: None, partitions: 8 };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut number = |name: &str| -> Result<usize, String> {
-            let v = it.next().ok_or(format!("{name} needs a value"))?;
-            v.parse().map_err(|_| format!("{name}: not a number: {v}"))
-        };
-        match arg.as_str() {
-            "--workers" => args.workers = Some(number("--workers")? as u32),
-            "--partitions" => args.partitions = number("--partitions")?,
-            "-h" | "--help" => return Err(String::new()),
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
-            path => args.file = Some(path.to_string()),
-        }
-    }
-    Ok(args)
 }
 
 /// A deterministic sample text: 200,000 lines of words drawn with a skewed (roughly Zipf)
@@ -102,21 +93,5 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("error: {msg}");
-            }
-            eprintln!("usage: batch_wordcount [FILE] [--workers N] [--partitions N]");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    dstream_examples::main_with(|args: Args| run(&args))
 }

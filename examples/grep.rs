@@ -6,8 +6,7 @@
 //! cargo run --release --example grep -- --rate 1000000 --batch-ms 100 --quiet
 //! ```
 //!
-//! Flags: `--seconds N` (run time, default 10), `--rate N` (records per second, default
-//! 100000), `--batch-ms N` (default 500), `--workers N`, `--quiet` (no per-batch lines).
+//! `--help` lists the flags with their defaults.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)] // An example program reports on stdout.
 
@@ -15,11 +14,30 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clap::Parser;
 use dstream::generator::{RecordPool, GREP_PATTERN};
 use dstream::{BatchInfo, Error, StreamingContext, StreamingListener, SystemClock, Time};
-use dstream_examples::{local_cluster, main_with, run_until, Flags, Progress, Until};
+use dstream_examples::{main_with, run_until, ClusterArgs, Progress, Until};
 
-const USAGE: &str = "usage: grep [--seconds N] [--rate N] [--batch-ms N] [--workers N] [--quiet]";
+/// Counts the synthetic records of each batch that contain a pattern (the paper's Grep).
+#[derive(Debug, Parser)]
+#[command(name = "grep")]
+struct Args {
+    /// How long to run, in seconds (Ctrl-C stops earlier, gracefully)
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    seconds: u64,
+    /// Synthetic records per second
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    rate: u64,
+    /// The batch interval, in milliseconds
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_ms: u64,
+    /// Print no per-batch lines, only the summary
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
 
 /// The matching records of each batch, reported with the batch's size once it completes.
 ///
@@ -59,12 +77,12 @@ impl StreamingListener for Matches {
     }
 }
 
-fn run(flags: &Flags) -> Result<(), Box<dyn std::error::Error>> {
-    let batch = Duration::from_millis(flags.number("batch-ms", 500)?);
-    let rate = flags.number("rate", 100_000)?;
-    let cluster = local_cluster(flags)?;
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let batch = Duration::from_millis(args.batch_ms);
+    let rate = args.rate;
+    let cluster = args.cluster.local_cluster()?;
     let ssc = StreamingContext::new(cluster.context(), batch, Arc::new(SystemClock::new()))?;
-    let quiet = flags.has("quiet");
+    let quiet = args.quiet;
     // The batch's result first, then its progress line, as in the other examples.
     let matches = Arc::new(Matches { quiet, ..Matches::default() });
     ssc.add_listener(matches.clone());
@@ -82,7 +100,7 @@ fn run(flags: &Flags) -> Result<(), Box<dyn std::error::Error>> {
     })?;
 
     let handle = ssc.start()?;
-    run_until(&handle, Until::Elapsed(Duration::from_secs(flags.number("seconds", 10)?)), None)?;
+    run_until(&handle, Until::Elapsed(Duration::from_secs(args.seconds)), None)?;
     progress.summary(batch);
     let (matching, records) = matches.totals();
     println!("{matching} of {records} records contained {GREP_PATTERN:?}");
@@ -90,5 +108,5 @@ fn run(flags: &Flags) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    main_with(USAGE, &["quiet"], run)
+    main_with(run)
 }

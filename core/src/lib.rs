@@ -2,11 +2,87 @@
 //!
 //! Fault-tolerant stream processing with discretized streams: a stream is a series of small,
 //! immutable, partitioned datasets ([`Rdd`]s) with lineage, computed by short deterministic
-//! batch jobs.
+//! batch jobs. It is the model of Spark Streaming, with its DStream API in Rust casing.
 //!
 //! This crate holds the data model, the API and the driver and worker state machines. It does
 //! no I/O: no sockets, no files, no reading of the clock inside the state machines. Runtimes
-//! (`dstream-inproc`, `dstream-tcp`) and the [`StepCluster`] harness drive the same machines.
+//! (`dstream-inproc`, `dstream-tcp`) and the [`StepCluster`] harness drive the same machines;
+//! `dstream-storage` has the sources and sinks that touch the outside world (sockets, files,
+//! checkpoint storage).
+//!
+//! ## A streaming quick start
+//!
+//! A program builds a cluster, a [`StreamingContext`] with a batch interval, input streams,
+//! transformations and output operations, then starts it. Word counts over a window of 30 s
+//! sliding every 1 s batch, on an in-process cluster (`dstream_inproc::LocalCluster`):
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use std::time::Duration;
+//! use dstream::{StreamingContext, SystemClock};
+//! use dstream_inproc::LocalCluster;
+//!
+//! let cluster = LocalCluster::builder().workers(2).build()?;
+//! let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(SystemClock::new()))?;
+//!
+//! // An input the program pushes into, from any thread (see also `queue_stream` for tests,
+//! // `receiver_stream` for a source of your own, and the sockets and directories of
+//! // `dstream_storage::StreamingContextExt`).
+//! let (input, lines) = ssc.input_stream::<String>();
+//!
+//! let counts = lines
+//!     .flat_map(|line| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+//!     .map(|word| (word, 1u64))
+//!     .reduce_by_key_and_window(|a, b| a + b, Duration::from_secs(30), Duration::from_secs(1))?;
+//!
+//! // An output operation runs once per batch, on the driver; its actions (`collect`, `count`,
+//! // ...) run jobs on the cluster.
+//! let latest = Arc::new(Mutex::new(Vec::new()));
+//! let sink = Arc::clone(&latest);
+//! counts.foreach_rdd(move |rdd, _time| {
+//!     let mut window = rdd.collect()?;
+//!     window.sort();
+//!     *sink.lock().unwrap() = window;
+//!     Ok(())
+//! })?;
+//!
+//! // Batches run on a thread of their own until the handle stops them; keep the handle.
+//! let running = ssc.start()?;
+//! input.push_all(["to be or not to be".to_string()])?;
+//! running.stop(true)?; // graceful: every record pushed before the stop is processed
+//!
+//! let window = latest.lock().unwrap().clone();
+//! assert_eq!(window[0], ("be".to_string(), 2));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Tests drive the same program batch by batch, without a clock, with [`ManualClock`] and
+//! [`StreamingContext::step`], or with [`testing::StreamTest`]:
+//!
+//! ```
+//! use dstream::testing::StreamTest;
+//!
+//! let input = vec![vec!["a b a".to_string()], vec!["b".to_string()]];
+//! let counts = StreamTest::new().workers(2).run(input, |lines| {
+//!     lines.flat_map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>()).count()
+//! })?;
+//! assert_eq!(counts, vec![vec![3], vec![1]]);
+//! # Ok::<(), dstream::Error>(())
+//! ```
+//!
+//! ## Where to go next
+//!
+//! - [`StreamingContext`]: the entry point (inputs, [`start`](StreamingContext::start),
+//!   [`get_or_create`](StreamingContext::get_or_create) for checkpoints and restarts) and
+//!   [`StreamingHandle`] (stop, await termination).
+//! - [`DStream`]: every operator, each with an example; windows, state
+//!   ([`DStream::update_state_by_key`], [`DStream::map_with_state`] with [`StateSpec`]) and
+//!   outputs ([`DStream::foreach_rdd`], [`DStream::print`]).
+//! - [`StreamingListener`] and [`BatchInfo`]: what each batch did, and receiver errors.
+//! - [`guide`]: coming from Spark Streaming (a table of names), deployment, monitoring,
+//!   fault-tolerance semantics and tuning.
+//!
+//! The batch engine underneath is usable on its own:
 //!
 //! ```
 //! use dstream::StepCluster;
@@ -27,6 +103,7 @@ pub mod driver;
 mod error;
 pub mod generator;
 mod graph;
+pub mod guide;
 mod harness;
 pub mod hash;
 mod ids;

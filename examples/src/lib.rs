@@ -1,11 +1,11 @@
-//! Pieces shared by the example programs: command-line flags, the in-process cluster they run
-//! on, a per-batch progress report and a summary, a run that ends after a duration, at the end
-//! of the input, or on Ctrl-C, and the top-k of a dataset of counts.
-//! Each program is `cargo run --release --example NAME -- --help`.
+//! Pieces shared by the example programs: the flags they share (parsed with `clap`), the
+//! in-process cluster they run on, a per-batch progress report and a summary, a run that ends
+//! after a duration, at the end of the input, or on Ctrl-C, and the top-k of a dataset of
+//! counts. `cargo run --release --example NAME -- --help` lists each program's flags with
+//! their defaults.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)] // Example programs report on stdout.
 
-use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -16,64 +16,31 @@ use dstream::hash::FixedMap;
 use dstream::{BatchInfo, DStream, Data, Error, Rdd, StreamingHandle, StreamingListener, Time};
 use dstream_inproc::LocalCluster;
 
-/// Command-line flags: `--name value` pairs and bare `--name` switches.
-#[derive(Debug, Default)]
-pub struct Flags {
-    values: BTreeMap<String, String>,
-    usage: String,
+/// The flags of the in-process cluster, shared by the streaming examples (flattened into each
+/// program's own flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// Workers of the in-process cluster [default: one per core]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: Option<u32>,
 }
 
-impl Flags {
-    /// Parses the process's arguments. `usage` is printed for `--help` or a malformed flag; a
-    /// flag it does not name is refused. `switches` name the flags that take no value.
-    pub fn parse(usage: &str, switches: &[&str]) -> Result<Flags, String> {
-        Flags::parse_from(usage, switches, std::env::args().skip(1))
+impl ClusterArgs {
+    /// The number of workers the cluster will have: `--workers`, or one per core as
+    /// [`LocalCluster::builder`] does.
+    pub fn worker_count(&self) -> u32 {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        })
     }
 
-    /// [`Flags::parse`] of the given arguments.
-    pub fn parse_from(usage: &str, switches: &[&str], args: impl IntoIterator<Item = String>) -> Result<Flags, String> {
-        let mut flags = Flags { values: BTreeMap::new(), usage: usage.to_string() };
-        let known: Vec<&str> = usage
-            .split(|c: char| c.is_whitespace() || "[]|".contains(c))
-            .filter_map(|w| w.strip_prefix("--"))
-            .collect();
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let Some(name) = arg.strip_prefix("--") else {
-                return Err(format!("unexpected argument {arg}\n{usage}"));
-            };
-            if name == "help" {
-                return Err(usage.to_string());
-            }
-            if !known.contains(&name) {
-                return Err(format!("unknown flag --{name}\n{usage}"));
-            }
-            let value = if switches.contains(&name) {
-                String::new()
-            } else {
-                args.next().ok_or_else(|| format!("--{name} needs a value\n{usage}"))?
-            };
-            flags.values.insert(name.to_string(), value);
+    /// An in-process cluster with `--workers` workers (default: the cluster's own default).
+    pub fn local_cluster(&self) -> Result<LocalCluster, Error> {
+        let mut builder = LocalCluster::builder();
+        if let Some(workers) = self.workers {
+            builder = builder.workers(workers);
         }
-        Ok(flags)
-    }
-
-    /// Whether a switch or flag was given.
-    pub fn has(&self, name: &str) -> bool {
-        self.values.contains_key(name)
-    }
-
-    /// A flag's value as text.
-    pub fn text(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
-    }
-
-    /// A flag's value as a number, or `default`.
-    pub fn number(&self, name: &str, default: u64) -> Result<u64, String> {
-        match self.values.get(name) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("--{name}: not a number: {v}\n{}", self.usage)),
-        }
+        builder.build()
     }
 }
 
@@ -112,7 +79,7 @@ impl Progress {
         };
         let max = |bs: &[&BatchInfo], f: fn(&BatchInfo) -> Duration| bs.iter().map(|b| f(b)).max().unwrap_or_default();
         println!(
-            "summary: {} batches of {} ms{}, {records} records ({rate:.0} records/s); processing avg {} ms, max {} ms; total delay avg {} ms, max {} ms; {} receiver errors",
+            "summary: {} batches of {} ms{}, {records} records ({rate:.0} records/s); processing avg {} ms, max {} ms; {}; {} receiver errors",
             batches.len(),
             batch_interval.as_millis(),
             match cut_short {
@@ -122,8 +89,15 @@ impl Progress {
             },
             avg(&all, |b| b.processing_delay).as_millis(),
             max(&all, |b| b.processing_delay).as_millis(),
-            avg(&on_schedule, |b| b.total_delay).as_millis(),
-            max(&on_schedule, |b| b.total_delay).as_millis(),
+            if on_schedule.is_empty() {
+                "total delay: no batch ran on schedule".to_string()
+            } else {
+                format!(
+                    "total delay avg {} ms, max {} ms",
+                    avg(&on_schedule, |b| b.total_delay).as_millis(),
+                    max(&on_schedule, |b| b.total_delay).as_millis()
+                )
+            },
             self.receiver_errors.lock().unwrap_or_else(|p| p.into_inner()),
         );
     }
@@ -132,14 +106,25 @@ impl Progress {
 impl StreamingListener for Progress {
     fn on_batch_completed(&self, info: &BatchInfo) {
         if !self.quiet {
-            println!(
-                "batch {}: {} records, scheduling {} ms, processing {} ms, total {} ms",
-                info.time,
-                info.records,
-                info.scheduling_delay.as_millis(),
-                info.processing_delay.as_millis(),
-                info.total_delay.as_millis()
-            );
+            if info.total_delay < info.processing_delay {
+                // The batch open at a graceful stop runs at once, before its batch time: its
+                // delays, counted from that time, would read 0 ms.
+                println!(
+                    "batch {}: {} records, run early by the stop, processing {} ms",
+                    info.time,
+                    info.records,
+                    info.processing_delay.as_millis()
+                );
+            } else {
+                println!(
+                    "batch {}: {} records, scheduling {} ms, processing {} ms, total {} ms",
+                    info.time,
+                    info.records,
+                    info.scheduling_delay.as_millis(),
+                    info.processing_delay.as_millis(),
+                    info.total_delay.as_millis()
+                );
+            }
         }
         self.batches.lock().unwrap_or_else(|p| p.into_inner()).push(info.clone());
     }
@@ -161,6 +146,15 @@ pub enum Until {
     Elapsed(Duration),
     /// When `done` reports the end of the input, or on Ctrl-C.
     InputEnds,
+    /// On Ctrl-C only.
+    Interrupted,
+}
+
+impl Until {
+    /// After `seconds` if given, else on Ctrl-C.
+    pub fn seconds(seconds: Option<u64>) -> Until {
+        seconds.map_or(Until::Interrupted, |s| Until::Elapsed(Duration::from_secs(s)))
+    }
 }
 
 /// Waits for the end of the run, then stops the context gracefully, so every record received
@@ -188,33 +182,19 @@ pub fn run_until(
         Until::Elapsed(d) => {
             let _ = interrupted.recv_timeout(d);
         }
-        Until::InputEnds => {
+        Until::InputEnds | Until::Interrupted => {
             let _ = interrupted.recv();
         }
     }
     handle.stop(true)
 }
 
-/// Parses the flags and runs `run`: the `main` of every example. `--help` prints the usage
-/// (exit code 0); a malformed command line (exit code 2) or an error (exit code 1) is reported
-/// on stderr.
-pub fn main_with(
-    usage: &str,
-    switches: &[&str],
-    run: impl FnOnce(&Flags) -> Result<(), Box<dyn std::error::Error>>,
-) -> ExitCode {
-    let flags = match Flags::parse(usage, switches) {
-        Ok(flags) => flags,
-        Err(message) if message == usage => {
-            println!("{usage}"); // --help
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&flags) {
+/// Parses the flags and runs `run`: the `main` of every example. `--help` (or `-h`) prints
+/// the flags with their descriptions and defaults (exit code 0); a malformed command line is
+/// refused with a message (exit code 2); an error of the run is reported on stderr (exit code
+/// 1).
+pub fn main_with<A: clap::Parser>(run: impl FnOnce(A) -> Result<(), Box<dyn std::error::Error>>) -> ExitCode {
+    match run(A::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -223,14 +203,65 @@ pub fn main_with(
     }
 }
 
-/// An in-process cluster with `--workers N` workers (default: the cluster's own default).
-pub fn local_cluster(flags: &Flags) -> Result<LocalCluster, Box<dyn std::error::Error>> {
-    let mut builder = LocalCluster::builder();
-    if flags.has("workers") {
-        let workers = flags.number("workers", 2)?;
-        builder = builder.workers(u32::try_from(workers).map_err(|_| format!("--workers: too large: {workers}"))?);
+/// Reads `reader` to its end and hands its lines (without their `\n` or `\r\n`) to `push`,
+/// one call per buffer fill of up to `buffer_bytes`, with every line completed in that fill: a
+/// push is a chunk of lines, not one line (each push is one unit of input for the stream). A
+/// line cut by the end of a fill goes with the next one; a last line without terminator is
+/// kept. Invalid UTF-8 is replaced (`U+FFFD`). Stops early when `push` returns `false`.
+pub fn read_line_chunks(
+    reader: impl std::io::Read,
+    buffer_bytes: usize,
+    mut push: impl FnMut(Vec<String>) -> bool,
+) -> std::io::Result<()> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::with_capacity(buffer_bytes.max(1), reader);
+    let mut partial: Vec<u8> = Vec::new();
+    loop {
+        let filled = match reader.fill_buf() {
+            Ok(filled) => filled,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if filled.is_empty() {
+            break;
+        }
+        let (start, n) = (partial.len(), filled.len());
+        partial.extend_from_slice(filled);
+        reader.consume(n);
+        // Only the new bytes can hold a terminator the earlier fills did not end at.
+        let Some(last) = partial[start..].iter().rposition(|&b| b == b'\n').map(|i| start + i) else { continue };
+        let rest = partial.split_off(last + 1);
+        // `partial` ends with the fill's last terminator: its lines are the pieces before it.
+        let lines = partial[..last]
+            .split(|&b| b == b'\n')
+            .map(|line| String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)).into_owned())
+            .collect();
+        partial = rest;
+        if !push(lines) {
+            return Ok(());
+        }
     }
-    Ok(builder.build()?)
+    if !partial.is_empty() {
+        let line = partial.strip_suffix(b"\r").unwrap_or(&partial);
+        push(vec![String::from_utf8_lossy(line).into_owned()]);
+    }
+    Ok(())
+}
+
+/// The words of a line, split at whitespace.
+pub fn words_of(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The smallest multiple of `slide` of at least 10 s: the default interval of a stateful
+/// stream's data checkpoints, shown in the examples' banners.
+pub fn default_checkpoint_interval(slide: Duration) -> Duration {
+    let min = Duration::from_secs(10);
+    if slide.is_zero() {
+        return min;
+    }
+    let k = min.as_nanos().div_ceil(slide.as_nanos()).max(1);
+    slide * u32::try_from(k).unwrap_or(u32::MAX)
 }
 
 /// The partitions of a keyed stream's state: two per core, so every core has work while the
@@ -308,7 +339,11 @@ pub fn track_top(
     counts.foreach_rdd(move |rdd, time| {
         let best = top_k_of(k, rdd)?;
         if !quiet {
-            println!("window ending {time}: {}", format_top(&best[..best.len().min(shown)]));
+            if best.is_empty() {
+                println!("window ending {time}: empty (no words in the window)");
+            } else {
+                println!("window ending {time}: {}", format_top(&best[..best.len().min(shown)]));
+            }
         }
         *latest.lock().map_err(|_| Error::BatchFailed("a lock was poisoned".into()))? = best;
         Ok(())
@@ -324,6 +359,9 @@ pub fn format_top<K: Display>(top: &[(K, u64)]) -> String {
 /// Prints a ranking, one `count  key` line each, under a heading.
 pub fn print_top<K: Display>(heading: &str, top: &[(K, u64)]) {
     println!("{heading}");
+    if top.is_empty() {
+        println!("{:>10}  (none)", "");
+    }
     for (key, n) in top {
         println!("{n:>10}  {key}");
     }
@@ -333,23 +371,32 @@ pub fn print_top<K: Display>(heading: &str, top: &[(K, u64)]) {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    #[test]
+    fn lines_are_pushed_one_chunk_per_buffer_fill() {
+        let text = "to be\r\nor not\nto be\nthat is\nthe question";
+        let mut chunks: Vec<Vec<String>> = Vec::new();
+        read_line_chunks(text.as_bytes(), 16, |lines| {
+            chunks.push(lines);
+            true
+        })
+        .unwrap();
+        // Fills of 16 bytes: "to be\r\nor not\nt", "o be\nthat is\nthe", " question".
+        assert_eq!(chunks, vec![vec!["to be", "or not"], vec!["to be", "that is"], vec!["the question"]]);
+        let mut calls = 0;
+        read_line_chunks(text.as_bytes(), 1 << 16, |lines| {
+            calls += 1;
+            assert_eq!(lines.len(), 4);
+            false // stops at once
+        })
+        .unwrap();
+        assert_eq!(calls, 1);
     }
 
     #[test]
-    fn flags_take_values_and_switches_and_refuse_unknown_names() {
-        let usage = "usage: x [--socket HOST:PORT | --stdin] [--window-s N] [--quiet]";
-        let flags = Flags::parse_from(usage, &["stdin", "quiet"], args(&["--window-s", "5", "--quiet"])).unwrap();
-        assert_eq!(flags.number("window-s", 30), Ok(5));
-        assert!(flags.has("quiet") && !flags.has("stdin"));
-        assert_eq!(flags.number("seconds", 10), Ok(10));
-        assert!(Flags::parse_from(usage, &[], args(&["--window", "5"]))
-            .unwrap_err()
-            .starts_with("unknown flag --window"));
-        assert!(Flags::parse_from(usage, &[], args(&["--socket"])).unwrap_err().starts_with("--socket needs a value"));
-        assert_eq!(Flags::parse_from(usage, &[], args(&["--help"])).unwrap_err(), usage);
-        assert!(Flags::parse_from(usage, &[], args(&["--window-s", "x"])).unwrap().number("window-s", 1).is_err());
+    fn the_default_checkpoint_interval_is_a_multiple_of_the_slide() {
+        assert_eq!(default_checkpoint_interval(Duration::from_millis(500)), Duration::from_secs(10));
+        assert_eq!(default_checkpoint_interval(Duration::from_secs(3)), Duration::from_secs(12));
+        assert_eq!(default_checkpoint_interval(Duration::from_secs(30)), Duration::from_secs(30));
     }
 
     #[test]

@@ -135,6 +135,34 @@ impl SocketTextReceiver {
     /// A receiver of the lines sent by the server at `addr`, which is resolved now; fails if it
     /// does not resolve to any address. Defaults: connect timeout 3 s, poll interval 100 ms,
     /// backoff from 100 ms to 5 s, chunks of 1,000 lines, lines of at most 1 MiB.
+    ///
+    /// # Examples
+    ///
+    /// Every option, then the stream, with the receiver's counters kept (what
+    /// [`StreamingContextExt::socket_text_stream`](crate::StreamingContextExt::socket_text_stream)
+    /// does with the defaults):
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use dstream::{ManualClock, StepCluster, StreamingContext, Time};
+    /// use dstream_storage::SocketTextReceiver;
+    ///
+    /// let receiver = SocketTextReceiver::new(("localhost", 9999))?
+    ///     .connect_timeout(Duration::from_secs(1)) // one attempt; default 3 s
+    ///     .backoff(Duration::from_millis(50), Duration::from_secs(2)) // between attempts; default 100 ms to 5 s
+    ///     .poll_interval(Duration::from_millis(50)) // how soon a stop is noticed; default 100 ms
+    ///     .chunk_lines(10_000) // the most lines stored at once; default 1,000
+    ///     .max_line_bytes(64 << 10); // longer lines are skipped and reported; default 1 MiB
+    /// let stats = receiver.stats();
+    ///
+    /// let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// let lines = ssc.receiver_stream(receiver);
+    /// lines.count().print(1)?;
+    /// assert_eq!(stats.lines(), 0); // read while it runs: lines, invalid lines, connections, failures
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(addr: impl ToSocketAddrs) -> io::Result<SocketTextReceiver> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         let Some(first) = addrs.first() else {

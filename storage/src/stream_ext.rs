@@ -19,6 +19,7 @@ use crate::socket::SocketTextReceiver;
 /// ([`SocketTextReceiver`], [`TextFileStreamReceiver`]) and pass it to
 /// [`StreamingContext::receiver_stream`] to change them or to read its counters.
 pub trait StreamingContextExt {
+    #[doc(alias = "socketTextStream")]
     /// The lines sent by the TCP server at `addr`, reconnecting whenever the connection
     /// drops; see [`SocketTextReceiver`] for the details (invalid lines, backoff, stopping).
     /// Fails if `addr` does not resolve.
@@ -42,6 +43,7 @@ pub trait StreamingContextExt {
     /// ```
     fn socket_text_stream(&self, addr: impl ToSocketAddrs) -> io::Result<DStream<String>>;
 
+    #[doc(alias = "textFileStream")]
     /// The lines of the files that appear in the directory `dir` from now on, each file read
     /// once when it is complete; see [`TextFileStreamReceiver`] for the contract (files present
     /// now are ignored, files being written, unreadable files, chunks and the line limit).
@@ -82,6 +84,7 @@ impl StreamingContextExt for StreamingContext {
 /// Output operations that write files, on a [`DStream`] (bring the trait into scope:
 /// `use dstream_storage::DStreamExt`).
 pub trait DStreamExt<T> {
+    #[doc(alias = "saveAsTextFiles")]
     /// Writes every batch into the directory `{prefix}-{batch time in ms}{suffix}` (see
     /// [`text_files_dir`]; pass `".txt"`, with its dot, for a dotted suffix), one file per
     /// partition, one line per record in its [`Display`] form (Spark's `toString`).

@@ -51,7 +51,33 @@ impl std::fmt::Debug for Input {
     }
 }
 
-/// Builds a [`LocalCluster`].
+/// Builds a [`LocalCluster`]: how many workers, the task pool and slots, input replicas, the
+/// block stores' bound, task attempts and failure-detection timeouts. Every setting has a
+/// default ([`LocalCluster::builder`]); values below a setting's minimum are raised to it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use dstream_inproc::LocalCluster;
+///
+/// let cluster = LocalCluster::builder()
+///     .workers(3) // default: one per core
+///     .threads(2) // the task pool the workers share; default: one per core
+///     .slots(2) // tasks each worker runs at once; default: one per core
+///     .input_replicas(2) // copies of each input block on distinct workers; default 2 (1 with one worker)
+///     .block_store_bytes_max(256 << 20) // each worker's store, in estimated bytes; default 1 GiB
+///     .task_attempts_max(3) // attempts before a job fails; default 4
+///     .heartbeat_interval(Duration::from_millis(50)) // default 100 ms
+///     .heartbeat_timeout(Duration::from_millis(500)) // a silent worker is lost after this; default 1 s
+///     .fetch_timeout(Duration::from_secs(2)) // a fetch of a remote block; default 5 s
+///     .build()?;
+/// let words = cluster.context().parallelize(vec!["a".to_string(), "b".into(), "a".into()], 3)?;
+/// let mut counts = words.map(|w| (w, 1u64)).reduce_by_key(|a, b| a + b).collect()?;
+/// counts.sort();
+/// assert_eq!(counts, [("a".to_string(), 2), ("b".to_string(), 1)]);
+/// # Ok::<(), dstream::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct LocalClusterBuilder {
     workers: u32,
@@ -203,7 +229,27 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 /// A driver and workers running as threads of this process.
 ///
 /// Dropping the cluster stops its threads; jobs still running then fail with
-/// [`Error::ClusterStopped`].
+/// [`Error::ClusterStopped`]. Keep it alive as long as the contexts built on it run: a
+/// [`StreamingContext`](dstream::StreamingContext) takes its [`LocalCluster::context`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use dstream::{StreamingContext, SystemClock};
+/// use dstream_inproc::LocalCluster;
+///
+/// let cluster = LocalCluster::builder().workers(2).build()?;
+/// let ssc = StreamingContext::new(cluster.context(), Duration::from_millis(500), Arc::new(SystemClock::new()))?;
+/// let (input, numbers) = ssc.input_stream::<u64>();
+/// numbers.count().print(1)?;
+/// let running = ssc.start()?;
+/// input.push_all(0..100)?;
+/// running.stop(true)?;
+/// assert!(cluster.lost_workers().is_empty());
+/// # Ok::<(), dstream::Error>(())
+/// ```
 pub struct LocalCluster {
     context: Context,
     inboxes: Arc<Inboxes>,

@@ -246,6 +246,7 @@ impl<T: Data> Rdd<T> {
         Ok(parts.into_iter().flatten().take(n).collect())
     }
 
+    #[doc(alias = "foreachPartition")]
     /// Runs `f` on the workers over each whole partition (its index and records), for side
     /// effects such as writing to an external system. `f` must be safe to run more than once for
     /// the same partition: a failed attempt is retried.

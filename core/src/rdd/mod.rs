@@ -331,6 +331,7 @@ impl<T: Data> Rdd<T> {
         self.node.info.id
     }
 
+    #[doc(alias = "getNumPartitions")]
     /// The number of partitions.
     pub fn num_partitions(&self) -> usize {
         self.node.info.partitions

@@ -294,6 +294,7 @@ impl<T: Data> Rdd<T> {
         self.narrow("filter", true, Filter { parent: Arc::clone(&self.node), f })
     }
 
+    #[doc(alias = "flatMap")]
     /// A dataset of all the records of the collections `f` returns for every record.
     ///
     /// # Examples
@@ -310,6 +311,7 @@ impl<T: Data> Rdd<T> {
         self.narrow("flat_map", false, FlatMap { parent: Arc::clone(&self.node), f })
     }
 
+    #[doc(alias = "mapPartitions")]
     /// A dataset computed by `f` from each whole partition: `f` receives the partition's index
     /// and its records in order.
     ///
@@ -408,6 +410,7 @@ impl<T: Data> Rdd<T> {
 }
 
 impl<K: Data, V: Data> Rdd<(K, V)> {
+    #[doc(alias = "mapValues")]
     /// A pair dataset with `f` applied to every value; keys, and so partitioning, are kept.
     ///
     /// # Examples
@@ -423,6 +426,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
         self.narrow("map_values", true, Map { parent: Arc::clone(&self.node), f: move |(k, v)| (k, f(v)) })
     }
 
+    #[doc(alias = "flatMapValues")]
     /// A pair dataset with each value replaced by every value of the collection `f` returns for
     /// it, under the same key; partitioning is kept.
     ///

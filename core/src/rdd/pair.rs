@@ -18,6 +18,7 @@ use crate::{Data, Key};
 const SORT_SAMPLE_PER_PARTITION: usize = 20;
 
 impl<K: Key, V: Data> Rdd<(K, V)> {
+    #[doc(alias = "combineByKey")]
     /// Combines the values of each key with `agg`, into a dataset hash-partitioned by key into
     /// `partitions` partitions. With `map_side_combine`, values are combined within each map
     /// partition before the shuffle (right for reductions; grouping gains nothing from it).
@@ -70,6 +71,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         }
     }
 
+    #[doc(alias = "reduceByKey")]
     /// Merges the values of each key with `f`, combining on the map side before the shuffle;
     /// keeps the number of partitions.
     ///
@@ -130,6 +132,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         combined.flat_map_values(|c| c)
     }
 
+    #[doc(alias = "groupByKey")]
     /// Groups the values of each key; keeps the number of partitions. Values keep their order
     /// within each input partition, and input partitions are read in order.
     ///
@@ -220,6 +223,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         self.cogroup(other).flat_map_values(|(vs, ws)| cross(vs, ws))
     }
 
+    #[doc(alias = "leftOuterJoin")]
     /// Like [`Rdd::join`], keeping keys of `self` that `other` lacks, with `None`.
     ///
     /// # Examples
@@ -241,6 +245,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         })
     }
 
+    #[doc(alias = "rightOuterJoin")]
     /// Like [`Rdd::join`], keeping keys of `other` that `self` lacks, with `None`.
     ///
     /// # Examples
@@ -262,6 +267,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         })
     }
 
+    #[doc(alias = "fullOuterJoin")]
     /// Like [`Rdd::join`], keeping the keys either side lacks, with `None`.
     ///
     /// # Examples
@@ -286,6 +292,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
 }
 
 impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
+    #[doc(alias = "sortByKey")]
     /// The records sorted by key, range-partitioned into about `partitions` partitions (fewer if
     /// there are fewer distinct keys); within a key, records keep their input order. Picking the
     /// ranges runs a small sampling job now.

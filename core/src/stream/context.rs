@@ -68,6 +68,45 @@ pub struct BatchInfo {
 }
 
 /// Receives events of a running streaming context. Methods have empty defaults.
+///
+/// Add one with [`StreamingContext::add_listener`]. Batch events arrive on the thread that
+/// runs the batches (a slow listener delays the next batch), receiver errors on the
+/// receiver's thread. The [monitoring guide](crate::guide::monitoring) has more.
+///
+/// # Examples
+///
+/// A listener that prints a line per batch and keeps the records of each:
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use dstream::{BatchInfo, ManualClock, StepCluster, StreamId, StreamingContext, StreamingListener, Time};
+///
+/// #[derive(Default)]
+/// struct Report(Mutex<Vec<u64>>);
+///
+/// impl StreamingListener for Report {
+///     fn on_batch_completed(&self, info: &BatchInfo) {
+///         println!("batch {}: {} records in {:?}", info.time, info.records, info.processing_delay);
+///         self.0.lock().unwrap().push(info.records);
+///     }
+///     fn on_receiver_error(&self, stream: StreamId, message: &str) {
+///         eprintln!("{stream}: {message}");
+///     }
+/// }
+///
+/// let cluster = StepCluster::builder().build();
+/// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+/// let report = Arc::new(Report::default());
+/// ssc.add_listener(report.clone());
+/// let (queue, words) = ssc.queue_stream::<String>(1);
+/// words.print(5)?;
+/// queue.push(vec!["to".into(), "be".into()]);
+/// ssc.step()?;
+/// ssc.step()?; // an empty batch
+/// assert_eq!(*report.0.lock().unwrap(), [2, 0]);
+/// # Ok::<(), dstream::Error>(())
+/// ```
 pub trait StreamingListener: Send + Sync {
     /// A batch's time has come: its inputs are about to close.
     fn on_batch_submitted(&self, _time: Time) {}
@@ -144,6 +183,27 @@ impl ProgramPart for Inner {
 ///
 /// Streams and outputs are added before [`StreamingContext::start`]; registering an output
 /// after it is an error. Cheap to clone (a handle).
+///
+/// Sources: [`queue_stream`](StreamingContext::queue_stream) (tests),
+/// [`input_stream`](StreamingContext::input_stream) (a handle to push into),
+/// [`receiver_stream`](StreamingContext::receiver_stream) (a [`Receiver`](crate::Receiver) of
+/// your own) and `generator_stream` (synthetic records, in [`generator`](crate::generator)).
+/// The sources that read the outside world live in `dstream-storage`, as methods of its
+/// extension trait [`StreamingContextExt`](../dstream_storage/trait.StreamingContextExt.html)
+/// (`use dstream_storage::StreamingContextExt`):
+/// [`socket_text_stream`](../dstream_storage/trait.StreamingContextExt.html#tymethod.socket_text_stream)
+/// (lines from a TCP server; its receiver and options:
+/// [`SocketTextReceiver`](../dstream_storage/struct.SocketTextReceiver.html)) and
+/// [`text_file_stream`](../dstream_storage/trait.StreamingContextExt.html#tymethod.text_file_stream)
+/// (new files of a directory:
+/// [`TextFileStreamReceiver`](../dstream_storage/struct.TextFileStreamReceiver.html)); the
+/// file sink is [`save_as_text_files`](../dstream_storage/trait.DStreamExt.html#tymethod.save_as_text_files).
+///
+/// Running: [`start`](StreamingContext::start) returns the [`StreamingHandle`] that stops the
+/// context and waits for it (Spark's `stop` and `awaitTermination`);
+/// [`step`](StreamingContext::step) runs one batch now, for tests;
+/// [`get_or_create`](StreamingContext::get_or_create) builds a context that checkpoints and
+/// resumes after a restart. Coming from Spark: [`guide::from_spark`](crate::guide::from_spark).
 ///
 /// # Examples
 ///
@@ -234,6 +294,7 @@ impl StreamingContext {
     }
 
     /// The batch context of the cluster: for static datasets to join streams with.
+    #[doc(alias = "sparkContext")]
     pub fn context(&self) -> &Context {
         &self.inner.ctx
     }
@@ -255,6 +316,7 @@ impl StreamingContext {
     }
 
     /// Adds a listener of batch events.
+    #[doc(alias = "addStreamingListener")]
     pub fn add_listener(&self, listener: Arc<dyn StreamingListener>) {
         lock(&self.inner.listeners).push(listener);
     }

@@ -324,6 +324,7 @@ impl<T: Data> DStream<T> {
         self.node.id
     }
 
+    #[doc(alias = "slideDuration")]
     /// The interval between this stream's datasets: the batch interval, or a window's slide.
     pub fn slide_duration(&self) -> Duration {
         self.node.slide

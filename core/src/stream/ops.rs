@@ -90,6 +90,7 @@ impl<T: Data> DStream<T> {
         )
     }
 
+    #[doc(alias = "transformWith")]
     /// A stream whose dataset for each batch is `f` of this stream's and `other`'s datasets of
     /// the same batch. Both streams must have the same slide.
     ///
@@ -147,6 +148,7 @@ impl<T: Data> DStream<T> {
         })
     }
 
+    #[doc(alias = "flatMap")]
     /// [`Rdd::flat_map`] on every batch.
     ///
     /// # Examples
@@ -186,6 +188,7 @@ impl<T: Data> DStream<T> {
         })
     }
 
+    #[doc(alias = "mapPartitions")]
     /// [`Rdd::map_partitions`] on every batch.
     ///
     /// # Examples
@@ -319,6 +322,7 @@ impl<T: Data> DStream<T> {
 }
 
 impl<T: Key> DStream<T> {
+    #[doc(alias = "countByValue")]
     /// A stream of `(record, occurrences)` for every distinct record of each batch.
     ///
     /// # Examples
@@ -336,6 +340,7 @@ impl<T: Key> DStream<T> {
 }
 
 impl<K: Key, V: Data> DStream<(K, V)> {
+    #[doc(alias = "mapValues")]
     /// [`Rdd::map_values`] on every batch.
     ///
     /// # Examples
@@ -354,6 +359,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         })
     }
 
+    #[doc(alias = "flatMapValues")]
     /// [`Rdd::flat_map_values`] on every batch.
     ///
     /// # Examples
@@ -375,6 +381,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         })
     }
 
+    #[doc(alias = "groupByKey")]
     /// [`Rdd::group_by_key`] on every batch.
     ///
     /// # Examples
@@ -390,6 +397,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         self.each("group_by_key", Rdd::group_by_key)
     }
 
+    #[doc(alias = "reduceByKey")]
     /// [`Rdd::reduce_by_key`] on every batch.
     ///
     /// # Examples
@@ -409,6 +417,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         })
     }
 
+    #[doc(alias = "combineByKey")]
     /// [`Rdd::combine_by_key`] on every batch, into `partitions` partitions (zero is an error).
     /// The aggregator is built by `make` for each batch.
     ///
@@ -463,6 +472,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         self.transform_with(other, |a, b, _| Ok(a.join(b)))
     }
 
+    #[doc(alias = "leftOuterJoin")]
     /// [`Rdd::left_outer_join`] of each batch of this stream with the same batch of `other`.
     ///
     /// # Examples
@@ -478,6 +488,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         self.transform_with(other, |a, b, _| Ok(a.left_outer_join(b)))
     }
 
+    #[doc(alias = "rightOuterJoin")]
     /// [`Rdd::right_outer_join`] of each batch of this stream with the same batch of `other`.
     ///
     /// # Examples
@@ -493,6 +504,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         self.transform_with(other, |a, b, _| Ok(a.right_outer_join(b)))
     }
 
+    #[doc(alias = "fullOuterJoin")]
     /// [`Rdd::full_outer_join`] of each batch of this stream with the same batch of `other`.
     ///
     /// # Examples

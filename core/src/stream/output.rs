@@ -10,6 +10,7 @@ use crate::time::Time;
 use crate::Data;
 
 impl<T: Data> DStream<T> {
+    #[doc(alias = "foreachRDD")]
     /// Runs `f` on the driver for every dataset of this stream, with its batch time, once per
     /// batch and in definition order among output operations. `f` may run actions. Because it
     /// receives the batch time, a sink can make its writes idempotent. Fails once the context

@@ -214,6 +214,7 @@ impl<T: Data, R: Receiver<T>> ReceiverDyn for Slot<T, R> {
 }
 
 impl StreamingContext {
+    #[doc(alias = "receiverStream")]
     /// A stream of the records `receiver` stores. The receiver runs on a thread of its own from
     /// the start of the context until it stops; records land in the batch open when stored,
     /// one partition per block interval of arrival.

@@ -40,7 +40,65 @@ impl StreamingContext {
     /// [`StreamingContext::start`].
     ///
     /// `dstream_storage::checkpointing` gives a [`Checkpointing`] to a directory (or to memory)
-    /// in its zstd format; its documentation and the README show a restart end to end.
+    /// in its zstd format; its documentation and the README show a restart end to end. What
+    /// a restart guarantees, output by output, is in
+    /// [`guide::fault_tolerance`](crate::guide::fault_tolerance).
+    ///
+    /// # Examples
+    ///
+    /// Running totals, checkpointed to a directory; a second run on the same directory (after
+    /// a crash, a kill or a deploy) goes on from the totals of the first:
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use dstream::{Error, ManualClock, StreamingContext, Time};
+    /// use dstream_inproc::LocalCluster;
+    /// use dstream_storage::LocalFs;
+    ///
+    /// fn run(dir: &std::path::Path, batch: Vec<(String, u64)>) -> Result<Vec<(String, u64)>, Box<dyn std::error::Error>> {
+    ///     let cluster = LocalCluster::builder().workers(2).build()?;
+    ///     let checkpoints = dstream_storage::checkpointing(LocalFs::new(dir)?);
+    ///     let totals = Arc::new(Mutex::new(Vec::new()));
+    ///     let sink = Arc::clone(&totals);
+    ///     // The job function defines the program; it runs on a fresh start and on a restart.
+    ///     let (ssc, views) = StreamingContext::get_or_create(
+    ///         cluster.context(),
+    ///         Duration::from_secs(1),
+    ///         Arc::new(ManualClock::new(Time::ZERO)),
+    ///         checkpoints,
+    ///         |ssc| -> Result<_, Error> {
+    ///             let (views, pages) = ssc.queue_stream::<(String, u64)>(2);
+    ///             let running = pages.update_state_by_key(
+    ///                 |new: Vec<u64>, total: Option<u64>| Some(total.unwrap_or(0) + new.iter().sum::<u64>()),
+    ///                 2,
+    ///             )?;
+    ///             running.foreach_rdd(move |rdd, _time| {
+    ///                 let mut all = rdd.collect()?;
+    ///                 all.sort();
+    ///                 *sink.lock().unwrap() = all;
+    ///                 Ok(())
+    ///             })?;
+    ///             Ok(views)
+    ///         },
+    ///     )?;
+    ///     views.push(batch);
+    ///     ssc.step()?; // a program on a real clock calls `ssc.start()` instead
+    ///     let totals = totals.lock().unwrap().clone();
+    ///     Ok(totals)
+    /// }
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("dstream-doc-get-or-create-{}", std::process::id()));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// let page = |p: &str, n: u64| (p.to_string(), n);
+    /// assert_eq!(run(&dir, vec![page("home", 2), page("news", 1)])?, [page("home", 2), page("news", 1)]);
+    /// // A new process, the same directory: the first batch is recomputed from its logged input
+    /// // (its output does not run again), then the new batch adds to the restored totals.
+    /// assert_eq!(run(&dir, vec![page("home", 5)])?, [page("home", 7), page("news", 1)]);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "getOrCreate")]
     pub fn get_or_create<H>(
         ctx: Context,
         batch_interval: Duration,

@@ -87,7 +87,36 @@ impl<K: Key, V: Data, S: Data> StreamCompute<(K, S)> for UpdateState<K, V, S> {
 }
 
 /// The state of one key as [`DStream::map_with_state`]'s function sees it: read it, replace it,
-/// remove it, and learn whether the key is timing out.
+/// remove it, and learn whether the key is timing out. Spark's `State`, with `get` returning
+/// an `Option` (Spark's `getOption`).
+///
+/// # Examples
+///
+/// Counting each word until it was seen three times, then emitting it and forgetting it:
+///
+/// ```
+/// use dstream::testing::StreamTest;
+/// use dstream::{State, StateSpec};
+///
+/// let spec = StateSpec::function(|word: &char, seen: Option<u32>, state: &mut State<u32>| {
+///     let total = state.get().copied().unwrap_or(0) + seen?;
+///     if total >= 3 {
+///         state.remove(); // the word leaves the state
+///         Some(*word)
+///     } else {
+///         state.update(total); // creates the state on the word's first value
+///         None
+///     }
+/// });
+/// let input = vec![vec!['a', 'b', 'a'], vec!['a', 'b'], vec!['a']];
+/// let pairs = |s: dstream::DStream<char>| s.map(|w| (w, 1u32));
+/// let done = StreamTest::new().run(input.clone(), |s| pairs(s).map_with_state(spec.clone()).unwrap().into_stream())?;
+/// assert_eq!(done, vec![vec![], vec!['a'], vec![]]);
+/// let mut states = StreamTest::new().run(input, |s| pairs(s).map_with_state(spec.clone()).unwrap().state_snapshots())?;
+/// states.iter_mut().for_each(|b| b.sort());
+/// assert_eq!(states, vec![vec![('a', 2), ('b', 1)], vec![('b', 2)], vec![('a', 1), ('b', 2)]]);
+/// # Ok::<(), dstream::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct State<S> {
     value: Option<S>,
@@ -129,6 +158,7 @@ impl<S> State<S> {
         self.value = None;
     }
 
+    #[doc(alias = "isTimingOut")]
     /// Whether this call is the key's timeout call: the key had no value for longer than the
     /// spec's timeout, and it leaves the state after this call.
     pub fn is_timing_out(&self) -> bool {
@@ -150,6 +180,39 @@ type MapFn<K, V, S, U> = Arc<dyn Fn(&K, Option<V>, &mut State<S>) -> Option<U> +
 /// What [`DStream::map_with_state`] does, in the manner of Spark's `StateSpec`: the function
 /// called for every value (and for keys timing out), an optional initial state, the number of
 /// state partitions and an optional idle timeout.
+///
+/// # Examples
+///
+/// Sessions of clicks per user, starting from an initial state: a user silent for longer than
+/// the timeout ends the session, and its timeout call emits the session's count.
+///
+/// ```
+/// use std::time::Duration;
+/// use dstream::testing::StreamTest;
+/// use dstream::{State, StateSpec};
+///
+/// let input = vec![vec![('a', 1u32), ('b', 1)], vec![('a', 1)], vec![('a', 1)], vec![]];
+/// let mut ended = StreamTest::new().run(input, |clicks| {
+///     // User 'c' had a session of 5 clicks before the first batch.
+///     let initial = clicks.context().context().parallelize(vec![('c', 5u32)], 2).unwrap();
+///     let spec = StateSpec::function(|user: &char, click: Option<u32>, session: &mut State<u32>| match click {
+///         Some(n) => {
+///             session.update(session.get().copied().unwrap_or(0) + n);
+///             None
+///         }
+///         // The timeout call: no value, and the state leaves after it.
+///         None => Some((*user, session.get().copied().unwrap_or(0))),
+///     })
+///     .initial_state(initial)
+///     .partitions(2)
+///     .timeout(Duration::from_secs(1)); // the test's batches are 1 s apart
+///     clicks.map_with_state(spec).unwrap().into_stream()
+/// })?;
+/// ended.iter_mut().for_each(|b| b.sort());
+/// // 'b' and 'c' were last updated at the first batch: idle for longer than 1 s at the third.
+/// assert_eq!(ended, vec![vec![], vec![], vec![('b', 1), ('c', 5)], vec![]]);
+/// # Ok::<(), dstream::Error>(())
+/// ```
 pub struct StateSpec<K, V, S, U> {
     f: MapFn<K, V, S, U>,
     initial: Option<Rdd<(K, S)>>,
@@ -327,6 +390,7 @@ impl<K: Key, S: Data, U: Data> MapWithStateDStream<K, S, U> {
         self.mapped
     }
 
+    #[doc(alias = "stateSnapshots")]
     /// The whole state after each batch: every key with its state. Reads the persisted state
     /// the emitted records come from, so the function does not run again.
     pub fn state_snapshots(&self) -> DStream<(K, S)> {
@@ -359,6 +423,7 @@ impl<K: Key, S: Data, U: Data> std::fmt::Debug for MapWithStateDStream<K, S, U> 
 }
 
 impl<K: Key, V: Data> DStream<(K, V)> {
+    #[doc(alias = "updateStateByKey")]
     /// A stream of the state of every key, updated each batch as in Spark's
     /// `updateStateByKey`: for every key of the previous state or of the batch, `f(values,
     /// previous)` gets the key's values in this batch (in order; empty when it got none, so `f`
@@ -398,6 +463,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
             .checkpointed_by_default())
     }
 
+    #[doc(alias = "mapWithState")]
     /// Maps every record with a per-key state, as Spark's `mapWithState`: for every record
     /// `(key, value)` of a batch, in order, `f(&key, Some(value), &mut state)` may read, update
     /// or remove the key's [`State`] and emit a record. Keys without values are left alone,

@@ -110,6 +110,7 @@ impl<T: Data> DStream<T> {
         .with_params(format!("length={length:?}")))
     }
 
+    #[doc(alias = "countByWindow")]
     /// The number of records in each window.
     ///
     /// # Examples
@@ -126,6 +127,7 @@ impl<T: Data> DStream<T> {
         Ok(self.window(length, slide)?.count())
     }
 
+    #[doc(alias = "reduceByWindow")]
     /// The records of each window merged with `f` (associative and commutative); each batch is
     /// reduced first, then the batches of the window. Empty windows give no record.
     ///
@@ -150,6 +152,7 @@ impl<T: Data> DStream<T> {
         Ok(self.reduce(move |a, b| f(a, b)).window(length, slide)?.reduce(move |a, b| g(a, b)))
     }
 
+    #[doc(alias = "reduceByWindow")]
     /// [`DStream::reduce_by_window`] computed incrementally: each slide adds the batches entering
     /// the window with `f` and takes out those leaving it with `inverse`, so a slide costs
     /// O(slide), not O(window). Once records have arrived, every window has a value (the
@@ -179,6 +182,7 @@ impl<T: Data> DStream<T> {
 }
 
 impl<T: Key> DStream<T> {
+    #[doc(alias = "countByValueAndWindow")]
     /// The number of occurrences of each distinct record in each window, computed
     /// incrementally; records whose count falls to zero leave the result.
     ///
@@ -271,6 +275,7 @@ impl<K: Key, V: Data> StreamCompute<(K, V)> for ReducedWindow<K, V> {
 }
 
 impl<K: Key, V: Data> DStream<(K, V)> {
+    #[doc(alias = "reduceByKeyAndWindow")]
     /// The values of each key over each window, merged with `f`: each batch is reduced by key
     /// first, then the batches of the window.
     ///
@@ -302,6 +307,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         }))
     }
 
+    #[doc(alias = "reduceByKeyAndWindow")]
     /// [`DStream::reduce_by_key_and_window`] computed incrementally, into `partitions` hash
     /// partitions: each slide merges the previous window's state with the batches entering the
     /// window (with `f`) and those leaving it (with `inverse`), so a slide costs O(slide), not
@@ -333,6 +339,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         self.reduced_window(Arc::new(f), Arc::new(inverse), length, slide, partitions, None)
     }
 
+    #[doc(alias = "reduceByKeyAndWindow")]
     /// [`DStream::reduce_by_key_and_window_inv`] keeping only the keys for which `keep` holds
     /// (for counts, `|(_, n)| *n > 0` drops keys that left the window).
     ///
@@ -403,6 +410,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         Ok(stream.checkpointed_by_default())
     }
 
+    #[doc(alias = "groupByKeyAndWindow")]
     /// The values of each key over each window, grouped.
     ///
     /// # Examples
