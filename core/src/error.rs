@@ -283,6 +283,13 @@ pub enum Error {
         /// The value the checkpoints hold.
         found: String,
     },
+    /// An I/O operation failed: a source could not be set up (an address that does not
+    /// resolve, for `dstream-storage`'s `socket_text_stream`), or a file or socket operation of
+    /// the program's own failed. dstream's core does no I/O itself; this variant lets a
+    /// program whose `main` returns `Result<(), dstream::Error>` use `?` on `std::io::Result`.
+    /// What to do depends on the operation: the error says what the OS reported.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
     /// The checkpoints a program was asked to resume from cannot be used: every copy of what is
     /// needed is damaged or missing.
     #[error("cannot resume from the checkpoints: {0}")]
