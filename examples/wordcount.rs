@@ -73,6 +73,8 @@ fn run(flags: &Flags) -> Result<(), Box<dyn std::error::Error>> {
     let counts = windowed_counts(&words.map(|w| (w, 1u64)), window, batch, partitions)?;
     let top = track_top(&counts, 10, 5, flags.has("quiet"))?;
 
+    // A run of bounded length without checkpoints: the state's lineage grows for its duration.
+    ssc.allow_unbounded_lineage();
     let handle = ssc.start()?;
     let until = if input_done.is_some() {
         Until::InputEnds
