@@ -44,7 +44,7 @@ pub mod transport;
 pub mod worker;
 
 pub use checkpoint::Checkpointing;
-pub use context::{BlockUpload, Context, JobRequest, JobRunner};
+pub use context::{BlockUpload, Context, JobRequest, JobRunner, DEFAULT_PARALLELISM};
 pub use dead_letter::{DeadLetter, Isolation};
 pub use driver::{Driver, DriverConfig, DriverEvent, LossReason};
 pub use error::{Error, TaskError, TaskErrorKind};
