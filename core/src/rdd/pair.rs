@@ -429,6 +429,32 @@ impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
     }
 }
 
+impl<T: Data> Rdd<T> {
+    /// The records sorted by `key` (Spark's `sortBy(f, ascending, numPartitions)`),
+    /// range-partitioned into about `partitions` partitions; records with equal keys keep their
+    /// input order. Like [`Rdd::sort_by_key`], picking the ranges runs a small sampling job now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let words = ctx.parallelize(vec!["ccc".to_string(), "a".into(), "bb".into()], 2)?;
+    /// assert_eq!(words.sort_by(|w| w.len(), true, 2)?.collect()?, vec!["a", "bb", "ccc"]);
+    /// assert_eq!(words.sort_by(|w| w.clone(), false, 1)?.collect()?, vec!["ccc", "bb", "a"]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "sortBy")]
+    pub fn sort_by<K: Key + Ord>(
+        &self,
+        key: impl Fn(&T) -> K + Send + Sync + 'static,
+        ascending: bool,
+        partitions: usize,
+    ) -> Result<Rdd<T>, Error> {
+        Ok(self.map(move |x| (key(&x), x)).sort_by_key(ascending, partitions)?.map(|(_, x)| x))
+    }
+}
+
 impl<T: Key> Rdd<T> {
     /// The distinct records; keeps the number of partitions.
     ///
