@@ -496,7 +496,6 @@ fn an_immediate_stop_does_not_wait_for_the_clock() {
     assert!(ran.lock().unwrap().is_empty(), "no batch was due: {:?}, {AT}", ran.lock().unwrap());
     assert!(matches!(input.push(1), Err(Error::StreamingStopped)), "{AT}");
     handle.await_termination().unwrap();
-
 }
 
 #[test]
@@ -552,7 +551,8 @@ fn stop_and_await_on_the_context_work_for_stepped_and_unstarted_contexts() {
 
 #[test]
 fn a_stateful_stream_without_checkpoints_is_refused_at_start_unless_allowed() {
-    let stateful: [(&str, fn(&dstream::DStream<(u32, u64)>)); 3] = [
+    type Build = fn(&dstream::DStream<(u32, u64)>);
+    let stateful: [(&str, Build); 3] = [
         ("update_state_by_key", |p| {
             p.update_state_by_key(|vs: Vec<u64>, s: Option<u64>| Some(s.unwrap_or(0) + vs.len() as u64), 2)
                 .unwrap()
