@@ -18,6 +18,7 @@ mod file_stream;
 mod lines;
 mod local_fs;
 mod memory;
+mod report;
 mod save;
 mod socket;
 mod stream_ext;

@@ -78,6 +78,8 @@ pub trait StreamingListener: Send + Sync {
     /// A batch failed; the context stops with this error.
     fn on_batch_failed(&self, _time: Time, _error: &Error) {}
     /// A receiver met an error it recovered from (a dropped connection, an invalid line).
+    /// The context also keeps the latest ones, listener or not:
+    /// [`StreamingContext::receiver_errors`].
     fn on_receiver_error(&self, _stream: StreamId, _message: &str) {}
     /// A data checkpoint ended, written or failed. Reported at the batch boundary where its
     /// lineage is cut: after the batch that started it when batches run through
@@ -131,6 +133,8 @@ pub(crate) struct Inner {
     stepper: Mutex<Option<BatchScheduler>>,
     /// Where dead letters go (`foreach_dead_letters`).
     pub(crate) dead_letter_output: Mutex<Option<Arc<DeadLetterFn>>>,
+    /// The latest errors the receivers reported.
+    pub(crate) receiver_errors: Mutex<super::receiver::ReceiverErrors>,
 }
 
 impl ProgramPart for Inner {
@@ -214,6 +218,7 @@ impl StreamingContext {
                 stop: Arc::default(),
                 stepper: Mutex::new(None),
                 dead_letter_output: Mutex::new(None),
+                receiver_errors: Mutex::default(),
             }),
         };
         let part: Arc<dyn ProgramPart> = ssc.inner.clone();

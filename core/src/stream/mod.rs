@@ -30,7 +30,7 @@ pub use checkpoint::CheckpointInfo;
 pub use context::{BatchInfo, StreamingContext, StreamingHandle, StreamingListener, StreamingState};
 pub use flow::{FlowControl, INPUT_BUFFER_BYTES_MAX_DEFAULT, INPUT_BUFFER_WAIT_MAX_DEFAULT};
 pub use input::{InputHandle, QueueHandle};
-pub use receiver::{Receiver, ReceiverContext};
+pub use receiver::{Receiver, ReceiverContext, ReceiverError, RECEIVER_ERRORS_KEPT};
 
 use crate::error::Error;
 use crate::graph::Node;

@@ -74,6 +74,11 @@ impl StreamingHandle {
     pub fn state(&self) -> StreamingState {
         self.ssc.state()
     }
+
+    /// The latest errors the receivers reported: see [`StreamingContext::receiver_errors`].
+    pub fn receiver_errors(&self) -> Vec<crate::stream::ReceiverError> {
+        self.ssc.receiver_errors()
+    }
 }
 
 impl std::fmt::Debug for StreamingHandle {
