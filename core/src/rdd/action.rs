@@ -255,7 +255,7 @@ impl<T: Data> Rdd<T> {
     /// ```
     /// # let cluster = dstream::StepCluster::builder().workers(2).build();
     /// # let ctx = cluster.context();
-    /// let words = ctx.parallelize(vec!["ccc", "a", "bb", "dddd"], 2)?;
+    /// let words = ctx.parallelize(["ccc", "a", "bb", "dddd"].map(String::from).to_vec(), 2)?;
     /// assert_eq!(words.take_ordered_by(2, |a, b| b.len().cmp(&a.len()))?, vec!["dddd", "ccc"]);
     /// # Ok::<(), dstream::Error>(())
     /// ```
