@@ -8,6 +8,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use dstream::{StreamingContext, StreamingHandle};
 
@@ -117,41 +118,43 @@ pub trait SignalsExt {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     fn await_termination_or_signal(&self) -> Result<Termination, dstream::Error>;
+
+    /// [`SignalsExt::await_termination_or_signal`] for at most `timeout` (Spark's
+    /// `awaitTerminationOrTimeout`, with signals): `Ok(None)` if the context is still running
+    /// when the timeout passes (it is not stopped), else how it ended. A run of fixed length
+    /// stops it then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use dstream::{StepCluster, StreamingContext, SystemClock};
+    /// use dstream_storage::SignalsExt;
+    ///
+    /// let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_millis(10), Arc::new(SystemClock::new()))?;
+    /// let (input, lines) = ssc.input_stream::<String>();
+    /// lines.count().print(1)?;
+    /// let running = ssc.start()?;
+    /// input.push("hello".to_string())?;
+    /// // Run for 50 ms, or less on Ctrl-C (which stops the context gracefully).
+    /// if running.await_termination_or_signal_timeout(Duration::from_millis(50))?.is_none() {
+    ///     running.stop(true)?;
+    /// }
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    fn await_termination_or_signal_timeout(&self, timeout: Duration) -> Result<Option<Termination>, dstream::Error>;
 }
 
 impl SignalsExt for StreamingContext {
     fn await_termination_or_signal(&self) -> Result<Termination, dstream::Error> {
-        let signals = signals()?;
-        let seen = signals.lock().received;
-        let ended = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let watcher = scope.spawn(|| {
-                let outcome = self.await_termination();
-                ended.store(true, Ordering::SeqCst);
-                signals.wake();
-                outcome
-            });
-            let mut state = signals.lock();
-            while state.received == seen && !ended.load(Ordering::SeqCst) {
-                state = signals.changed.wait(state).unwrap_or_else(|p| p.into_inner());
-            }
-            let signalled = state.received != seen && !ended.load(Ordering::SeqCst);
-            if signalled {
-                state.stopping += 1;
-            }
-            drop(state);
-            let stopped = if signalled {
-                eprintln!("dstream: signal received: stopping gracefully (again to exit at once)");
-                let stopped = self.stop(true);
-                signals.lock().stopping -= 1;
-                stopped
-            } else {
-                Ok(())
-            };
-            // The watcher returns once the context has stopped, which it has (or does now).
-            let outcome = watcher.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            stopped.and(outcome).map(|()| if signalled { Termination::Signalled } else { Termination::Stopped })
-        })
+        // Without a deadline the wait only ends with the context or a signal.
+        wait(self, None).map(|how| how.unwrap_or(Termination::Stopped))
+    }
+
+    fn await_termination_or_signal_timeout(&self, timeout: Duration) -> Result<Option<Termination>, dstream::Error> {
+        wait(self, Some(timeout))
     }
 }
 
@@ -159,4 +162,54 @@ impl SignalsExt for StreamingHandle {
     fn await_termination_or_signal(&self) -> Result<Termination, dstream::Error> {
         self.context().await_termination_or_signal()
     }
+
+    fn await_termination_or_signal_timeout(&self, timeout: Duration) -> Result<Option<Termination>, dstream::Error> {
+        self.context().await_termination_or_signal_timeout(timeout)
+    }
+}
+
+/// Waits for the end of `ssc`, a signal, or the timeout (`None` when it passed first). A
+/// scoped thread waits for the context (at most `timeout`) and wakes the signal wait when it
+/// is done, so nothing polls.
+fn wait(ssc: &StreamingContext, timeout: Option<Duration>) -> Result<Option<Termination>, dstream::Error> {
+    let signals = signals()?;
+    let seen = signals.lock().received;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let stopped = match timeout {
+                None => ssc.await_termination().map(|()| true),
+                Some(d) => ssc.await_termination_timeout(d),
+            };
+            done.store(true, Ordering::SeqCst);
+            signals.wake();
+            stopped
+        });
+        let mut state = signals.lock();
+        while state.received == seen && !done.load(Ordering::SeqCst) {
+            state = signals.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        let signalled = state.received != seen && !done.load(Ordering::SeqCst);
+        if signalled {
+            state.stopping += 1;
+        }
+        drop(state);
+        let stopped = if signalled {
+            eprintln!("dstream: signal received: stopping gracefully (again to exit at once)");
+            let stopped = ssc.stop(true);
+            signals.lock().stopping -= 1;
+            stopped
+        } else {
+            Ok(())
+        };
+        // The watcher returns once the context has stopped (as it has after a stop) or its
+        // timeout passed.
+        let outcome = watcher.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        stopped?;
+        match (signalled, outcome?) {
+            (true, _) => Ok(Some(Termination::Signalled)),
+            (false, true) => Ok(Some(Termination::Stopped)),
+            (false, false) => Ok(None),
+        }
+    })
 }

@@ -100,3 +100,25 @@ fn a_signal_stops_the_context_after_the_batch_in_progress() {
         assert!(status.success(), "{signal}: the child exits cleanly: {status}; it said: {seen:#?}");
     }
 }
+
+#[test]
+fn without_a_signal_the_waits_end_with_the_context_or_the_timeout() {
+    let cluster = dstream::StepCluster::builder().build();
+    let ssc = StreamingContext::new(cluster.context(), Duration::from_millis(10), Arc::new(SystemClock::new()))
+        .expect("context");
+    let (_queue, numbers) = ssc.queue_stream::<u32>(1);
+    numbers.foreach_rdd(|_, _| Ok(())).expect("output");
+    let running = ssc.start().expect("start");
+    // Still running when the timeout passes: not stopped by the wait.
+    assert_eq!(running.await_termination_or_signal_timeout(Duration::from_millis(20)).expect("wait"), None);
+    assert_eq!(running.state(), dstream::StreamingState::Active);
+    // A stop from elsewhere ends both forms of the wait.
+    let stopper = ssc.clone();
+    let stop = std::thread::spawn(move || stopper.stop(false));
+    assert_eq!(
+        running.await_termination_or_signal_timeout(Duration::from_secs(60)).expect("wait"),
+        Some(Termination::Stopped)
+    );
+    assert_eq!(running.await_termination_or_signal().expect("wait"), Termination::Stopped);
+    stop.join().expect("the stopper").expect("stop");
+}
