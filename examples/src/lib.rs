@@ -15,6 +15,7 @@ use dstream::generator::Record;
 use dstream::hash::FixedMap;
 use dstream::{BatchInfo, DStream, Data, Error, Rdd, StreamingHandle, StreamingListener, Time};
 use dstream_inproc::LocalCluster;
+use dstream_storage::SignalsExt;
 
 /// Command-line flags: `--name value` pairs and bare `--name` switches.
 #[derive(Debug, Default)]
@@ -165,34 +166,32 @@ pub enum Until {
 
 /// Waits for the end of the run, then stops the context gracefully, so every record received
 /// is processed. `input_done` receives a message when the input ends (for `Until::InputEnds`).
+/// Ctrl-C (SIGINT) or SIGTERM ends the run early, gracefully too: the batch in progress
+/// finishes (`dstream_storage::SignalsExt`); a second one exits at once.
 pub fn run_until(
     handle: &StreamingHandle,
     until: Until,
     input_done: Option<std::sync::mpsc::Receiver<()>>,
 ) -> Result<(), Error> {
-    let (tx, interrupted) = std::sync::mpsc::channel::<()>();
     if let Some(done) = input_done {
-        let tx = tx.clone();
+        // The end of the input stops the context, from a thread of its own.
+        let ssc = handle.context().clone();
         std::thread::spawn(move || {
             let _ = done.recv();
-            let _ = tx.send(());
+            let _ = ssc.stop(true);
         });
     }
-    // Without a handler, Ctrl-C ends the process at once; with it, the run stops gracefully.
-    if let Err(e) = ctrlc::set_handler(move || {
-        let _ = tx.send(());
-    }) {
-        eprintln!("Ctrl-C will not stop gracefully: {e}");
-    }
-    match until {
-        Until::Elapsed(d) => {
-            let _ = interrupted.recv_timeout(d);
-        }
+    let ended = match until {
+        Until::Elapsed(d) => handle.await_termination_or_signal_timeout(d)?.is_some(),
         Until::InputEnds => {
-            let _ = interrupted.recv();
+            handle.await_termination_or_signal()?;
+            true
         }
+    };
+    if !ended {
+        handle.stop(true)?;
     }
-    handle.stop(true)
+    Ok(())
 }
 
 /// Parses the flags and runs `run`: the `main` of every example. `--help` prints the usage
