@@ -97,7 +97,7 @@ use serde::Serialize;
 /// process. Implemented for every such type.
 ///
 /// A type of your own becomes `Data` by deriving serde's traits through dstream's re-export
-/// (see [`serde`](crate::serde)): `#[derive(Clone, dstream::serde::Serialize,
+/// (see [`serde`]): `#[derive(Clone, dstream::serde::Serialize,
 /// dstream::serde::Deserialize)]` with `#[serde(crate = "dstream::serde")]`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a dstream record: it is not `Data`",

@@ -33,6 +33,25 @@ use crate::error::Error;
 /// running.await_termination()?; // returns at once: it has stopped
 /// # Ok::<(), dstream::Error>(())
 /// ```
+///
+/// Dropping the handle unused is flagged (`unused_must_use`), since it usually means `main`
+/// forgot to wait:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # use std::sync::Arc;
+/// # use std::time::Duration;
+/// # use dstream::{StepCluster, StreamingContext, SystemClock};
+/// fn main() -> Result<(), dstream::Error> {
+///     # let cluster = StepCluster::builder().build();
+///     # let ssc = StreamingContext::new(cluster.context(), Duration::from_millis(10), Arc::new(SystemClock::new()))?;
+///     # let (_queue, numbers) = ssc.queue_stream::<u32>(1);
+///     # numbers.print(1)?;
+///     ssc.start()?; // error: unused `StreamingHandle` that must be used
+///     # ssc.stop(false)?;
+///     Ok(())
+/// }
+/// ```
 #[must_use = "the context runs until stopped: keep the handle to wait for it (`await_termination`) or to stop it; \
               dropping it does not stop the context, and a `main` that returns ends the process"]
 pub struct StreamingHandle {
