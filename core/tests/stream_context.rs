@@ -581,6 +581,7 @@ fn a_stateful_stream_without_checkpoints_is_refused_at_start_unless_allowed() {
         assert_eq!(ssc.state(), StreamingState::Initialized, "{operator}: a refused start changes nothing ({AT})");
         ssc.allow_unbounded_lineage();
         ssc.start().unwrap().stop(false).unwrap();
+        assert!(matches!(ssc.start(), Err(Error::StreamingStopped)), "{operator}: start after stop ({AT})");
 
         // Steps run a bounded number of batches: no permission needed.
         let (_cluster, _clock, ssc) = setup();

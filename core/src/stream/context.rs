@@ -467,7 +467,10 @@ impl StreamingContext {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn start(&self) -> Result<StreamingHandle, Error> {
-        self.check_lineage_bounded()?;
+        if self.state() == StreamingState::Initialized {
+            // A started or stopped context is refused for that, below.
+            self.check_lineage_bounded()?;
+        }
         let scheduler = self.activate(true)?;
         self.start_receivers()?;
         let executor = Executor::new(self.clone(), scheduler.zero(), true);
