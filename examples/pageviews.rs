@@ -216,6 +216,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     })?;
 
+    // A run of bounded length without checkpoints: the state's lineage grows for its duration.
+    ssc.allow_unbounded_lineage();
     let handle = ssc.start()?;
     run_until(&handle, Until::Elapsed(Duration::from_secs(args.seconds)), None)?;
     progress.summary(batch);

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use dstream::{StreamingContext, SystemClock};
+use dstream::{Error, StreamingContext, SystemClock};
 use dstream_examples::{main_with, run_until, words_of, ClusterArgs, Progress, Until};
-use dstream_storage::StreamingContextExt;
+use dstream_storage::{LocalFs, SocketTextReceiver};
 
 /// Running word counts of the lines read from a TCP server.
 #[derive(Debug, Parser)]
@@ -50,28 +50,46 @@ struct Args {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let batch = Duration::from_millis(args.batch_ms);
+    let partitions = usize::try_from(args.partitions)?;
     let cluster = args.cluster.local_cluster()?;
-    let ssc = StreamingContext::new(cluster.context(), batch, Arc::new(SystemClock::new()))?;
     let progress = Progress::new(true);
-    ssc.add_listener(progress.clone());
-
-    let words = ssc.socket_text_stream((args.host.as_str(), args.port))?.flat_map(|line| words_of(&line));
-    // `values` are the word's ones in this batch (empty if it had none), `total` its count so
-    // far; the new total is kept (returning `None` would drop the word).
-    let totals = words.map(|word| (word, 1u64)).update_state_by_key(
-        |values: Vec<u64>, total: Option<u64>| Some(total.unwrap_or(0) + values.iter().sum::<u64>()),
-        usize::try_from(args.partitions)?,
+    // A state needs checkpoints, or its lineage grows every batch (Spark's example calls
+    // `ssc.checkpoint`): here in a directory of this run, removed at the end.
+    // `recoverable_network_wordcount` keeps them to resume after a restart.
+    let dir = std::env::temp_dir().join(format!("dstream-stateful-wordcount-{}", std::process::id()));
+    let checkpoints = dstream_storage::checkpointing(LocalFs::new(&dir)?);
+    let receiver = SocketTextReceiver::new((args.host.as_str(), args.port))?;
+    let (ssc, ()) = StreamingContext::get_or_create(
+        cluster.context(),
+        batch,
+        Arc::new(SystemClock::new()),
+        checkpoints,
+        |ssc| -> Result<(), Error> {
+            ssc.add_listener(progress.clone());
+            let words = ssc.receiver_stream(receiver).flat_map(|line| words_of(&line));
+            // `values` are the word's ones in this batch (empty if it had none), `total` its
+            // count so far; the new total is kept (returning `None` would drop the word).
+            let totals = words.map(|word| (word, 1u64)).update_state_by_key(
+                |values: Vec<u64>, total: Option<u64>| Some(total.unwrap_or(0) + values.iter().sum::<u64>()),
+                partitions,
+            )?;
+            totals.print(20)
+        },
     )?;
-    totals.print(20)?;
 
     println!(
-        "stateful_network_wordcount: running word counts of {}:{} every {} ms",
-        args.host, args.port, args.batch_ms
+        "stateful_network_wordcount: running word counts of {}:{} every {} ms (checkpoints in {})",
+        args.host,
+        args.port,
+        args.batch_ms,
+        dir.display()
     );
     let handle = ssc.start()?;
-    run_until(&handle, Until::seconds(args.seconds), None)?;
+    let ended = run_until(&handle, Until::seconds(args.seconds), None);
     progress.summary(batch);
-    Ok(())
+    // Best effort: a directory left behind is in the temporary directory anyway.
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ended?)
 }
 
 fn main() -> ExitCode {

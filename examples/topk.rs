@@ -78,6 +78,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let counts = windowed_counts(&ones, window, batch, partitions)?;
     let top = track_top(&counts, k, 3, quiet)?;
 
+    // A run of bounded length without checkpoints: the state's lineage grows for its duration.
+    ssc.allow_unbounded_lineage();
     let handle = ssc.start()?;
     run_until(&handle, Until::Elapsed(Duration::from_secs(args.seconds)), None)?;
     progress.summary(batch);

@@ -181,6 +181,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => StreamingContext::create(cluster.context(), batch, clock, job)?,
     };
 
+    // A run of bounded length without checkpoints: the state's lineage grows for its duration.
+    ssc.allow_unbounded_lineage();
     let handle = ssc.start()?;
     let until = if input_done.is_some() { Until::InputEnds } else { Until::Elapsed(Duration::from_secs(args.seconds)) };
     run_until(&handle, until, input_done)?;

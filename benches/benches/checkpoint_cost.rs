@@ -84,6 +84,10 @@ impl Bench {
         .expect("the program");
         let (tx, done) = channel();
         ssc.add_listener(Arc::new(Done(Mutex::new(tx))));
+        if setup == Setup::Plain {
+            // The baseline without checkpoints: a bounded run, so the lineage may grow.
+            ssc.allow_unbounded_lineage();
+        }
         let handle = (setup != Setup::Inline).then(|| ssc.start().expect("started"));
         let words: Vec<String> = Generator::new(42).vocabulary().iter().map(|w| w.to_string()).collect();
         let mut bench =

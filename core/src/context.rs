@@ -1,5 +1,6 @@
 //! The [`Context`]: where datasets are created and where actions send their jobs.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::codec::CodecError;
@@ -80,12 +81,53 @@ pub struct Context {
     runner: Arc<dyn JobRunner>,
     /// The streams with dead letters on, and the letters their jobs set aside.
     dead_letters: Arc<DeadLetterLog>,
+    /// See [`Context::default_parallelism`].
+    default_parallelism: Arc<AtomicUsize>,
 }
+
+/// [`Context::default_parallelism`] until [`Context::set_default_parallelism`] changes it.
+pub const DEFAULT_PARALLELISM: usize = 2;
 
 impl Context {
     /// A context whose datasets live in `graph` and whose jobs run on `runner`.
     pub fn new(graph: Arc<Graph>, runner: Arc<dyn JobRunner>) -> Context {
-        Context { graph, runner, dead_letters: Arc::new(DeadLetterLog::new()) }
+        Context {
+            graph,
+            runner,
+            dead_letters: Arc::new(DeadLetterLog::new()),
+            default_parallelism: Arc::new(AtomicUsize::new(DEFAULT_PARALLELISM)),
+        }
+    }
+
+    /// The partition count of operators that keep a state across batches and are not given
+    /// one (Spark's `spark.default.parallelism`): the incremental windows
+    /// (`DStream::reduce_by_key_and_window_inv`, `DStream::count_by_value_and_window`).
+    /// [`DEFAULT_PARALLELISM`] unless set. Operators over one dataset keep its partition count
+    /// instead (`reduce_by_key`, `group_by_key`, joins), as in Spark without the setting.
+    pub fn default_parallelism(&self) -> usize {
+        self.default_parallelism.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`Context::default_parallelism`] for the operators built from now on; zero is an
+    /// error. The partition counts are part of the program, so set it in the job function every
+    /// process runs (a worker building a program with another count is refused, naming the
+    /// stream that differs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cluster = dstream::StepCluster::builder().build();
+    /// let ctx = cluster.context();
+    /// assert_eq!(ctx.default_parallelism(), dstream::DEFAULT_PARALLELISM);
+    /// ctx.set_default_parallelism(8)?;
+    /// assert_eq!(ctx.default_parallelism(), 8);
+    /// assert!(ctx.set_default_parallelism(0).is_err());
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn set_default_parallelism(&self, partitions: usize) -> Result<(), Error> {
+        let n = crate::rdd::check_partitions("set_default_parallelism", partitions)?;
+        self.default_parallelism.store(n, Ordering::Relaxed);
+        Ok(())
     }
 
     pub(crate) fn dead_letter_log(&self) -> &Arc<DeadLetterLog> {

@@ -237,6 +237,25 @@ pub enum Error {
         /// Why it is not valid.
         reason: String,
     },
+    /// [`StreamingContext::start`](crate::StreamingContext::start) was called on a context
+    /// that does not checkpoint, and a stream keeps a state across batches
+    /// (`update_state_by_key`, `map_with_state`, the incremental windows). Each state's lineage
+    /// reaches back to the first batch until a checkpoint cuts it, so without checkpoints the
+    /// memory it holds grows every batch, without bound; Spark refuses to start such a program
+    /// without a checkpoint directory. Build the context with
+    /// [`StreamingContext::get_or_create`](crate::StreamingContext::get_or_create), or, for a
+    /// run of bounded length (a test, a demo), call
+    /// [`StreamingContext::allow_unbounded_lineage`](crate::StreamingContext::allow_unbounded_lineage)
+    /// before starting. Contexts driven by `step` are not checked: they run the batches asked for.
+    #[error(
+        "{stream} ({operator}) keeps a state across batches, and this context does not checkpoint: its lineage, and the memory it holds, would grow every batch without bound; build the context with StreamingContext::get_or_create, or call StreamingContext::allow_unbounded_lineage for a run of bounded length"
+    )]
+    CheckpointRequired {
+        /// The first stateful stream.
+        stream: StreamId,
+        /// Its operator, such as `update_state_by_key`.
+        operator: &'static str,
+    },
     /// A streaming context was started without any output operation.
     #[error("no output operation is registered: nothing would run (add foreach_rdd or print)")]
     NoOutputOperations,
@@ -291,6 +310,13 @@ pub enum Error {
         /// The value the checkpoints hold.
         found: String,
     },
+    /// An I/O operation failed: a source could not be set up (an address that does not
+    /// resolve, for `dstream-storage`'s `socket_text_stream`), or a file or socket operation of
+    /// the program's own failed. dstream's core does no I/O itself; this variant lets a
+    /// program whose `main` returns `Result<(), dstream::Error>` use `?` on `std::io::Result`.
+    /// What to do depends on the operation: the error says what the OS reported.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
     /// The checkpoints a program was asked to resume from cannot be used: every copy of what is
     /// needed is damaged or missing.
     #[error("cannot resume from the checkpoints: {0}")]

@@ -121,7 +121,7 @@ pub mod transport;
 pub mod worker;
 
 pub use checkpoint::Checkpointing;
-pub use context::{BlockUpload, Context, JobRequest, JobRunner};
+pub use context::{BlockUpload, Context, JobRequest, JobRunner, DEFAULT_PARALLELISM};
 pub use dead_letter::{DeadLetter, Isolation};
 pub use driver::{Driver, DriverConfig, DriverEvent, LossReason};
 pub use error::{Error, TaskError, TaskErrorKind};
@@ -136,17 +136,51 @@ pub use stream::state::{MapWithStateDStream, State, StateSpec};
 pub use stream::testing;
 pub use stream::{
     BatchInfo, CheckpointInfo, DStream, FlowControl, InputHandle, QueueHandle, Receiver, ReceiverContext,
-    StreamingContext, StreamingHandle, StreamingListener, StreamingState, INPUT_BUFFER_BYTES_MAX_DEFAULT,
-    INPUT_BUFFER_WAIT_MAX_DEFAULT,
+    ReceiverError, StreamingContext, StreamingHandle, StreamingListener, StreamingState,
+    INPUT_BUFFER_BYTES_MAX_DEFAULT, INPUT_BUFFER_WAIT_MAX_DEFAULT, RECEIVER_ERRORS_KEPT,
 };
 pub use time::{Clock, ManualClock, SystemClock, Time};
 pub use worker::{RunnableTask, TaskDone, Worker, WorkerConfig};
+
+/// The serde crate dstream encodes records with, re-exported so a program's own record types
+/// can derive its traits without depending on serde itself: derive
+/// `dstream::serde::Serialize` and `dstream::serde::Deserialize`, and tell the derive where
+/// serde is with `#[serde(crate = "dstream::serde")]`.
+///
+/// # Examples
+///
+/// ```
+/// use dstream::serde::{Deserialize, Serialize};
+/// use dstream::testing::StreamTest;
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// #[serde(crate = "dstream::serde")]
+/// struct Click {
+///     page: String,
+///     millis: u64,
+/// }
+///
+/// let clicks = vec![vec![Click { page: "/".into(), millis: 3 }, Click { page: "/a".into(), millis: 5 }]];
+/// let out = StreamTest::new().run(clicks, |s| s.filter(|c: &Click| c.millis > 4).map(|c| c.page))?;
+/// assert_eq!(out, vec![vec!["/a".to_string()]]);
+/// # Ok::<(), dstream::Error>(())
+/// ```
+pub use serde;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// What a record must be: shareable between threads, and serializable so it can cross a
 /// process. Implemented for every such type.
+///
+/// A type of your own becomes `Data` by deriving serde's traits through dstream's re-export
+/// (see [`serde`]): `#[derive(Clone, dstream::serde::Serialize,
+/// dstream::serde::Deserialize)]` with `#[serde(crate = "dstream::serde")]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a dstream record: it is not `Data`",
+    label = "not `Data`: a record must be `Clone + Send + Sync + Serialize + DeserializeOwned + 'static`",
+    note = "for a type of your own, derive `Clone`, `dstream::serde::Serialize` and `dstream::serde::Deserialize`, with `#[serde(crate = \"dstream::serde\")]` (see `dstream::serde`)"
+)]
 pub trait Data: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
 
 impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Data for T {}

@@ -26,7 +26,18 @@ use crate::runtime::{self, Stopwatch};
 /// assert_eq!(t - Duration::from_secs(1), Time::ZERO); // saturates at the origin
 /// assert_eq!(t - Time::from_millis(250), Duration::from_millis(500));
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// `Display` prints seconds since the origin to the millisecond (`1.500s`); `Debug` prints
+/// them too (`Time(1.500s)`), to the nanosecond when the time is not a whole number of
+/// milliseconds.
+///
+/// ```
+/// use dstream::Time;
+/// assert_eq!(format!("{:?}", Time::from_millis(1500)), "Time(1.500s)");
+/// assert_eq!(format!("{:?}", Time::from_nanos(1_000_000_001)), "Time(1.000000001s)");
+/// assert_eq!(Time::from_millis(1500).to_string(), "1.500s");
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Time(u64);
 
 impl Time {
@@ -86,6 +97,17 @@ impl Sub<Time> for Time {
 impl fmt::Display for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{:03}s", self.0 / 1_000_000_000, (self.0 / 1_000_000) % 1000)
+    }
+}
+
+impl fmt::Debug for Time {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (secs, nanos) = (self.0 / 1_000_000_000, self.0 % 1_000_000_000);
+        if nanos % 1_000_000 == 0 {
+            write!(f, "Time({secs}.{:03}s)", nanos / 1_000_000)
+        } else {
+            write!(f, "Time({secs}.{nanos:09}s)")
+        }
     }
 }
 
@@ -252,6 +274,14 @@ mod tests {
         assert_eq!(Time::from_nanos(5) - Time::from_nanos(9), Duration::ZERO);
         assert_eq!(Time::from_nanos(u64::MAX) + Duration::from_secs(1), Time::from_nanos(u64::MAX));
         assert_eq!(Time::from_millis(1500).to_string(), "1.500s");
+    }
+
+    #[test]
+    fn debug_prints_seconds_not_nanoseconds() {
+        assert_eq!(format!("{:?}", Time::from_millis(1500)), "Time(1.500s)");
+        assert_eq!(format!("{:?}", Time::ZERO), "Time(0.000s)");
+        assert_eq!(format!("{:?}", Time::from_nanos(2_000_000_007)), "Time(2.000000007s)");
+        assert_eq!(format!("{:?}", Some(Time::from_millis(20))), "Some(Time(0.020s))");
     }
 
     #[test]

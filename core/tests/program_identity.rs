@@ -48,7 +48,9 @@ fn build(variant: Variant, workers: u32) -> (StreamingContext, dstream::QueueHan
     let length = if variant == Variant::WindowLength { 2 * SECOND } else { 4 * SECOND };
     let slide = if variant == Variant::Slide { 2 * SECOND } else { SECOND };
     let partitions = if variant == Variant::Partitions { 3 } else { 2 };
-    let counts = pairs.reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, length, slide, partitions).unwrap();
+    let counts = pairs
+        .reduce_by_key_and_window_inv_with_partitions(|a, b| a + b, |a, b| a - b, length, slide, partitions)
+        .unwrap();
     let joined = counts.transform(move |rdd, _| Ok(rdd.union(std::slice::from_ref(&static_words))));
     let seen: Seen = Arc::default();
     let sink = Arc::clone(&seen);

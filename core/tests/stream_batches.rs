@@ -74,8 +74,9 @@ fn incremental_windows_shorter_than_their_slide_skip_the_batches_between() {
         let expected = vec![vec![], vec![('b', 2)], vec![], vec![('c', 8)], vec![], vec![('a', 16)]];
         assert_eq!(sorted(plain), expected, "{workers} workers");
         assert_eq!(sorted(inc), expected, "{workers} workers");
-        let counts =
-            test.run(vec![vec![1], vec![2], vec![3], vec![4]], |x| x.count_by_value_and_window(S, 2 * S, 1).unwrap());
+        let counts = test.run(vec![vec![1], vec![2], vec![3], vec![4]], |x| {
+            x.count_by_value_and_window_with_partitions(S, 2 * S, 1).unwrap()
+        });
         assert_eq!(counts.unwrap(), vec![vec![], vec![(2, 1)], vec![], vec![(4, 1)]], "{workers} workers");
     }
 }

@@ -111,11 +111,11 @@ fn window_durations_must_be_multiples_of_the_parent_slide() {
             ("count_by_window", nums.count_by_window(l, s).err()),
             ("reduce_by_window", nums.reduce_by_window(|a, b| a + b, l, s).err()),
             ("reduce_by_window_inv", nums.reduce_by_window_inv(|a, b| a + b, |a, b| a - b, l, s).err()),
-            ("count_by_value_and_window", nums.count_by_value_and_window(l, s, 2).err()),
+            ("count_by_value_and_window", nums.count_by_value_and_window_with_partitions(l, s, 2).err()),
             ("reduce_by_key_and_window", pairs.reduce_by_key_and_window(|a, b| a + b, l, s).err()),
             (
                 "reduce_by_key_and_window_inv",
-                pairs.reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, l, s, 2).err(),
+                pairs.reduce_by_key_and_window_inv_with_partitions(|a, b| a + b, |a, b| a - b, l, s, 2).err(),
             ),
             (
                 "reduce_by_key_and_window_inv_filtered",
@@ -142,7 +142,7 @@ fn window_durations_must_be_multiples_of_the_parent_slide() {
     assert!(matches!(nums.repartition(0), Err(Error::ZeroPartitions { .. })), "{AT}");
     assert!(
         matches!(
-            pairs.reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, SEC, SEC, 0),
+            pairs.reduce_by_key_and_window_inv_with_partitions(|a, b| a + b, |a, b| a - b, SEC, SEC, 0),
             Err(Error::ZeroPartitions { .. })
         ),
         "{AT}"
@@ -496,13 +496,104 @@ fn an_immediate_stop_does_not_wait_for_the_clock() {
     assert!(ran.lock().unwrap().is_empty(), "no batch was due: {:?}, {AT}", ran.lock().unwrap());
     assert!(matches!(input.push(1), Err(Error::StreamingStopped)), "{AT}");
     handle.await_termination().unwrap();
+}
 
-    // Dropping the handle stops the context too.
+#[test]
+fn dropping_the_handle_leaves_the_context_running_until_it_is_stopped() {
+    // Spark's `start()` returns nothing and the context runs until `stop`: `ssc.start()?;`
+    // (the handle dropped at once) must not stop it.
+    let (_cluster, clock, ssc) = setup();
+    let events = listen(&ssc);
+    let (queue, nums) = ssc.queue_stream::<u32>(1);
+    let seen: Log<Vec<u32>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    nums.foreach_rdd(move |rdd, _| append(&sink, rdd.collect()?)).unwrap();
+    queue.push(vec![1, 2]);
+    queue.push(vec![3]);
+    drop(ssc.start().unwrap());
+    assert_eq!(ssc.state(), StreamingState::Active, "the dropped handle stopped the context ({AT})");
+    clock.advance(2 * SEC);
+    // Bounded: a context that stopped sends nothing, and the wait fails the test.
+    let completed: Vec<Time> = std::iter::from_fn(|| events.recv_timeout(Duration::from_secs(30)).ok())
+        .filter_map(|e| match e {
+            Event::Completed(info) => Some(info.time),
+            _ => None,
+        })
+        .take(2)
+        .collect();
+    assert_eq!(completed, vec![secs(1), secs(2)], "batches after the handle was dropped ({AT})");
+    assert_eq!(*seen.lock().unwrap(), vec![vec![1, 2], vec![3]], "{AT}");
+    // The context stops and waits without a handle, as Spark's does.
+    assert!(!ssc.await_termination_timeout(Duration::ZERO).unwrap(), "{AT}");
+    ssc.stop(false).unwrap();
+    assert_eq!(ssc.state(), StreamingState::Stopped, "{AT}");
+    ssc.await_termination().unwrap();
+    // Stopping again only says how it ended.
+    ssc.stop(true).unwrap();
+}
+
+#[test]
+fn stop_and_await_on_the_context_work_for_stepped_and_unstarted_contexts() {
     let (_cluster, _clock, ssc) = setup();
     let (_, nums) = ssc.queue_stream::<u32>(1);
     nums.foreach_rdd(|_, _| Ok(())).unwrap();
-    drop(ssc.start().unwrap());
+    ssc.step().unwrap();
+    ssc.stop(true).unwrap();
     assert_eq!(ssc.state(), StreamingState::Stopped, "{AT}");
+    assert!(matches!(ssc.step(), Err(Error::StreamingStopped)), "{AT}");
+    ssc.await_termination().unwrap();
+
+    let (_cluster, _clock, ssc) = setup();
+    ssc.stop(false).unwrap();
+    assert_eq!(ssc.state(), StreamingState::Stopped, "{AT}");
+    assert!(matches!(ssc.start(), Err(Error::NoOutputOperations | Error::StreamingStopped)), "{AT}");
+}
+
+#[test]
+fn a_stateful_stream_without_checkpoints_is_refused_at_start_unless_allowed() {
+    type Build = fn(&dstream::DStream<(u32, u64)>);
+    let stateful: [(&str, Build); 3] = [
+        ("update_state_by_key", |p| {
+            p.update_state_by_key(|vs: Vec<u64>, s: Option<u64>| Some(s.unwrap_or(0) + vs.len() as u64), 2)
+                .unwrap()
+                .print(1)
+                .unwrap()
+        }),
+        ("map_with_state", |p| {
+            let spec = dstream::StateSpec::function(|_: &u32, v: Option<u64>, s: &mut dstream::State<u64>| {
+                s.update(v.unwrap_or(0));
+                None::<()>
+            });
+            p.map_with_state(spec).unwrap().print(1).unwrap()
+        }),
+        ("reduce_by_key_and_window", |p| {
+            p.reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, 2 * SEC, SEC).unwrap().print(1).unwrap()
+        }),
+    ];
+    for (operator, build) in stateful {
+        let (_cluster, _clock, ssc) = setup();
+        let (_, pairs) = ssc.queue_stream::<(u32, u64)>(1);
+        build(&pairs);
+        match ssc.start() {
+            Err(Error::CheckpointRequired { operator: op, .. }) => assert_eq!(op, operator, "{AT}"),
+            other => panic!("{operator}: started without checkpoints: {other:?} ({AT})"),
+        }
+        assert_eq!(ssc.state(), StreamingState::Initialized, "{operator}: a refused start changes nothing ({AT})");
+        ssc.allow_unbounded_lineage();
+        ssc.start().unwrap().stop(false).unwrap();
+        assert!(matches!(ssc.start(), Err(Error::StreamingStopped)), "{operator}: start after stop ({AT})");
+
+        // Steps run a bounded number of batches: no permission needed.
+        let (_cluster, _clock, ssc) = setup();
+        let (_, pairs) = ssc.queue_stream::<(u32, u64)>(1);
+        build(&pairs);
+        ssc.step().unwrap();
+    }
+    // Windows without an inverse keep no state.
+    let (_cluster, _clock, ssc) = setup();
+    let (_, pairs) = ssc.queue_stream::<(u32, u64)>(1);
+    pairs.reduce_by_key_and_window(|a, b| a + b, 2 * SEC, SEC).unwrap().print(1).unwrap();
+    ssc.start().unwrap().stop(false).unwrap();
 }
 
 #[test]

@@ -159,7 +159,7 @@ fn count_by_value_and_window() {
         &SHAPES,
         &number_inputs(),
         sorted,
-        |x, l, s| x.count_by_value_and_window(l, s, 2).unwrap(),
+        |x, l, s| x.count_by_value_and_window_with_partitions(l, s, 2).unwrap(),
         |_, w| counts(w),
     );
 }
@@ -185,7 +185,7 @@ fn reduce_by_key_and_window_inv() {
         &SHAPES,
         &pair_inputs(|v| v),
         sorted,
-        |x, l, s| x.reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, l, s, 3).unwrap(),
+        |x, l, s| x.reduce_by_key_and_window_inv_with_partitions(|a, b| a + b, |a, b| a - b, l, s, 3).unwrap(),
         |st, w| {
             st.keys.extend(w.iter().map(|(k, _)| *k));
             let mut out: BTreeMap<u32, i64> = st.keys.iter().map(|k| (*k, 0)).collect();
@@ -342,7 +342,8 @@ fn past_window_states_leave_the_block_stores() {
     for _ in 0..40 {
         queue.push(vec![(7, 1)]);
     }
-    let window = pairs.reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, secs(1000), secs(1), 2).unwrap();
+    let window =
+        pairs.reduce_by_key_and_window_inv_with_partitions(|a, b| a + b, |a, b| a - b, secs(1000), secs(1), 2).unwrap();
     let zipped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = Arc::clone(&zipped);
     window

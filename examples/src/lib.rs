@@ -15,6 +15,7 @@ use dstream::generator::Record;
 use dstream::hash::FixedMap;
 use dstream::{BatchInfo, DStream, Data, Error, Rdd, StreamingHandle, StreamingListener, Time};
 use dstream_inproc::LocalCluster;
+use dstream_storage::SignalsExt;
 
 /// The flags of the in-process cluster, shared by the streaming examples (flattened into each
 /// program's own flags).
@@ -133,8 +134,9 @@ impl StreamingListener for Progress {
         eprintln!("batch {time} failed: {error}");
     }
 
-    fn on_receiver_error(&self, stream: dstream::StreamId, message: &str) {
-        eprintln!("{stream}: {message}");
+    fn on_receiver_error(&self, _stream: dstream::StreamId, _message: &str) {
+        // Counted for the summary; the receivers of dstream-storage print each report on
+        // stderr themselves.
         *self.receiver_errors.lock().unwrap_or_else(|p| p.into_inner()) += 1;
     }
 }
@@ -159,34 +161,32 @@ impl Until {
 
 /// Waits for the end of the run, then stops the context gracefully, so every record received
 /// is processed. `input_done` receives a message when the input ends (for `Until::InputEnds`).
+/// Ctrl-C (SIGINT) or SIGTERM ends the run early, gracefully too: the batch in progress
+/// finishes (`dstream_storage::SignalsExt`); a second one exits at once.
 pub fn run_until(
     handle: &StreamingHandle,
     until: Until,
     input_done: Option<std::sync::mpsc::Receiver<()>>,
 ) -> Result<(), Error> {
-    let (tx, interrupted) = std::sync::mpsc::channel::<()>();
     if let Some(done) = input_done {
-        let tx = tx.clone();
+        // The end of the input stops the context, from a thread of its own.
+        let ssc = handle.context().clone();
         std::thread::spawn(move || {
             let _ = done.recv();
-            let _ = tx.send(());
+            let _ = ssc.stop(true);
         });
     }
-    // Without a handler, Ctrl-C ends the process at once; with it, the run stops gracefully.
-    if let Err(e) = ctrlc::set_handler(move || {
-        let _ = tx.send(());
-    }) {
-        eprintln!("Ctrl-C will not stop gracefully: {e}");
-    }
-    match until {
-        Until::Elapsed(d) => {
-            let _ = interrupted.recv_timeout(d);
-        }
+    let ended = match until {
+        Until::Elapsed(d) => handle.await_termination_or_signal_timeout(d)?.is_some(),
         Until::InputEnds | Until::Interrupted => {
-            let _ = interrupted.recv();
+            handle.await_termination_or_signal()?;
+            true
         }
+    };
+    if !ended {
+        handle.stop(true)?;
     }
-    handle.stop(true)
+    Ok(())
 }
 
 /// Parses the flags and runs `run`: the `main` of every example. `--help` (or `-h`) prints

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use dstream::{Receiver, ReceiverContext};
 
 use crate::lines::{LineSplitter, Piece, MAX_LINE_BYTES_DEFAULT};
+use crate::report::report;
 
 /// A [`Receiver`] that watches a directory and stores the lines of every new file once, as
 /// UTF-8 strings without their `\n` (or `\r\n`) terminator.
@@ -105,6 +106,7 @@ pub struct TextFileStreamReceiver {
     max_line_bytes: usize,
     watch_files_max: usize,
     stats: Arc<FileStreamStats>,
+    stderr: bool,
 }
 
 /// Counters of a [`TextFileStreamReceiver`], readable while it runs.
@@ -250,6 +252,7 @@ impl TextFileStreamReceiver {
             max_line_bytes: MAX_LINE_BYTES_DEFAULT,
             watch_files_max: 10_000,
             stats: Arc::default(),
+            stderr: true,
         }
     }
 
@@ -292,6 +295,16 @@ impl TextFileStreamReceiver {
         self
     }
 
+    /// Whether every report (a skipped file, a file changed after it was read, a directory
+    /// that cannot be listed) is also printed to stderr, as one line naming the stream
+    /// (default true). Reports always reach the context:
+    /// [`StreamingListener::on_receiver_error`](dstream::StreamingListener::on_receiver_error)
+    /// and [`StreamingContext::receiver_errors`](dstream::StreamingContext::receiver_errors).
+    pub fn report_to_stderr(mut self, on: bool) -> Self {
+        self.stderr = on;
+        self
+    }
+
     /// The receiver's counters, shared with the running receiver.
     pub fn stats(&self) -> Arc<FileStreamStats> {
         Arc::clone(&self.stats)
@@ -299,7 +312,7 @@ impl TextFileStreamReceiver {
 
     fn skip(&self, ctx: &ReceiverContext<String>, path: &Path, why: &str) {
         self.stats.skipped_files.fetch_add(1, Ordering::Relaxed);
-        ctx.report_error(&format!("{}: {why}; skipped", path.display()));
+        report(ctx, self.stderr, &format!("{}: {why}; skipped", path.display()));
     }
 
     /// Lists the directory once, reports changes to read files and reads the files that became
@@ -311,7 +324,7 @@ impl TextFileStreamReceiver {
                 let message = format!("cannot list {}: {e}", self.dir.display());
                 // Reported when it starts (or changes), not at every poll.
                 if dir_error.as_ref() != Some(&message) {
-                    ctx.report_error(&message);
+                    report(ctx, self.stderr, &message);
                     *dir_error = Some(message);
                 }
                 return true;
@@ -324,7 +337,7 @@ impl TextFileStreamReceiver {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {
-                    ctx.report_error(&format!("cannot list {}: {e}", self.dir.display()));
+                    report(ctx, self.stderr, &format!("cannot list {}: {e}", self.dir.display()));
                     continue;
                 }
             };
@@ -356,7 +369,7 @@ impl TextFileStreamReceiver {
                     let stamp = Stamp::of(&m);
                     if stamp != *read {
                         self.stats.changed_after_read.fetch_add(1, Ordering::Relaxed);
-                        ctx.report_error(&format!(
+                        report(ctx, self.stderr, &format!(
                             "{}: changed after it was read: {}; the change is not read (move files into the directory complete: write them elsewhere, then rename)",
                             path.display(),
                             stamp.change_since(read)
@@ -436,10 +449,11 @@ impl TextFileStreamReceiver {
         let report = |counter: &AtomicU64, (count, first): (u64, u64), what: &str| {
             if count > 0 {
                 counter.fetch_add(count, Ordering::Relaxed);
-                ctx.report_error(&format!(
-                    "{}: {count} line(s) {what} skipped (the first is line {first})",
-                    path.display()
-                ));
+                report(
+                    ctx,
+                    self.stderr,
+                    &format!("{}: {count} line(s) {what} skipped (the first is line {first})", path.display()),
+                );
             }
         };
         report(&self.stats.invalid_lines, lines.invalid, "not valid UTF-8");

@@ -8,6 +8,8 @@
 //!   byte ranges and reads the lines of each range on the worker that computes it.
 //! - [`LocalFs`]: objects as files under a directory, each put atomic and crash-safe.
 //! - [`Memory`]: objects in memory, with scripted [`Fault`]s, for tests and the simulation.
+//! - [`SignalsExt::await_termination_or_signal`]: runs a started context until SIGINT (Ctrl-C)
+//!   or SIGTERM, then stops it gracefully.
 //! - [`checkpoint`]: the checkpoint file format (header, zstd body, checksums), written and
 //!   read as a stream.
 #![forbid(unsafe_code)]
@@ -18,7 +20,9 @@ mod file_stream;
 mod lines;
 mod local_fs;
 mod memory;
+mod report;
 mod save;
+mod signals;
 mod socket;
 mod stream_ext;
 mod text_file;
@@ -28,6 +32,7 @@ pub use file_stream::{FileStreamStats, TextFileStreamReceiver};
 pub use local_fs::LocalFs;
 pub use memory::{Fault, Memory};
 pub use save::{text_files_dir, write_text_dir, SaveError};
+pub use signals::{SignalsExt, Termination, EXIT_CODE_SECOND_SIGNAL};
 pub use socket::{SocketStats, SocketTextReceiver};
 pub use stream_ext::{DStreamExt, RddExt, StreamingContextExt};
 pub use text_file::TextFile;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use dstream::{Receiver, ReceiverContext};
 
 use crate::lines::{LineSplitter, Piece, MAX_LINE_BYTES_DEFAULT};
+use crate::report::{report, worth_printing};
 
 /// A [`Receiver`] of the lines of a TCP connection, as UTF-8 strings without their `\n` (or
 /// `\r\n`) terminator.
@@ -27,6 +28,10 @@ use crate::lines::{LineSplitter, Piece, MAX_LINE_BYTES_DEFAULT};
 ///   that doubles from the minimum to the maximum backoff, and starts again from the minimum
 ///   once a connection delivers data. It never panics and never spins. A line cut by a failed
 ///   connection is dropped: the peer must send it again.
+/// - Every report reaches the context (its listeners, and
+///   [`StreamingContext::receiver_errors`](dstream::StreamingContext::receiver_errors)) and is
+///   printed to stderr unless [`SocketTextReceiver::report_to_stderr`] turns that off: pointed at
+///   a closed port, the receiver says so without any setup.
 ///
 /// Waits (the backoff) are in real time, whatever the streaming context's clock: the peer
 /// lives in real time. Delivery is at most once per line received: what the peer sent while
@@ -88,6 +93,7 @@ pub struct SocketTextReceiver {
     chunk_lines: usize,
     max_line_bytes: usize,
     stats: Arc<SocketStats>,
+    stderr: bool,
 }
 
 /// Counters of a [`SocketTextReceiver`], readable while it runs.
@@ -178,6 +184,7 @@ impl SocketTextReceiver {
             chunk_lines: 1000,
             max_line_bytes: MAX_LINE_BYTES_DEFAULT,
             stats: Arc::default(),
+            stderr: true,
         })
     }
 
@@ -213,6 +220,17 @@ impl SocketTextReceiver {
     /// longer lines are skipped and reported.
     pub fn max_line_bytes(mut self, n: usize) -> Self {
         self.max_line_bytes = n.max(1);
+        self
+    }
+
+    /// Whether every report (a refused or dropped connection, an invalid line) is also printed
+    /// to stderr, as one line naming the stream (default true; invalid and oversized lines are
+    /// printed the first ten times, then at every power of ten). Reports always reach the
+    /// context: [`StreamingListener::on_receiver_error`](dstream::StreamingListener::on_receiver_error)
+    /// and [`StreamingContext::receiver_errors`](dstream::StreamingContext::receiver_errors).
+    /// Turn it off when a listener shows them.
+    pub fn report_to_stderr(mut self, on: bool) -> Self {
+        self.stderr = on;
         self
     }
 
@@ -299,7 +317,7 @@ impl SocketTextReceiver {
                     Ok(line) => chunk.push(line.to_owned()),
                     Err(e) => {
                         let n = bump(&self.stats.invalid_lines, 1);
-                        ctx.report_error(&format!(
+                        report(ctx, self.stderr && worth_printing(n), &format!(
                             "{}: line {line_no} of the connection is not valid UTF-8 ({e}); skipped ({n} invalid line(s) so far)",
                             self.label
                         ));
@@ -308,7 +326,7 @@ impl SocketTextReceiver {
             }
             Piece::TooLong => {
                 let n = bump(&self.stats.oversized_lines, 1);
-                ctx.report_error(&format!(
+                report(ctx, self.stderr && worth_printing(n), &format!(
                     "{}: line {line_no} of the connection is longer than {} bytes; skipped ({n} oversized line(s) so far)",
                     self.label, self.max_line_bytes
                 ));
@@ -387,7 +405,7 @@ impl Receiver<String> for SocketTextReceiver {
             if ctx.is_stopped() {
                 return Ok(());
             }
-            let report = match self.connect(ctx) {
+            let what = match self.connect(ctx) {
                 None => return Ok(()),
                 Some(Err(e)) => format!("cannot connect to {}: {e}", self.label),
                 Some(Ok(stream)) => {
@@ -405,7 +423,7 @@ impl Receiver<String> for SocketTextReceiver {
             };
             bump(&self.stats.failures, 1);
             let delay = backoff.next_delay();
-            ctx.report_error(&format!("{report}; reconnecting in {delay:?}"));
+            report(ctx, self.stderr, &format!("{what}; reconnecting in {delay:?}"));
             if !ctx.pause(delay) {
                 return Ok(());
             }

@@ -22,7 +22,10 @@ pub trait StreamingContextExt {
     #[doc(alias = "socketTextStream")]
     /// The lines sent by the TCP server at `addr`, reconnecting whenever the connection
     /// drops; see [`SocketTextReceiver`] for the details (invalid lines, backoff, stopping).
-    /// Fails if `addr` does not resolve.
+    /// Fails if `addr` does not resolve (an `io::Error`, which `?` turns into
+    /// [`dstream::Error::Io`]). What goes wrong later (a refused connection, say) is printed to
+    /// stderr and kept in [`StreamingContext::receiver_errors`]; build the receiver with
+    /// [`SocketTextReceiver::report_to_stderr`] to keep stderr quiet.
     ///
     /// # Examples
     ///

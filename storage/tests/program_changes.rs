@@ -32,7 +32,7 @@ fn start(storage: &Memory, shape: Shape) -> Result<(StreamingContext, QueueHandl
         }
         let (queue, views) = ssc.queue_stream::<(String, u64)>(2);
         let windowed = views
-            .reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, shape.window, SECOND, 2)?
+            .reduce_by_key_and_window_inv_with_partitions(|a, b| a + b, |a, b| a - b, shape.window, SECOND, 2)?
             .checkpoint(shape.checkpoint_every)?;
         let totals = views.update_state_by_key(
             |vs: Vec<u64>, s: Option<u64>| Some(s.unwrap_or(0) + vs.iter().sum::<u64>()),

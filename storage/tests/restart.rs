@@ -45,7 +45,13 @@ fn program(ssc: &StreamingContext, outputs: &Outputs, fail_at: Option<Time>) -> 
         .update_state_by_key(|vs: Vec<u64>, s: Option<u64>| Some(s.unwrap_or(0) + vs.iter().sum::<u64>()), 3)?
         .checkpoint(Duration::from_secs(3))?;
     let windowed = views
-        .reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, Duration::from_secs(4), Duration::from_secs(1), 2)?
+        .reduce_by_key_and_window_inv_with_partitions(
+            |a, b| a + b,
+            |a, b| a - b,
+            Duration::from_secs(4),
+            Duration::from_secs(1),
+            2,
+        )?
         .checkpoint(Duration::from_secs(2))?;
     let sink = Arc::clone(outputs);
     totals.foreach_rdd(move |rdd, time| {

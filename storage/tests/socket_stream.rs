@@ -111,6 +111,25 @@ fn an_address_that_does_not_resolve_is_an_error_when_the_stream_is_created() {
     assert!(ssc.socket_text_stream("not an address").is_err());
 }
 
+/// `fn main() -> Result<(), dstream::Error>` with a socket source: the `io::Error` of an
+/// address that does not resolve converts with `?`, into `Error::Io`.
+#[test]
+fn the_socket_source_works_in_a_function_returning_dstream_error() {
+    fn word_counts(ssc: &StreamingContext, addr: &str) -> Result<(), dstream::Error> {
+        let words = ssc.socket_text_stream(addr)?.flat_map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>());
+        words.map(|w| (w, 1u64)).reduce_by_key(|a, b| a + b).print(10)?;
+        Ok(())
+    }
+    let cluster = StepCluster::builder().build();
+    let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))
+        .expect("context");
+    match word_counts(&ssc, "127.0.0.1:99999") {
+        Err(dstream::Error::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}"),
+        other => panic!("an out-of-range port is an I/O error: {other:?}"),
+    }
+    word_counts(&ssc, "127.0.0.1:9").expect("a valid address");
+}
+
 #[test]
 fn a_receiver_at_a_full_buffer_stops_reading_so_tcp_pushes_back_on_the_peer() {
     const LINE: &[u8] =

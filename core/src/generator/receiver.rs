@@ -142,7 +142,7 @@ impl GeneratorReceiver {
         }
         // Record i is due floor((i + 1) * 1e9 / rate) ns after the start, so the ones due
         // within `e` ns are those with (i + 1) * 1e9 < (e + 1) * rate.
-        let e = u128::from(now.as_nanos() - start.as_nanos());
+        let e = (now - start).as_nanos();
         let due = ((e + 1) * u128::from(self.rate)).div_ceil(1_000_000_000).saturating_sub(1);
         u64::try_from(due).unwrap_or(u64::MAX)
     }

@@ -246,6 +246,69 @@ impl<T: Data> Rdd<T> {
         Ok(parts.into_iter().flatten().take(n).collect())
     }
 
+    /// The `n` smallest records by `cmp`, smallest first (Spark's `takeOrdered(n)(ordering)`).
+    /// Each partition keeps only its own `n` smallest on the worker, so the caller receives at
+    /// most `n` records per partition. Records that compare equal keep partition order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let words = ctx.parallelize(["ccc", "a", "bb", "dddd"].map(String::from).to_vec(), 2)?;
+    /// assert_eq!(words.take_ordered_by(2, |a, b| b.len().cmp(&a.len()))?, vec!["dddd", "ccc"]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "takeOrdered")]
+    pub fn take_ordered_by(
+        &self,
+        n: usize,
+        cmp: impl Fn(&T, &T) -> std::cmp::Ordering + Send + Sync + 'static,
+    ) -> Result<Vec<T>, Error> {
+        let cmp = Arc::new(cmp);
+        let (step_cmp, finish_cmp) = (Arc::clone(&cmp), Arc::clone(&cmp));
+        let parts = self.run_action(
+            None,
+            |_| Vec::new(),
+            move |acc: &mut Vec<T>, chunk| {
+                acc.append(chunk);
+                // Bounded: at most 2n (plus one chunk) records held while a partition streams by.
+                if acc.len() > n.saturating_mul(2).max(1) {
+                    acc.sort_by(|a, b| step_cmp(a, b));
+                    acc.truncate(n);
+                }
+            },
+            move |mut acc| {
+                acc.sort_by(|a, b| finish_cmp(a, b));
+                acc.truncate(n);
+                acc
+            },
+        )?;
+        let mut all: Vec<T> = parts.into_iter().flatten().collect();
+        all.sort_by(|a, b| cmp(a, b));
+        all.truncate(n);
+        Ok(all)
+    }
+
+    /// The `n` largest records by `cmp`, largest first (Spark's `top(n)(ordering)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let pairs = ctx.parallelize(vec![('a', 3), ('b', 9), ('c', 1)], 2)?;
+    /// assert_eq!(pairs.top_by(2, |x, y| x.1.cmp(&y.1))?, vec![('b', 9), ('a', 3)]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn top_by(
+        &self,
+        n: usize,
+        cmp: impl Fn(&T, &T) -> std::cmp::Ordering + Send + Sync + 'static,
+    ) -> Result<Vec<T>, Error> {
+        self.take_ordered_by(n, move |a, b| cmp(b, a))
+    }
+
     #[doc(alias = "foreachPartition")]
     /// Runs `f` on the workers over each whole partition (its index and records), for side
     /// effects such as writing to an external system. `f` must be safe to run more than once for
@@ -272,5 +335,41 @@ impl<T: Data> Rdd<T> {
             move |(split, records)| f(split, records),
         )?;
         Ok(())
+    }
+}
+
+impl<T: Data + Ord> Rdd<T> {
+    /// The `n` smallest records, smallest first (Spark's `takeOrdered`); see
+    /// [`Rdd::take_ordered_by`] for another order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let numbers = ctx.parallelize(vec![5, 1, 4, 2, 3], 3)?;
+    /// assert_eq!(numbers.take_ordered(3)?, vec![1, 2, 3]);
+    /// assert_eq!(numbers.take_ordered(9)?, vec![1, 2, 3, 4, 5]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "takeOrdered")]
+    pub fn take_ordered(&self, n: usize) -> Result<Vec<T>, Error> {
+        self.take_ordered_by(n, T::cmp)
+    }
+
+    /// The `n` largest records, largest first (Spark's `top`); see [`Rdd::top_by`] for
+    /// another order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let numbers = ctx.parallelize(vec![5, 1, 4, 2, 3], 3)?;
+    /// assert_eq!(numbers.top(2)?, vec![5, 4]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn top(&self, n: usize) -> Result<Vec<T>, Error> {
+        self.top_by(n, T::cmp)
     }
 }

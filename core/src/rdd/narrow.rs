@@ -448,6 +448,30 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     }
 }
 
+impl crate::Context {
+    /// The union of any number of datasets (Spark's `SparkContext.union`): the partitions of
+    /// each in turn, no shuffle. No datasets give an empty dataset; one gives itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let parts = vec![ctx.parallelize(vec![1, 2], 1)?, ctx.parallelize(vec![3], 1)?, ctx.parallelize(vec![4], 2)?];
+    /// assert_eq!(ctx.union(&parts).collect()?, vec![1, 2, 3, 4]);
+    /// assert_eq!(ctx.union(&parts[..1]).collect()?, vec![1, 2]);
+    /// assert!(ctx.union::<u32>(&[]).collect()?.is_empty());
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn union<T: Data>(&self, rdds: &[Rdd<T>]) -> Rdd<T> {
+        match rdds.split_first() {
+            None => self.parallelize_partitions(Vec::new()),
+            Some((first, [])) => first.clone(),
+            Some((first, rest)) => first.union(rest),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

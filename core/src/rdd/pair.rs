@@ -220,7 +220,29 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
-        self.cogroup(other).flat_map_values(|(vs, ws)| cross(vs, ws))
+        inner_pairs(&self.cogroup(other))
+    }
+
+    /// [`Rdd::join`] into `partitions` hash partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let a = ctx.parallelize(vec![(1, 'a'), (2, 'b')], 2)?;
+    /// let b = ctx.parallelize(vec![(1, 10)], 1)?;
+    /// let j = a.join_with_partitions(&b, 3)?;
+    /// assert_eq!(j.num_partitions(), 3);
+    /// assert_eq!(j.collect()?, vec![(1, ('a', 10))]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn join_with_partitions<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitions: usize,
+    ) -> Result<Rdd<(K, (V, W))>, Error> {
+        Ok(inner_pairs(&self.cogroup_with_partitions(other, partitions)?))
     }
 
     #[doc(alias = "leftOuterJoin")]
@@ -239,10 +261,27 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
-        self.cogroup(other).flat_map_values(|(vs, ws)| {
-            let ws: Vec<Option<W>> = if ws.is_empty() { vec![None] } else { ws.into_iter().map(Some).collect() };
-            cross(vs, ws)
-        })
+        left_pairs(&self.cogroup(other))
+    }
+
+    /// [`Rdd::left_outer_join`] into `partitions` hash partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let a = ctx.parallelize(vec![(1, 'a')], 2)?;
+    /// let b = ctx.parallelize(vec![(3, 30)], 1)?;
+    /// assert_eq!(a.left_outer_join_with_partitions(&b, 1)?.collect()?, vec![(1, ('a', None))]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn left_outer_join_with_partitions<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitions: usize,
+    ) -> Result<Rdd<(K, (V, Option<W>))>, Error> {
+        Ok(left_pairs(&self.cogroup_with_partitions(other, partitions)?))
     }
 
     #[doc(alias = "rightOuterJoin")]
@@ -261,10 +300,27 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
-        self.cogroup(other).flat_map_values(|(vs, ws)| {
-            let vs: Vec<Option<V>> = if vs.is_empty() { vec![None] } else { vs.into_iter().map(Some).collect() };
-            cross(vs, ws)
-        })
+        right_pairs(&self.cogroup(other))
+    }
+
+    /// [`Rdd::right_outer_join`] into `partitions` hash partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let a = ctx.parallelize(vec![(1, 'a')], 2)?;
+    /// let b = ctx.parallelize(vec![(3, 30)], 1)?;
+    /// assert_eq!(a.right_outer_join_with_partitions(&b, 1)?.collect()?, vec![(3, (None, 30))]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn right_outer_join_with_partitions<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitions: usize,
+    ) -> Result<Rdd<(K, (Option<V>, W))>, Error> {
+        Ok(right_pairs(&self.cogroup_with_partitions(other, partitions)?))
     }
 
     #[doc(alias = "fullOuterJoin")]
@@ -283,11 +339,58 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn full_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, Option<W>))> {
-        self.cogroup(other).flat_map_values(|(vs, ws)| {
-            let vs: Vec<Option<V>> = if vs.is_empty() { vec![None] } else { vs.into_iter().map(Some).collect() };
-            let ws: Vec<Option<W>> = if ws.is_empty() { vec![None] } else { ws.into_iter().map(Some).collect() };
-            cross(vs, ws)
-        })
+        full_pairs(&self.cogroup(other))
+    }
+
+    /// [`Rdd::full_outer_join`] into `partitions` hash partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let a = ctx.parallelize(vec![(1, 'a')], 2)?;
+    /// let b = ctx.parallelize(vec![(3, 30)], 1)?;
+    /// let mut j = a.full_outer_join_with_partitions(&b, 2)?.collect()?;
+    /// j.sort();
+    /// assert_eq!(j, vec![(1, (Some('a'), None)), (3, (None, Some(30)))]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn full_outer_join_with_partitions<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitions: usize,
+    ) -> Result<Rdd<(K, (Option<V>, Option<W>))>, Error> {
+        Ok(full_pairs(&self.cogroup_with_partitions(other, partitions)?))
+    }
+}
+
+/// The pairs of a cogroup: every value of a key on the left with every one on the right.
+fn inner_pairs<K: Key, V: Data, W: Data>(g: &Rdd<(K, (Vec<V>, Vec<W>))>) -> Rdd<(K, (V, W))> {
+    g.flat_map_values(|(vs, ws)| cross(vs, ws))
+}
+
+/// [`inner_pairs`], keeping left keys without right values, with `None`.
+fn left_pairs<K: Key, V: Data, W: Data>(g: &Rdd<(K, (Vec<V>, Vec<W>))>) -> Rdd<(K, (V, Option<W>))> {
+    g.flat_map_values(|(vs, ws)| cross(vs, optional(ws)))
+}
+
+/// [`inner_pairs`], keeping right keys without left values, with `None`.
+fn right_pairs<K: Key, V: Data, W: Data>(g: &Rdd<(K, (Vec<V>, Vec<W>))>) -> Rdd<(K, (Option<V>, W))> {
+    g.flat_map_values(|(vs, ws)| cross(optional(vs), ws))
+}
+
+/// [`inner_pairs`], keeping the keys either side lacks, with `None`.
+fn full_pairs<K: Key, V: Data, W: Data>(g: &Rdd<(K, (Vec<V>, Vec<W>))>) -> Rdd<(K, (Option<V>, Option<W>))> {
+    g.flat_map_values(|(vs, ws)| cross(optional(vs), optional(ws)))
+}
+
+/// The values as options; one `None` when there are none.
+fn optional<X>(xs: Vec<X>) -> Vec<Option<X>> {
+    if xs.is_empty() {
+        vec![None]
+    } else {
+        xs.into_iter().map(Some).collect()
     }
 }
 
@@ -330,6 +433,32 @@ impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
             kind,
             PlainRead { dep, sort: Some(ascending) },
         ))
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    /// The records sorted by `key` (Spark's `sortBy(f, ascending, numPartitions)`),
+    /// range-partitioned into about `partitions` partitions; records with equal keys keep their
+    /// input order. Like [`Rdd::sort_by_key`], picking the ranges runs a small sampling job now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().workers(2).build();
+    /// # let ctx = cluster.context();
+    /// let words = ctx.parallelize(vec!["ccc".to_string(), "a".into(), "bb".into()], 2)?;
+    /// assert_eq!(words.sort_by(|w| w.len(), true, 2)?.collect()?, vec!["a", "bb", "ccc"]);
+    /// assert_eq!(words.sort_by(|w| w.clone(), false, 1)?.collect()?, vec!["ccc", "bb", "a"]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "sortBy")]
+    pub fn sort_by<K: Key + Ord>(
+        &self,
+        key: impl Fn(&T) -> K + Send + Sync + 'static,
+        ascending: bool,
+        partitions: usize,
+    ) -> Result<Rdd<T>, Error> {
+        Ok(self.map(move |x| (key(&x), x)).sort_by_key(ascending, partitions)?.map(|(_, x)| x))
     }
 }
 

@@ -148,7 +148,7 @@ impl BatchScheduler {
 
     /// The time of batch `k` (from 1).
     fn batch_time(&self, k: u64) -> Time {
-        Time::from_nanos(self.zero.as_nanos().saturating_add(self.interval_ns.saturating_mul(k)))
+        self.zero + Duration::from_nanos(self.interval_ns.saturating_mul(k))
     }
 
     /// The time of the next batch to start (or of the one running).

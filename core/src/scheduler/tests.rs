@@ -62,7 +62,7 @@ fn a_batch_is_due_at_zero_plus_k_intervals_and_not_a_nanosecond_before() {
         for k in 1..=3u64 {
             let due = zero + SEC * k as u32;
             assert_eq!(s.poll_timeout(), Some(due), "zero {zero}, batch {k}");
-            s.handle_timeout(Time::from_nanos(due.as_nanos() - 1));
+            s.handle_timeout(due - Duration::from_nanos(1));
             assert_eq!(s.poll_work(), None, "one nanosecond before batch {k} (zero {zero})");
             assert_eq!(s.poll_timeout(), Some(due), "still due at {due}");
             s.handle_timeout(due);

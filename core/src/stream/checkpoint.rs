@@ -426,7 +426,7 @@ impl Checkpointer {
                 }
             }
             let keep_after = from - input_remember;
-            let keep = s.logged.split_off(&Time::from_nanos(keep_after.as_nanos().saturating_add(1)));
+            let keep = s.logged.split_off(&(keep_after + Duration::from_nanos(1)));
             let doomed = std::mem::replace(&mut s.logged, keep);
             doomed.into_values().flatten().collect()
         };

@@ -4,7 +4,7 @@ mod execute;
 mod handle;
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -117,6 +117,8 @@ pub trait StreamingListener: Send + Sync {
     /// A batch failed; the context stops with this error.
     fn on_batch_failed(&self, _time: Time, _error: &Error) {}
     /// A receiver met an error it recovered from (a dropped connection, an invalid line).
+    /// The context also keeps the latest ones, listener or not:
+    /// [`StreamingContext::receiver_errors`].
     fn on_receiver_error(&self, _stream: StreamId, _message: &str) {}
     /// A data checkpoint ended, written or failed. Reported at the batch boundary where its
     /// lineage is cut: after the batch that started it when batches run through
@@ -156,16 +158,22 @@ pub(crate) struct Inner {
     version: Mutex<Option<String>>,
     /// Failed data checkpoints of one stream in a row that stop the context.
     pub(crate) checkpoint_failures_max: AtomicU32,
+    /// Set by [`StreamingContext::allow_unbounded_lineage`].
+    unbounded_lineage: AtomicBool,
     pub(crate) run: Mutex<Run>,
     /// Set when the context checkpoints ([`StreamingContext::get_or_create`]).
     pub(crate) checkpointer: OnceLock<Arc<Checkpointer>>,
     ended: Condvar,
+    /// The batch thread of a started context, until someone waits for it to end.
+    batch_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// A stop asked of the batch thread.
     stop: Arc<StopRequest>,
     /// The batch scheduler of a context driven by `step` (the batch thread owns its own).
     stepper: Mutex<Option<BatchScheduler>>,
     /// Where dead letters go (`foreach_dead_letters`).
     pub(crate) dead_letter_output: Mutex<Option<Arc<DeadLetterFn>>>,
+    /// The latest errors the receivers reported.
+    pub(crate) receiver_errors: Mutex<super::receiver::ReceiverErrors>,
 }
 
 impl ProgramPart for Inner {
@@ -255,6 +263,7 @@ impl StreamingContext {
                 remember: Mutex::new(Duration::ZERO),
                 version: Mutex::new(None),
                 checkpoint_failures_max: AtomicU32::new(CHECKPOINT_FAILURES_MAX),
+                unbounded_lineage: AtomicBool::new(false),
                 run: Mutex::new(Run {
                     state: StreamingState::Initialized,
                     threaded: false,
@@ -265,9 +274,11 @@ impl StreamingContext {
                 }),
                 checkpointer: OnceLock::new(),
                 ended: Condvar::new(),
+                batch_thread: Mutex::new(None),
                 stop: Arc::default(),
                 stepper: Mutex::new(None),
                 dead_letter_output: Mutex::new(None),
+                receiver_errors: Mutex::default(),
             }),
         };
         let part: Arc<dyn ProgramPart> = ssc.inner.clone();
@@ -491,14 +502,186 @@ impl StreamingContext {
         executor.take_reported().ok_or(Error::Internal("a stepped batch ended without its report"))
     }
 
-    /// Starts running a batch every batch interval on a thread of its own.
+    /// Starts running a batch every batch interval on a thread of its own, and the receivers.
+    ///
+    /// As in Spark, the context then runs until it is stopped ([`StreamingContext::stop`] or
+    /// [`StreamingHandle::stop`]) or a batch fails: the returned handle is a convenience for
+    /// stopping and waiting, and **dropping it does not stop the context**. A program's `main`
+    /// waits for the end with [`StreamingHandle::await_termination`] (Spark's
+    /// `awaitTermination`); a `main` that returns at once ends the process, and its batches
+    /// with it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use dstream::{StepCluster, StreamingContext, StreamingState, SystemClock};
+    ///
+    /// let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_millis(10), Arc::new(SystemClock::new()))?;
+    /// let (input, numbers) = ssc.input_stream::<u32>();
+    /// numbers.count().foreach_rdd(|_, _| Ok(()))?;
+    /// let running = ssc.start()?;
+    /// input.push_all(0..10)?;
+    /// running.stop(true)?; // processes what was pushed, then stops
+    /// assert_eq!(ssc.state(), StreamingState::Stopped);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
     pub fn start(&self) -> Result<StreamingHandle, Error> {
+        if self.state() == StreamingState::Initialized {
+            // A started or stopped context is refused for that, below.
+            self.check_lineage_bounded()?;
+        }
         let scheduler = self.activate(true)?;
         self.start_receivers()?;
         let executor = Executor::new(self.clone(), scheduler.zero(), true);
         let inner = &self.inner;
         let thread = runtime::batches::start(scheduler, Arc::clone(&inner.clock), Arc::clone(&inner.stop), executor)?;
-        Ok(StreamingHandle::new(self.clone(), thread))
+        *lock(&inner.batch_thread) = Some(thread);
+        Ok(StreamingHandle::new(self.clone()))
+    }
+
+    /// Lets [`StreamingContext::start`] run stateful streams (`update_state_by_key`,
+    /// `map_with_state`, the incremental windows) on a context that does not checkpoint, which
+    /// it otherwise refuses with [`Error::CheckpointRequired`]. Without checkpoints each
+    /// state's lineage, and what it holds, grows every batch, so use it only for runs of
+    /// bounded length: tests, demos, benchmarks. Batches driven by [`StreamingContext::step`]
+    /// need no such permission.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use std::time::Duration;
+    /// # use dstream::{Error, StepCluster, StreamingContext, SystemClock};
+    /// # let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_millis(10), Arc::new(SystemClock::new()))?;
+    /// let (_queue, pairs) = ssc.queue_stream::<(char, u64)>(1);
+    /// let totals = pairs.update_state_by_key(|vs: Vec<u64>, s: Option<u64>| Some(s.unwrap_or(0) + vs.iter().sum::<u64>()), 2)?;
+    /// totals.print(10)?;
+    /// assert!(matches!(ssc.start(), Err(Error::CheckpointRequired { .. })));
+    /// ssc.allow_unbounded_lineage();
+    /// let running = ssc.start()?;
+    /// running.stop(false)?;
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn allow_unbounded_lineage(&self) {
+        self.inner.unbounded_lineage.store(true, Ordering::Relaxed);
+    }
+
+    /// Refuses to start a stateful stream whose lineage nothing would cut (see
+    /// [`Error::CheckpointRequired`]).
+    fn check_lineage_bounded(&self) -> Result<(), Error> {
+        if self.inner.checkpointer.get().is_some() || self.inner.unbounded_lineage.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let nodes = lock(&self.inner.nodes);
+        match nodes.iter().find_map(|n| n.stateful().map(|operator| (n.id(), operator))) {
+            Some((stream, operator)) => Err(Error::CheckpointRequired { stream, operator }),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the context (Spark's `StreamingContext.stop`). A graceful stop first stops the
+    /// inputs from accepting records, then runs batches until every record received before the
+    /// stop has been processed; otherwise the context stops after the batch in progress. Waits
+    /// until it has stopped and returns the error that stopped it, if any. A context driven by
+    /// [`StreamingContext::step`] (or not started) stops at once; stopping a stopped context
+    /// only returns how it ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use std::time::Duration;
+    /// # use dstream::{StepCluster, StreamingContext, StreamingState, SystemClock};
+    /// # let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_millis(10), Arc::new(SystemClock::new()))?;
+    /// let (_queue, numbers) = ssc.queue_stream::<u32>(1);
+    /// numbers.print(10)?;
+    /// let _ = ssc.start()?; // the handle may go: the context runs on
+    /// assert_eq!(ssc.state(), StreamingState::Active);
+    /// ssc.stop(false)?;
+    /// assert_eq!(ssc.state(), StreamingState::Stopped);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn stop(&self, graceful: bool) -> Result<(), Error> {
+        let threaded = {
+            let run = lock(&self.inner.run);
+            match run.state {
+                StreamingState::Stopped => None,
+                _ => Some(run.threaded),
+            }
+        };
+        match threaded {
+            None => {}
+            Some(true) => {
+                // Receivers first: what they stored before stopping is still processed by a
+                // graceful stop.
+                self.stop_receivers();
+                lock(&self.inner.inputs).iter().for_each(|(i, _)| i.stop_accepting());
+                self.inner.stop.request(graceful);
+                self.inner.clock.wake();
+            }
+            Some(false) => {
+                // Driven by steps (or never started): no batch runs between two steps, so
+                // there is nothing to wait for.
+                let _stepper = lock(&self.inner.stepper);
+                self.finish(Ok(()));
+            }
+        }
+        self.await_termination()
+    }
+
+    /// Waits until the context stops (Spark's `awaitTermination`); returns the error that
+    /// stopped it, if any. Any number of threads may wait at once. Waiting on a context that
+    /// is not started waits for its start and its end.
+    pub fn await_termination(&self) -> Result<(), Error> {
+        self.join_batch_thread()?;
+        let inner = &self.inner;
+        let run = inner.ended.wait_while(lock(&inner.run), |r| r.state != StreamingState::Stopped);
+        drop(run.unwrap_or_else(|p| p.into_inner()));
+        self.outcome()
+    }
+
+    /// Waits at most `timeout` for the context to stop. Returns `Ok(true)` if it stopped,
+    /// `Ok(false)` if it is still running, and the error that stopped it, if any.
+    pub fn await_termination_timeout(&self, timeout: Duration) -> Result<bool, Error> {
+        let inner = &self.inner;
+        let (run, _) = inner
+            .ended
+            .wait_timeout_while(lock(&inner.run), timeout, |r| r.state != StreamingState::Stopped)
+            .unwrap_or_else(|p| p.into_inner());
+        if run.state != StreamingState::Stopped {
+            return Ok(false);
+        }
+        drop(run);
+        self.join_batch_thread()?;
+        self.outcome().map(|()| true)
+    }
+
+    /// Joins the batch thread, if it is still to be joined. The thread says the context
+    /// stopped as its last act; if it panicked before (outside what it catches), this records
+    /// the stop with the panic and wakes every waiter.
+    fn join_batch_thread(&self) -> Result<(), Error> {
+        let thread = lock(&self.inner.batch_thread).take();
+        if let Some(Err(panic)) = thread.map(|t| t.join()) {
+            let message = crate::task::panic_message(&*panic);
+            let mut run = lock(&self.inner.run);
+            run.state = StreamingState::Stopped;
+            run.result.get_or_insert(Err(Error::BatchThreadPanicked { message: message.clone() }.to_string()));
+            self.inner.ended.notify_all();
+            return Err(Error::BatchThreadPanicked { message });
+        }
+        Ok(())
+    }
+
+    fn outcome(&self) -> Result<(), Error> {
+        match &lock(&self.inner.run).result {
+            Some(Err(message)) => Err(Error::BatchFailed(message.clone())),
+            _ => Ok(()),
+        }
     }
 
     fn finish(&self, result: Result<(), String>) {

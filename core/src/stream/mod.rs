@@ -22,6 +22,7 @@ pub mod testing;
 mod window;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ pub use checkpoint::CheckpointInfo;
 pub use context::{BatchInfo, StreamingContext, StreamingHandle, StreamingListener, StreamingState};
 pub use flow::{FlowControl, INPUT_BUFFER_BYTES_MAX_DEFAULT, INPUT_BUFFER_WAIT_MAX_DEFAULT};
 pub use input::{InputHandle, QueueHandle};
-pub use receiver::{Receiver, ReceiverContext};
+pub use receiver::{Receiver, ReceiverContext, ReceiverError, RECEIVER_ERRORS_KEPT};
 
 use crate::error::Error;
 use crate::graph::Node;
@@ -78,6 +79,9 @@ pub(crate) trait StreamNodeDyn: Send + Sync {
     /// on the workers and cached there); with `restored`, it becomes the node's dataset at
     /// `c.time`, as a restart makes it.
     fn checkpoint_read(&self, ctx: &Context, ck: &Checkpointer, c: &StateCheckpoint, restored: bool) -> Arc<dyn Node>;
+    /// The node's operator if it keeps a state across batches (its lineage grows every batch
+    /// until a checkpoint cuts it).
+    fn stateful(&self) -> Option<&'static str>;
     /// The node's shape, as one line of the program's description: its id, operator, record
     /// type, slide, parents and the parameters that shape what it computes (window lengths,
     /// partition counts, timeouts). Two programs whose streams describe alike compute alike,
@@ -98,6 +102,8 @@ pub(crate) struct StreamNode<T> {
     generated: Mutex<BTreeMap<Time, Option<Rdd<T>>>>,
     compute: Box<dyn StreamCompute<T>>,
     checkpoint: Mutex<CheckpointEvery>,
+    /// Whether it keeps a state across batches (see [`DStream::checkpointed_by_default`]).
+    stateful: AtomicBool,
 }
 
 /// Raising how long a node remembers, through its ancestors.
@@ -220,6 +226,10 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
         node
     }
 
+    fn stateful(&self) -> Option<&'static str> {
+        self.stateful.load(Ordering::Relaxed).then_some(self.name)
+    }
+
     fn describe(&self) -> String {
         let mut line = format!("{} {}<{}> slide={:?}", self.id, self.name, std::any::type_name::<T>(), self.slide);
         if !self.parents.is_empty() {
@@ -301,6 +311,7 @@ impl<T: Data> DStream<T> {
             generated: Mutex::new(BTreeMap::new()),
             compute: Box::new(compute),
             checkpoint: Mutex::new(CheckpointEvery::Never),
+            stateful: AtomicBool::new(false),
         });
         ssc.register_node(node.clone());
         DStream { node, ssc: ssc.clone() }
@@ -346,6 +357,7 @@ impl<T: Data> DStream<T> {
     /// Marks the stream as stateful: checkpointed at the default interval unless
     /// [`DStream::checkpoint`] says otherwise.
     pub(crate) fn checkpointed_by_default(self) -> Self {
+        self.node.stateful.store(true, Ordering::Relaxed);
         let mut every = lock(&self.node.checkpoint);
         if *every == CheckpointEvery::Never {
             *every = CheckpointEvery::Default;

@@ -321,6 +321,59 @@ impl<T: Data> DStream<T> {
     }
 }
 
+impl<T: Data> DStream<T> {
+    /// A stream with the same datasets, each persisted when generated (Spark's
+    /// `DStream.persist`): its partitions are kept in the workers' block stores once computed,
+    /// so every output and child stream of the batch reads them instead of computing them
+    /// again. Without it, a stream feeding two outputs is computed twice per batch. The blocks
+    /// are released once the batch is forgotten (see [`StreamingContext::remember`]).
+    ///
+    /// Build the outputs on the returned stream: the stream it is called on is not persisted.
+    ///
+    /// [`StreamingContext::remember`]: crate::StreamingContext::remember
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use dstream::{ManualClock, StepCluster, StreamingContext, Time};
+    ///
+    /// let cluster = StepCluster::builder().workers(2).build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// let (queue, numbers) = ssc.queue_stream::<u32>(2);
+    /// let calls = Arc::new(AtomicUsize::new(0));
+    /// let counted = Arc::clone(&calls);
+    /// let squares = numbers.map(move |x| { counted.fetch_add(1, Ordering::Relaxed); x * x }).persist();
+    /// squares.count().print(1)?;
+    /// squares.reduce(|a, b| a + b).print(1)?;
+    /// queue.push((1..=10).collect());
+    /// ssc.step()?;
+    /// assert_eq!(calls.load(Ordering::Relaxed), 10); // once per record, for both outputs
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[must_use = "persist returns the persisted stream; outputs on the original stream compute it again"]
+    pub fn persist(&self) -> DStream<T> {
+        self.each("persist", Rdd::persist)
+    }
+
+    /// The same as [`DStream::persist`], with Spark's other name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let out = StreamTest::new().run(vec![vec![1, 2]], |s| s.map(|x| x + 1).cache())?;
+    /// assert_eq!(out, vec![vec![2, 3]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[must_use = "cache returns the cached stream; outputs on the original stream compute it again"]
+    pub fn cache(&self) -> DStream<T> {
+        self.persist()
+    }
+}
+
 impl<T: Key> DStream<T> {
     #[doc(alias = "countByValue")]
     /// A stream of `(record, occurrences)` for every distinct record of each batch.
@@ -336,6 +389,21 @@ impl<T: Key> DStream<T> {
     /// ```
     pub fn count_by_value(&self) -> DStream<(T, u64)> {
         self.map(|x| (x, 1u64)).reduce_by_key(|a, b| a + b)
+    }
+
+    /// [`DStream::count_by_value`] into `partitions` partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let out = StreamTest::new().run(vec![vec!['a', 'a']], |s| s.count_by_value_with_partitions(1).unwrap())?;
+    /// assert_eq!(out, vec![vec![('a', 2)]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "countByValue")]
+    pub fn count_by_value_with_partitions(&self, partitions: usize) -> Result<DStream<(T, u64)>, Error> {
+        self.map(|x| (x, 1u64)).reduce_by_key_with_partitions(|a, b| a + b, partitions)
     }
 }
 
@@ -397,6 +465,27 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         self.each("group_by_key", Rdd::group_by_key)
     }
 
+    /// [`Rdd::group_by_key_with_partitions`] on every batch: [`DStream::group_by_key`] into
+    /// `partitions` partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let out = StreamTest::new().run(vec![vec![('a', 1), ('a', 3)]], |s| {
+    ///     s.group_by_key_with_partitions(3).unwrap().glom().map(|p| p.len())
+    /// })?;
+    /// assert_eq!(out[0].len(), 3); // three partitions, one of them holding the key
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "groupByKey")]
+    pub fn group_by_key_with_partitions(&self, partitions: usize) -> Result<DStream<(K, Vec<V>)>, Error> {
+        crate::rdd::check_partitions("group_by_key", partitions)?;
+        Ok(self
+            .transform(move |rdd, _| rdd.group_by_key_with_partitions(partitions))
+            .with_params(format!("partitions={partitions}")))
+    }
+
     #[doc(alias = "reduceByKey")]
     /// [`Rdd::reduce_by_key`] on every batch.
     ///
@@ -415,6 +504,35 @@ impl<K: Key, V: Data> DStream<(K, V)> {
             let f = Arc::clone(&f);
             rdd.reduce_by_key(move |a, b| f(a, b))
         })
+    }
+
+    /// [`Rdd::reduce_by_key_with_partitions`] on every batch: [`DStream::reduce_by_key`] into
+    /// `partitions` partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let out = StreamTest::new().run(vec![vec![('a', 1), ('b', 2), ('a', 3)]], |s| {
+    ///     s.reduce_by_key_with_partitions(|x, y| x + y, 1).unwrap()
+    /// })?;
+    /// assert_eq!(out, vec![vec![('a', 4), ('b', 2)]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "reduceByKey")]
+    pub fn reduce_by_key_with_partitions(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        partitions: usize,
+    ) -> Result<DStream<(K, V)>, Error> {
+        crate::rdd::check_partitions("reduce_by_key", partitions)?;
+        let f = Arc::new(f);
+        Ok(self
+            .transform(move |rdd, _| {
+                let f = Arc::clone(&f);
+                rdd.reduce_by_key_with_partitions(move |a, b| f(a, b), partitions)
+            })
+            .with_params(format!("partitions={partitions}")))
     }
 
     #[doc(alias = "combineByKey")]
@@ -458,6 +576,27 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         self.transform_with(other, |a, b, _| Ok(a.cogroup(b)))
     }
 
+    /// [`DStream::cogroup`] into `partitions` hash partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let out = StreamTest::new().run2(vec![vec![(1, 'a')]], vec![vec![(1, 'x')]], |a, b| a.cogroup_with_partitions(&b, 1).unwrap())?;
+    /// assert_eq!(out, vec![vec![(1, (vec!['a'], vec!['x']))]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn cogroup_with_partitions<W: Data>(
+        &self,
+        other: &DStream<(K, W)>,
+        partitions: usize,
+    ) -> Result<DStream<(K, (Vec<V>, Vec<W>))>, Error> {
+        crate::rdd::check_partitions("cogroup", partitions)?;
+        Ok(self
+            .transform_with(other, move |a, b, _| a.cogroup_with_partitions(b, partitions))?
+            .with_params(format!("partitions={partitions}")))
+    }
+
     /// [`Rdd::join`] of each batch of this stream with the same batch of `other`.
     ///
     /// # Examples
@@ -470,6 +609,27 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     /// ```
     pub fn join<W: Data>(&self, other: &DStream<(K, W)>) -> Result<DStream<(K, (V, W))>, Error> {
         self.transform_with(other, |a, b, _| Ok(a.join(b)))
+    }
+
+    /// [`DStream::join`] into `partitions` hash partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let out = StreamTest::new().run2(vec![vec![(1, 'a'), (2, 'b')]], vec![vec![(1, 'x')]], |a, b| a.join_with_partitions(&b, 4).unwrap())?;
+    /// assert_eq!(out, vec![vec![(1, ('a', 'x'))]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn join_with_partitions<W: Data>(
+        &self,
+        other: &DStream<(K, W)>,
+        partitions: usize,
+    ) -> Result<DStream<(K, (V, W))>, Error> {
+        crate::rdd::check_partitions("join", partitions)?;
+        Ok(self
+            .transform_with(other, move |a, b, _| a.join_with_partitions(b, partitions))?
+            .with_params(format!("partitions={partitions}")))
     }
 
     #[doc(alias = "leftOuterJoin")]
@@ -488,6 +648,28 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         self.transform_with(other, |a, b, _| Ok(a.left_outer_join(b)))
     }
 
+    /// [`DStream::left_outer_join`] into `partitions` hash partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let out = StreamTest::new().run2(vec![vec![(2, 'b')]], vec![vec![(1, 'x')]], |a, b| a.left_outer_join_with_partitions(&b, 1).unwrap())?;
+    /// assert_eq!(out, vec![vec![(2, ('b', None))]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "leftOuterJoin")]
+    pub fn left_outer_join_with_partitions<W: Data>(
+        &self,
+        other: &DStream<(K, W)>,
+        partitions: usize,
+    ) -> Result<DStream<(K, (V, Option<W>))>, Error> {
+        crate::rdd::check_partitions("left_outer_join", partitions)?;
+        Ok(self
+            .transform_with(other, move |a, b, _| a.left_outer_join_with_partitions(b, partitions))?
+            .with_params(format!("partitions={partitions}")))
+    }
+
     #[doc(alias = "rightOuterJoin")]
     /// [`Rdd::right_outer_join`] of each batch of this stream with the same batch of `other`.
     ///
@@ -502,6 +684,28 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     /// ```
     pub fn right_outer_join<W: Data>(&self, other: &DStream<(K, W)>) -> Result<DStream<(K, (Option<V>, W))>, Error> {
         self.transform_with(other, |a, b, _| Ok(a.right_outer_join(b)))
+    }
+
+    /// [`DStream::right_outer_join`] into `partitions` hash partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let out = StreamTest::new().run2(vec![vec![(2, 'b')]], vec![vec![(1, 'x')]], |a, b| a.right_outer_join_with_partitions(&b, 1).unwrap())?;
+    /// assert_eq!(out, vec![vec![(1, (None, 'x'))]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "rightOuterJoin")]
+    pub fn right_outer_join_with_partitions<W: Data>(
+        &self,
+        other: &DStream<(K, W)>,
+        partitions: usize,
+    ) -> Result<DStream<(K, (Option<V>, W))>, Error> {
+        crate::rdd::check_partitions("right_outer_join", partitions)?;
+        Ok(self
+            .transform_with(other, move |a, b, _| a.right_outer_join_with_partitions(b, partitions))?
+            .with_params(format!("partitions={partitions}")))
     }
 
     #[doc(alias = "fullOuterJoin")]
@@ -521,6 +725,29 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         other: &DStream<(K, W)>,
     ) -> Result<DStream<(K, (Option<V>, Option<W>))>, Error> {
         self.transform_with(other, |a, b, _| Ok(a.full_outer_join(b)))
+    }
+
+    /// [`DStream::full_outer_join`] into `partitions` hash partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let mut out = StreamTest::new().run2(vec![vec![(2, 'b')]], vec![vec![(1, 'x')]], |a, b| a.full_outer_join_with_partitions(&b, 2).unwrap())?;
+    /// out[0].sort();
+    /// assert_eq!(out, vec![vec![(1, (None, Some('x'))), (2, (Some('b'), None))]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "fullOuterJoin")]
+    pub fn full_outer_join_with_partitions<W: Data>(
+        &self,
+        other: &DStream<(K, W)>,
+        partitions: usize,
+    ) -> Result<DStream<(K, (Option<V>, Option<W>))>, Error> {
+        crate::rdd::check_partitions("full_outer_join", partitions)?;
+        Ok(self
+            .transform_with(other, move |a, b, _| a.full_outer_join_with_partitions(b, partitions))?
+            .with_params(format!("partitions={partitions}")))
     }
 }
 

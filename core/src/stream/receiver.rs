@@ -29,6 +29,80 @@ pub trait Receiver<T>: Send + 'static {
     fn run(&mut self, ctx: &ReceiverContext<T>) -> Result<(), String>;
 }
 
+/// How many of the latest receiver errors a context keeps ([`StreamingContext::receiver_errors`]).
+pub const RECEIVER_ERRORS_KEPT: usize = 32;
+
+/// An error a receiver reported ([`ReceiverContext::report_error`]), as the context keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiverError {
+    /// The stream the receiver feeds.
+    pub stream: StreamId,
+    /// When it was reported, on the context's clock.
+    pub time: Time,
+    /// What the receiver said (for the socket receiver: `cannot connect to 127.0.0.1:9999:
+    /// Connection refused ...; reconnecting in 100ms`).
+    pub message: String,
+}
+
+/// The latest receiver errors of a context, and how many there were.
+#[derive(Debug, Default)]
+pub(crate) struct ReceiverErrors {
+    latest: std::collections::VecDeque<ReceiverError>,
+    total: u64,
+}
+
+impl StreamingContext {
+    fn record_receiver_error(&self, error: ReceiverError) {
+        let mut errors = lock(&self.inner.receiver_errors);
+        if errors.latest.len() == RECEIVER_ERRORS_KEPT {
+            errors.latest.pop_front();
+        }
+        errors.latest.push_back(error);
+        errors.total += 1;
+    }
+
+    /// The latest errors the context's receivers reported (at most [`RECEIVER_ERRORS_KEPT`],
+    /// oldest first): a refused or dropped connection, an invalid line, a full input buffer.
+    /// Receivers recover from these, so they stop nothing and fail no batch; besides the
+    /// listeners' [`on_receiver_error`](crate::StreamingListener::on_receiver_error), this is
+    /// where a program sees them without installing anything (dstream's core prints nothing;
+    /// the receivers of `dstream-storage` also print their reports to stderr by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use dstream::{ManualClock, Receiver, ReceiverContext, StepCluster, StreamingContext, Time};
+    ///
+    /// struct Flaky;
+    /// impl Receiver<u32> for Flaky {
+    ///     fn run(&mut self, ctx: &ReceiverContext<u32>) -> Result<(), String> {
+    ///         ctx.report_error("the source hiccupped; retrying");
+    ///         Err("the source is gone".into()) // ends the receiver, reported the same way
+    ///     }
+    /// }
+    /// let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// ssc.receiver_stream(Flaky).print(1)?;
+    /// ssc.start_receivers()?;
+    /// ssc.stop_receivers(); // waits for the receiver, which has ended
+    /// let messages: Vec<String> = ssc.receiver_errors().into_iter().map(|e| e.message).collect();
+    /// assert_eq!(messages, ["the source hiccupped; retrying", "the source is gone"]);
+    /// assert_eq!(ssc.receiver_error_count(), 2);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn receiver_errors(&self) -> Vec<ReceiverError> {
+        lock(&self.inner.receiver_errors).latest.iter().cloned().collect()
+    }
+
+    /// How many errors the context's receivers reported since it was built, including those
+    /// [`StreamingContext::receiver_errors`] no longer holds.
+    pub fn receiver_error_count(&self) -> u64 {
+        lock(&self.inner.receiver_errors).total
+    }
+}
+
 /// A receiver's stop request: a flag, and a condition variable that wakes a receiver pausing
 /// in real time as soon as the flag is set.
 #[derive(Default)]
@@ -135,11 +209,19 @@ impl<T: Data> ReceiverContext<T> {
     }
 
     /// Reports an error the receiver met and recovered from (a refused connection, an invalid
-    /// line) to the context's listeners.
+    /// line): it is kept among the context's recent receiver errors
+    /// ([`StreamingContext::receiver_errors`]), then given to every listener's
+    /// [`on_receiver_error`](crate::StreamingListener::on_receiver_error), and logged with
+    /// `tracing` at the warn level.
     pub fn report_error(&self, message: &str) {
         tracing::warn!(stream = %self.stream, message, "receiver error");
         if let Some(inner) = self.ssc.upgrade() {
             let ssc = StreamingContext { inner };
+            ssc.record_receiver_error(ReceiverError {
+                stream: self.stream,
+                time: self.clock.now(),
+                message: message.to_owned(),
+            });
             ssc.listeners().iter().for_each(|l| l.on_receiver_error(self.stream, message));
         }
     }

@@ -73,11 +73,16 @@ struct UpdateState<K, V, S> {
     this: SelfRef<(K, S)>,
     partitions: usize,
     f: UpdateFn<V, S>,
+    /// The state before the first batch, if any.
+    initial: Option<Rdd<(K, S)>>,
 }
 
 impl<K: Key, V: Data, S: Data> StreamCompute<(K, S)> for UpdateState<K, V, S> {
     fn compute(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<(K, S)>>, Error> {
-        let prev = previous(&self.this, time, self.parent.slide, b)?;
+        let prev = match previous(&self.this, time, self.parent.slide, b)? {
+            Some(prev) => Some(prev),
+            None => self.initial.clone(),
+        };
         let batch = batch_of(&self.parent, time, b)?;
         let f = Arc::clone(&self.f);
         let update: KeyUpdate<K, V, S> = Arc::new(move |_: &K, state, values| Ok(f(values, state)));
@@ -174,8 +179,8 @@ impl<S> State<S> {
     }
 }
 
-/// The function of a [`StateSpec`].
-type MapFn<K, V, S, U> = Arc<dyn Fn(&K, Option<V>, &mut State<S>) -> Option<U> + Send + Sync>;
+/// The function of a [`StateSpec`], with the batch time.
+type MapFn<K, V, S, U> = Arc<dyn Fn(Time, &K, Option<V>, &mut State<S>) -> Option<U> + Send + Sync>;
 
 /// What [`DStream::map_with_state`] does, in the manner of Spark's `StateSpec`: the function
 /// called for every value (and for keys timing out), an optional initial state, the number of
@@ -225,6 +230,35 @@ impl<K: Key, V: Data, S: Data, U: Data> StateSpec<K, V, S, U> {
     /// emitting what it returns. `value` is `None` only in the timeout call (see
     /// [`StateSpec::timeout`]).
     pub fn function(f: impl Fn(&K, Option<V>, &mut State<S>) -> Option<U> + Send + Sync + 'static) -> Self {
+        Self::function_with_time(move |_, k, v, s| f(k, v, s))
+    }
+
+    /// A spec calling `f(batch_time, key, value, state)`: [`StateSpec::function`] whose
+    /// function also gets the time of the batch it runs for (Spark's
+    /// `StateSpec.function((Time, K, Option[V], State[S]) => Option[U])`). The time is the
+    /// batch's logical time, the same in every run and on every worker, so the function stays
+    /// deterministic.
+    ///
+    /// # Examples
+    ///
+    /// The first batch each key was seen in:
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// use dstream::{State, StateSpec, Time};
+    /// let spec = StateSpec::function_with_time(|time: Time, k: &char, _v: Option<()>, state: &mut State<Time>| {
+    ///     if state.exists() { return None; }
+    ///     state.update(time);
+    ///     Some((*k, time.as_millis()))
+    /// });
+    /// let input = vec![vec![('a', ())], vec![('a', ()), ('b', ())]];
+    /// let out = StreamTest::new().run(input, |s| s.map_with_state(spec.clone()).unwrap().into_stream())?;
+    /// assert_eq!(out, vec![vec![('a', 1000)], vec![('b', 2000)]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn function_with_time(
+        f: impl Fn(Time, &K, Option<V>, &mut State<S>) -> Option<U> + Send + Sync + 'static,
+    ) -> Self {
         StateSpec { f: Arc::new(f), initial: None, partitions: None, timeout: None }
     }
 
@@ -327,7 +361,7 @@ fn map_key<K, V, S, U>(
             (None, _) => return Ok(None),
             (Some(s), Some(timeout)) if time - updated > timeout => {
                 let mut state = State::new(Some(s), true);
-                emitted.extend(f(key, None, &mut state));
+                emitted.extend(f(time, key, None, &mut state));
                 state.checked()?;
                 None
             }
@@ -336,7 +370,7 @@ fn map_key<K, V, S, U>(
     } else {
         let mut state = State::new(old, false);
         for v in values {
-            emitted.extend(f(key, Some(v), &mut state));
+            emitted.extend(f(time, key, Some(v), &mut state));
         }
         state.value.map(|s| (s, time))
     };
@@ -455,11 +489,54 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         f: impl Fn(Vec<V>, Option<S>) -> Option<S> + Send + Sync + 'static,
         partitions: usize,
     ) -> Result<DStream<(K, S)>, Error> {
+        self.update_state(Arc::new(f), partitions, None)
+    }
+
+    /// [`DStream::update_state_by_key`] starting from the state `initial` (Spark's
+    /// `updateStateByKey(func, partitioner, initialRDD)`): at the first batch, `f` sees each
+    /// key of `initial` with its state there (a repeated key keeps one of its states). The
+    /// state is hash-partitioned into `partitions` partitions (zero is an error); `initial` is
+    /// moved into that partitioning once, at the first batch, unless it already has it.
+    ///
+    /// # Examples
+    ///
+    /// Running totals that start from yesterday's:
+    ///
+    /// ```
+    /// use dstream::testing::StreamTest;
+    /// let mut out = StreamTest::new().run(vec![vec![('a', 1u64), ('b', 2)], vec![('a', 1)]], |s| {
+    ///     let yesterday = s.context().context().parallelize(vec![('a', 10u64), ('c', 7)], 2).unwrap();
+    ///     let add = |vs: Vec<u64>, total: Option<u64>| Some(total.unwrap_or(0) + vs.iter().sum::<u64>());
+    ///     s.update_state_by_key_with_initial(add, 2, yesterday).unwrap()
+    /// })?;
+    /// out.iter_mut().for_each(|b| b.sort());
+    /// assert_eq!(out, vec![vec![('a', 11), ('b', 2), ('c', 7)], vec![('a', 12), ('b', 2), ('c', 7)]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "updateStateByKey")]
+    pub fn update_state_by_key_with_initial<S: Data>(
+        &self,
+        f: impl Fn(Vec<V>, Option<S>) -> Option<S> + Send + Sync + 'static,
+        partitions: usize,
+        initial: Rdd<(K, S)>,
+    ) -> Result<DStream<(K, S)>, Error> {
+        self.update_state(Arc::new(f), partitions, Some(initial))
+    }
+
+    fn update_state<S: Data>(
+        &self,
+        f: UpdateFn<V, S>,
+        partitions: usize,
+        initial: Option<Rdd<(K, S)>>,
+    ) -> Result<DStream<(K, S)>, Error> {
         let partitions = crate::rdd::check_partitions("update_state_by_key", partitions)?;
         let parent = Arc::clone(self.node());
-        let f: UpdateFn<V, S> = Arc::new(f);
-        Ok(self_reading(self, "update_state_by_key", |this| UpdateState { parent, this, partitions, f })
-            .with_params(format!("partitions={partitions}"))
+        let mut params = format!("partitions={partitions}");
+        if let Some(initial) = &initial {
+            params.push_str(&format!(" initial={}", initial.id()));
+        }
+        Ok(self_reading(self, "update_state_by_key", |this| UpdateState { parent, this, partitions, f, initial })
+            .with_params(params)
             .checkpointed_by_default())
     }
 

@@ -177,14 +177,19 @@ impl<T: Data> DStream<T> {
         length: Duration,
         slide: Duration,
     ) -> Result<DStream<T>, Error> {
-        Ok(self.map(|x| ((), x)).reduce_by_key_and_window_inv(f, inverse, length, slide, 1)?.map(|((), x)| x))
+        Ok(self
+            .map(|x| ((), x))
+            .reduce_by_key_and_window_inv_with_partitions(f, inverse, length, slide, 1)?
+            .map(|((), x)| x))
     }
 }
 
 impl<T: Key> DStream<T> {
     #[doc(alias = "countByValueAndWindow")]
     /// The number of occurrences of each distinct record in each window, computed
-    /// incrementally; records whose count falls to zero leave the result.
+    /// incrementally; records whose count falls to zero leave the result. The counts are kept
+    /// in the context's [default parallelism](crate::Context::default_parallelism) of hash
+    /// partitions; [`DStream::count_by_value_and_window_with_partitions`] chooses the count.
     ///
     /// # Examples
     ///
@@ -193,13 +198,34 @@ impl<T: Key> DStream<T> {
     /// use dstream::testing::StreamTest;
     /// let s = Duration::from_secs(1);
     /// let mut out = StreamTest::new().run(vec![vec!['a', 'b'], vec!['a'], vec![]], |x| {
-    ///     x.count_by_value_and_window(2 * s, s, 2).unwrap()
+    ///     x.count_by_value_and_window(2 * s, s).unwrap()
     /// })?;
     /// out.iter_mut().for_each(|b| b.sort());
     /// assert_eq!(out, vec![vec![('a', 1), ('b', 1)], vec![('a', 2), ('b', 1)], vec![('a', 1)]]);
     /// # Ok::<(), dstream::Error>(())
     /// ```
-    pub fn count_by_value_and_window(
+    pub fn count_by_value_and_window(&self, length: Duration, slide: Duration) -> Result<DStream<(T, u64)>, Error> {
+        let partitions = self.context().context().default_parallelism();
+        self.count_by_value_and_window_with_partitions(length, slide, partitions)
+    }
+
+    /// [`DStream::count_by_value_and_window`] with the counts in `partitions` hash partitions
+    /// (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dstream::testing::StreamTest;
+    /// let s = Duration::from_secs(1);
+    /// let out = StreamTest::new().run(vec![vec!['a'], vec!['a'], vec![]], |x| {
+    ///     x.count_by_value_and_window_with_partitions(2 * s, s, 1).unwrap()
+    /// })?;
+    /// assert_eq!(out, vec![vec![('a', 1)], vec![('a', 2)], vec![('a', 1)]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "countByValueAndWindow")]
+    pub fn count_by_value_and_window_with_partitions(
         &self,
         length: Duration,
         slide: Duration,
@@ -307,12 +333,50 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         }))
     }
 
+    /// [`DStream::reduce_by_key_and_window`] into `partitions` partitions (zero is an error):
+    /// each window's result has that many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dstream::testing::StreamTest;
+    /// let s = Duration::from_secs(1);
+    /// let out = StreamTest::new().run(vec![vec![('a', 1)], vec![('a', 2)]], |x| {
+    ///     x.reduce_by_key_and_window_with_partitions(|a, b| a + b, 2 * s, s, 1).unwrap()
+    /// })?;
+    /// assert_eq!(out, vec![vec![('a', 1)], vec![('a', 3)]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
     #[doc(alias = "reduceByKeyAndWindow")]
-    /// [`DStream::reduce_by_key_and_window`] computed incrementally, into `partitions` hash
-    /// partitions: each slide merges the previous window's state with the batches entering the
-    /// window (with `f`) and those leaving it (with `inverse`), so a slide costs O(slide), not
-    /// O(window). Keys stay in the state once seen (with the identity value when all their
-    /// values left); see the `_filtered` variant to drop them.
+    pub fn reduce_by_key_and_window_with_partitions(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        length: Duration,
+        slide: Duration,
+        partitions: usize,
+    ) -> Result<DStream<(K, V)>, Error> {
+        crate::rdd::check_partitions("reduce_by_key_and_window", partitions)?;
+        let f = Arc::new(f);
+        let g = Arc::clone(&f);
+        Ok(self
+            .reduce_by_key(move |a, b| f(a, b))
+            .window(length, slide)?
+            .transform(move |rdd, _| {
+                let g = Arc::clone(&g);
+                rdd.reduce_by_key_with_partitions(move |a, b| g(a, b), partitions)
+            })
+            .with_params(format!("partitions={partitions}")))
+    }
+
+    #[doc(alias = "reduceByKeyAndWindow")]
+    /// [`DStream::reduce_by_key_and_window`] computed incrementally: each slide merges the
+    /// previous window's state with the batches entering the window (with `f`) and those
+    /// leaving it (with `inverse`), so a slide costs O(slide), not O(window). Keys stay in the
+    /// state once seen (with the identity value when all their values left); see the
+    /// `_filtered` variant to drop them. The state has the context's
+    /// [default parallelism](crate::Context::default_parallelism) of hash partitions;
+    /// [`DStream::reduce_by_key_and_window_inv_with_partitions`] chooses the count.
     ///
     /// # Examples
     ///
@@ -321,7 +385,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     /// use dstream::testing::StreamTest;
     /// let s = Duration::from_secs(1);
     /// let mut out = StreamTest::new().run(vec![vec![('a', 1)], vec![('a', 2), ('b', 5)], vec![], vec![]], |x| {
-    ///     x.reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, 2 * s, s, 2).unwrap()
+    ///     x.reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, 2 * s, s).unwrap()
     /// })?;
     /// out.iter_mut().for_each(|b| b.sort());
     /// assert_eq!(out[1], vec![('a', 3), ('b', 5)]);
@@ -334,14 +398,44 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         inverse: impl Fn(V, V) -> V + Send + Sync + 'static,
         length: Duration,
         slide: Duration,
+    ) -> Result<DStream<(K, V)>, Error> {
+        let partitions = self.context().context().default_parallelism();
+        self.reduced_window(Arc::new(f), Arc::new(inverse), length, slide, partitions, None)
+    }
+
+    /// [`DStream::reduce_by_key_and_window_inv`] with the state in `partitions` hash
+    /// partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dstream::testing::StreamTest;
+    /// let s = Duration::from_secs(1);
+    /// let mut out = StreamTest::new().run(vec![vec![('a', 1)], vec![('a', 2), ('b', 5)], vec![], vec![]], |x| {
+    ///     x.reduce_by_key_and_window_inv_with_partitions(|a, b| a + b, |a, b| a - b, 2 * s, s, 3).unwrap()
+    /// })?;
+    /// out.iter_mut().for_each(|b| b.sort());
+    /// assert_eq!(out[1], vec![('a', 3), ('b', 5)]);
+    /// assert_eq!(out[3], vec![('a', 0), ('b', 0)]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "reduceByKeyAndWindow")]
+    pub fn reduce_by_key_and_window_inv_with_partitions(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        inverse: impl Fn(V, V) -> V + Send + Sync + 'static,
+        length: Duration,
+        slide: Duration,
         partitions: usize,
     ) -> Result<DStream<(K, V)>, Error> {
         self.reduced_window(Arc::new(f), Arc::new(inverse), length, slide, partitions, None)
     }
 
     #[doc(alias = "reduceByKeyAndWindow")]
-    /// [`DStream::reduce_by_key_and_window_inv`] keeping only the keys for which `keep` holds
-    /// (for counts, `|(_, n)| *n > 0` drops keys that left the window).
+    /// [`DStream::reduce_by_key_and_window_inv_with_partitions`] keeping only the keys for which
+    /// `keep` holds (for counts, `|(_, n)| *n > 0` drops keys that left the window): Spark's
+    /// form with `numPartitions` and `filterFunc`.
     ///
     /// # Examples
     ///
@@ -428,6 +522,34 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         Ok(self
             .window(length, slide)?
             .transform(move |rdd, _| rdd.group_by_key_with_partitions(rdd.num_partitions().div_ceil(per_window))))
+    }
+
+    /// [`DStream::group_by_key_and_window`] into `partitions` partitions (zero is an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dstream::testing::StreamTest;
+    /// let s = Duration::from_secs(1);
+    /// let out = StreamTest::new().run(vec![vec![('a', 1)], vec![('a', 2)]], |x| {
+    ///     x.group_by_key_and_window_with_partitions(2 * s, s, 1).unwrap()
+    /// })?;
+    /// assert_eq!(out, vec![vec![('a', vec![1])], vec![('a', vec![1, 2])]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "groupByKeyAndWindow")]
+    pub fn group_by_key_and_window_with_partitions(
+        &self,
+        length: Duration,
+        slide: Duration,
+        partitions: usize,
+    ) -> Result<DStream<(K, Vec<V>)>, Error> {
+        crate::rdd::check_partitions("group_by_key_and_window", partitions)?;
+        Ok(self
+            .window(length, slide)?
+            .transform(move |rdd, _| rdd.group_by_key_with_partitions(partitions))
+            .with_params(format!("partitions={partitions}")))
     }
 }
 

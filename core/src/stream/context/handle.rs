@@ -1,28 +1,78 @@
 //! [`StreamingHandle`]: stops a started streaming context and waits for it to end.
 
-use std::sync::Mutex;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{StreamingContext, StreamingState};
 use crate::error::Error;
-use crate::stream::lock;
 
-/// Controls a started streaming context.
+/// Controls a started streaming context: what [`StreamingContext::start`] returns.
+///
+/// The context runs until it is stopped ([`StreamingHandle::stop`],
+/// [`StreamingContext::stop`]) or a batch fails, as Spark's does: **dropping the handle does not
+/// stop it**. Keep the handle to wait for the end ([`StreamingHandle::await_termination`],
+/// Spark's `awaitTermination`) or to stop; every method here is also on the context itself.
+/// A `main` that returns while the context runs ends the process, batches and all.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use dstream::{StepCluster, StreamingContext, StreamingState, SystemClock};
+///
+/// let cluster = StepCluster::builder().build();
+/// let ssc = StreamingContext::new(cluster.context(), Duration::from_millis(10), Arc::new(SystemClock::new()))?;
+/// let (input, numbers) = ssc.input_stream::<u64>();
+/// numbers.reduce(|a, b| a + b).print(1)?;
+/// let running = ssc.start()?;
+/// input.push_all(1..=10)?;
+/// // Still running after a wait: only a stop (or a failed batch) ends it.
+/// assert!(!running.await_termination_timeout(Duration::from_millis(20))?);
+/// running.stop(true)?;
+/// assert_eq!(running.state(), StreamingState::Stopped);
+/// running.await_termination()?; // returns at once: it has stopped
+/// # Ok::<(), dstream::Error>(())
+/// ```
+///
+/// Dropping the handle unused is flagged (`unused_must_use`), since it usually means `main`
+/// forgot to wait:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # use std::sync::Arc;
+/// # use std::time::Duration;
+/// # use dstream::{StepCluster, StreamingContext, SystemClock};
+/// fn main() -> Result<(), dstream::Error> {
+///     # let cluster = StepCluster::builder().build();
+///     # let ssc = StreamingContext::new(cluster.context(), Duration::from_millis(10), Arc::new(SystemClock::new()))?;
+///     # let (_queue, numbers) = ssc.queue_stream::<u32>(1);
+///     # numbers.print(1)?;
+///     ssc.start()?; // error: unused `StreamingHandle` that must be used
+///     # ssc.stop(false)?;
+///     Ok(())
+/// }
+/// ```
+#[must_use = "the context runs until stopped: keep the handle to wait for it (`await_termination`) or to stop it; \
+              dropping it does not stop the context, and a `main` that returns ends the process"]
 pub struct StreamingHandle {
     ssc: StreamingContext,
-    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl StreamingHandle {
-    /// The handle of `ssc`, whose batches run on `thread`.
-    pub(super) fn new(ssc: StreamingContext, thread: JoinHandle<()>) -> StreamingHandle {
-        StreamingHandle { ssc, thread: Mutex::new(Some(thread)) }
+    /// The handle of `ssc`, whose batches run on its batch thread.
+    pub(super) fn new(ssc: StreamingContext) -> StreamingHandle {
+        StreamingHandle { ssc }
     }
 
-    /// Stops the context. A graceful stop first stops the inputs from accepting records, then
-    /// runs batches until every record received before the stop has been processed; otherwise
-    /// the context stops after the batch in progress. Waits until it has stopped.
+    /// The context this handle controls.
+    pub fn context(&self) -> &StreamingContext {
+        &self.ssc
+    }
+
+    /// Stops the context: see [`StreamingContext::stop`]. A graceful stop first stops the
+    /// inputs from accepting records, then runs batches until every record received before the
+    /// stop has been processed; otherwise the context stops after the batch in progress. Waits
+    /// until it has stopped.
     ///
     /// Spark's `ssc.stop(stopSparkContext, stopGracefully)`: the cluster is not stopped with the
     /// context (it stops when it is dropped). Returns the error that stopped the context, if
@@ -55,17 +105,11 @@ impl StreamingHandle {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn stop(&self, graceful: bool) -> Result<(), Error> {
-        let inner = &self.ssc.inner;
-        // Receivers first: what they stored before stopping is still processed by a graceful stop.
-        self.ssc.stop_receivers();
-        lock(&inner.inputs).iter().for_each(|(i, _)| i.stop_accepting());
-        inner.stop.request(graceful);
-        inner.clock.wake();
-        self.await_termination()
+        self.ssc.stop(graceful)
     }
 
-    /// Waits until the context stops; returns the error that stopped it, if any. Spark's
-    /// `ssc.awaitTermination()`, here on the handle that [`StreamingContext::start`] returns.
+    /// Waits until the context stops; returns the error that stopped it, if any. See
+    /// [`StreamingContext::await_termination`].
     ///
     /// # Examples
     ///
@@ -92,12 +136,7 @@ impl StreamingHandle {
     /// ```
     #[doc(alias = "awaitTermination")]
     pub fn await_termination(&self) -> Result<(), Error> {
-        if let Some(t) = lock(&self.thread).take() {
-            if let Err(panic) = t.join() {
-                return Err(Error::BatchThreadPanicked { message: crate::task::panic_message(&*panic) });
-            }
-        }
-        self.outcome()
+        self.ssc.await_termination()
     }
 
     /// Waits at most `timeout` for the context to stop. Returns `Ok(true)` if it stopped,
@@ -124,37 +163,17 @@ impl StreamingHandle {
     /// ```
     #[doc(alias = "awaitTerminationOrTimeout")]
     pub fn await_termination_timeout(&self, timeout: Duration) -> Result<bool, Error> {
-        let inner = &self.ssc.inner;
-        let run = lock(&inner.run);
-        let (run, _) = inner
-            .ended
-            .wait_timeout_while(run, timeout, |r| r.state != StreamingState::Stopped)
-            .unwrap_or_else(|p| p.into_inner());
-        if run.state != StreamingState::Stopped {
-            return Ok(false);
-        }
-        drop(run);
-        self.outcome().map(|()| true)
-    }
-
-    fn outcome(&self) -> Result<(), Error> {
-        match &lock(&self.ssc.inner.run).result {
-            Some(Err(message)) => Err(Error::BatchFailed(message.clone())),
-            _ => Ok(()),
-        }
+        self.ssc.await_termination_timeout(timeout)
     }
 
     /// The context's state.
     pub fn state(&self) -> StreamingState {
         self.ssc.state()
     }
-}
 
-impl Drop for StreamingHandle {
-    fn drop(&mut self) {
-        if self.state() == StreamingState::Active {
-            let _ = self.stop(false);
-        }
+    /// The latest errors the receivers reported: see [`StreamingContext::receiver_errors`].
+    pub fn receiver_errors(&self) -> Vec<crate::stream::ReceiverError> {
+        self.ssc.receiver_errors()
     }
 }
 
