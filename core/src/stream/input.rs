@@ -584,7 +584,35 @@ impl<T> Drop for PushInput<T> {
 
 impl StreamingContext {
     /// A stream fed batch by batch through the returned handle: each batch takes the next queued
-    /// collection (or nothing), split into `partitions` partitions. Mostly for tests.
+    /// collection (or nothing), split into `partitions` partitions. Mostly for tests (Spark's
+    /// `queueStream` with `oneAtATime`); the records are stored on the workers when their batch
+    /// is generated, one block per non-empty partition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use dstream::{ManualClock, StepCluster, StreamingContext, Time};
+    ///
+    /// let cluster = StepCluster::builder().workers(2).build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// let (queue, numbers) = ssc.queue_stream::<u32>(2);
+    /// let sums = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = Arc::clone(&sums);
+    /// numbers.reduce(|a, b| a + b).foreach_rdd(move |rdd, _time| {
+    ///     sink.lock().unwrap().push(rdd.collect()?);
+    ///     Ok(())
+    /// })?;
+    /// queue.push(vec![1, 2, 3]); // the first batch
+    /// queue.push(vec![10]); // the second
+    /// ssc.step()?;
+    /// ssc.step()?;
+    /// ssc.step()?; // nothing queued: an empty batch
+    /// assert_eq!(*sums.lock().unwrap(), vec![vec![6], vec![10], vec![]]);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    #[doc(alias = "queueStream")]
     pub fn queue_stream<T: Data>(&self, partitions: usize) -> (QueueHandle<T>, DStream<T>) {
         let frozen = Frozen::new(&self.inner.ctx);
         let queue = Arc::new(QueueInput {
