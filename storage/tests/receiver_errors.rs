@@ -47,21 +47,11 @@ fn a_refused_connection_reaches_the_listeners_and_the_contexts_recent_errors() {
     assert!(kept.len() <= dstream::RECEIVER_ERRORS_KEPT);
 }
 
-/// The child half of the stderr test: run only by it, with the address in the environment.
-#[test]
-#[ignore = "run by a_refused_connection_is_printed_to_stderr_by_default in a child process"]
-fn child_socket_word_count_at_a_closed_port() {
-    // Run directly (`--include-ignored`), it has nothing to do.
-    let Ok(addr) = std::env::var("DSTREAM_TEST_ADDR") else { return };
-    let addr: SocketAddr = addr.parse().expect("an address");
-    let stderr = std::env::var("DSTREAM_TEST_STDERR").as_deref() == Ok("1");
-    word_count_at(addr, stderr);
-}
-
-/// Runs the child test; returns its stderr.
+/// Runs this test binary again, as the child half of the stderr test (the same test, with
+/// the address in the environment); returns the child's stderr.
 fn child_stderr(addr: SocketAddr, stderr: bool) -> String {
     let out = Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["child_socket_word_count_at_a_closed_port", "--exact", "--include-ignored", "--nocapture"])
+        .args(["a_refused_connection_is_printed_to_stderr_by_default", "--exact", "--nocapture"])
         .env("DSTREAM_TEST_ADDR", addr.to_string())
         .env("DSTREAM_TEST_STDERR", if stderr { "1" } else { "0" })
         .output()
@@ -73,6 +63,12 @@ fn child_stderr(addr: SocketAddr, stderr: bool) -> String {
 
 #[test]
 fn a_refused_connection_is_printed_to_stderr_by_default() {
+    // In the child this test starts: count words at the address, printing reports or not.
+    if let Ok(addr) = std::env::var("DSTREAM_TEST_ADDR") {
+        let addr: SocketAddr = addr.parse().expect("an address");
+        word_count_at(addr, std::env::var("DSTREAM_TEST_STDERR").as_deref() == Ok("1"));
+        return;
+    }
     let addr = closed_port();
     let printed = child_stderr(addr, true);
     let line = printed

@@ -1,6 +1,6 @@
 //! `await_termination_or_signal`: SIGINT and SIGTERM stop a running context gracefully, the
 //! batch in progress finishing first. The signal goes to a child process (this test binary
-//! running an ignored child test), never to the test process itself.
+//! running the same test as the child), never to the test process itself.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Lines, Write};
@@ -14,13 +14,7 @@ use dstream_storage::{SignalsExt, Termination};
 
 /// The child: one batch of 100 records whose output announces itself on stderr, then waits
 /// for a line on stdin before it finishes; the main thread waits for a signal.
-#[test]
-#[ignore = "run by a_signal_stops_the_context_after_the_batch_in_progress in a child process"]
 fn child_waits_for_a_signal() {
-    // Run directly (`--include-ignored`), it has nothing to do.
-    if std::env::var("DSTREAM_TEST_SIGNAL_CHILD").is_err() {
-        return;
-    }
     let cluster = dstream::StepCluster::builder().build();
     let ssc = StreamingContext::new(cluster.context(), Duration::from_millis(20), Arc::new(SystemClock::new()))
         .expect("context");
@@ -76,9 +70,12 @@ fn wait_for(lines: &mpsc::Receiver<String>, what: &str, seen: &mut Vec<String>) 
 
 #[test]
 fn a_signal_stops_the_context_after_the_batch_in_progress() {
+    if std::env::var("DSTREAM_TEST_SIGNAL_CHILD").is_ok() {
+        return child_waits_for_a_signal();
+    }
     for signal in ["-INT", "-TERM"] {
         let mut child = Command::new(std::env::current_exe().expect("the test binary"))
-            .args(["child_waits_for_a_signal", "--exact", "--include-ignored", "--nocapture"])
+            .args(["a_signal_stops_the_context_after_the_batch_in_progress", "--exact", "--nocapture"])
             .env("DSTREAM_TEST_SIGNAL_CHILD", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
