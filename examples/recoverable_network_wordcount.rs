@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use dstream::{Error, StreamingContext, SystemClock};
-use dstream_examples::{main_with, run_until, words_of, ClusterArgs, Progress, Until};
+use dstream_examples::{main_with, print_running_word_totals, run_until, ClusterArgs, Progress, Until};
 use dstream_storage::{LocalFs, SocketTextReceiver};
 
 /// Running word counts of the lines read from a TCP server, resumed after a restart.
@@ -80,12 +80,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         checkpoints,
         |ssc| -> Result<(), Error> {
             ssc.add_listener(progress.clone());
-            let words = ssc.receiver_stream(receiver).flat_map(|line| words_of(&line));
-            let totals = words.map(|word| (word, 1u64)).update_state_by_key(
-                |values: Vec<u64>, total: Option<u64>| Some(total.unwrap_or(0) + values.iter().sum::<u64>()),
-                partitions,
-            )?;
-            totals.print(20)
+            print_running_word_totals(ssc, receiver, partitions)
         },
     )?;
 

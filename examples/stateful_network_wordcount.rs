@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use dstream::{Error, StreamingContext, SystemClock};
-use dstream_examples::{main_with, run_until, words_of, ClusterArgs, Progress, Until};
+use dstream_examples::{main_with, print_running_word_totals, run_until, ClusterArgs, Progress, Until};
 use dstream_storage::{LocalFs, SocketTextReceiver};
 
 /// Running word counts of the lines read from a TCP server.
@@ -66,14 +66,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         checkpoints,
         |ssc| -> Result<(), Error> {
             ssc.add_listener(progress.clone());
-            let words = ssc.receiver_stream(receiver).flat_map(|line| words_of(&line));
-            // `values` are the word's ones in this batch (empty if it had none), `total` its
-            // count so far; the new total is kept (returning `None` would drop the word).
-            let totals = words.map(|word| (word, 1u64)).update_state_by_key(
-                |values: Vec<u64>, total: Option<u64>| Some(total.unwrap_or(0) + values.iter().sum::<u64>()),
-                partitions,
-            )?;
-            totals.print(20)
+            print_running_word_totals(ssc, receiver, partitions)
         },
     )?;
 

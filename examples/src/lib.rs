@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use dstream::generator::Record;
 use dstream::hash::FixedMap;
-use dstream::{BatchInfo, DStream, Data, Error, Rdd, StreamingHandle, StreamingListener, Time};
+use dstream::{BatchInfo, DStream, Data, Error, Rdd, StreamingContext, StreamingHandle, StreamingListener, Time};
 use dstream_inproc::LocalCluster;
-use dstream_storage::SignalsExt;
+use dstream_storage::{SignalsExt, SocketTextReceiver};
 
 /// The flags of the in-process cluster, shared by the streaming examples (flattened into each
 /// program's own flags).
@@ -251,6 +251,24 @@ pub fn read_line_chunks(
 /// The words of a line, split at whitespace.
 pub fn words_of(line: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The program of the stateful network word counts: the words of the lines `receiver` reads,
+/// with their running totals kept by `update_state_by_key` in `partitions` partitions, the
+/// first 20 printed every batch.
+pub fn print_running_word_totals(
+    ssc: &StreamingContext,
+    receiver: SocketTextReceiver,
+    partitions: usize,
+) -> Result<(), Error> {
+    let words = ssc.receiver_stream(receiver).flat_map(|line| words_of(&line));
+    // `values` are the word's ones in this batch (empty if it had none), `total` its count so
+    // far; the new total is kept (returning `None` would drop the word).
+    let totals = words.map(|word| (word, 1u64)).update_state_by_key(
+        |values: Vec<u64>, total: Option<u64>| Some(total.unwrap_or(0) + values.iter().sum::<u64>()),
+        partitions,
+    )?;
+    totals.print(20)
 }
 
 /// The smallest multiple of `slide` of at least 10 s: the default interval of a stateful

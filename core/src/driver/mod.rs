@@ -204,7 +204,7 @@ struct Stage {
     children: BTreeSet<StageId>,
     /// Jobs that need this stage.
     jobs: BTreeSet<JobId>,
-    /// Tasks created for it, and how long those that finished took (for speculation).
+    /// Tasks created for it, and how long those that finished took, sorted (for speculation).
     tasks: usize,
     durations: Vec<Duration>,
 }

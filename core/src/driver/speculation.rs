@@ -30,9 +30,8 @@ pub(super) fn threshold(stage: &Stage, multiplier: f64, quantile: f64, min_runti
     if done == 0 || (done as f64) < quantile * stage.tasks as f64 {
         return None;
     }
-    let mut sorted = stage.durations.clone();
-    sorted.sort_unstable();
-    let median = sorted[done / 2];
+    // `durations` is kept sorted (see `task_took`).
+    let median = stage.durations[done / 2];
     Some(median.mul_f64(multiplier.max(1.0)).max(min_runtime))
 }
 
@@ -124,10 +123,12 @@ impl Driver {
         true
     }
 
-    /// Records how long a task of `stage` took, for its stage's median.
+    /// Records how long a task of `stage` took, for its stage's median: `durations` stays
+    /// sorted, so the median is read, not computed, each time the timer is polled.
     pub(super) fn task_took(&mut self, stage: StageId, took: Duration) {
         if let Some(stage) = self.stages.get_mut(&stage) {
-            stage.durations.push(took);
+            let at = stage.durations.partition_point(|d| *d <= took);
+            stage.durations.insert(at, took);
         }
     }
 }
@@ -148,7 +149,12 @@ mod tests {
             children: BTreeSet::new(),
             jobs: BTreeSet::new(),
             tasks,
-            durations: durations_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            // Sorted, as `task_took` keeps them.
+            durations: {
+                let mut d: Vec<Duration> = durations_ms.iter().map(|ms| Duration::from_millis(*ms)).collect();
+                d.sort_unstable();
+                d
+            },
         }
     }
 

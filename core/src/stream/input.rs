@@ -360,7 +360,7 @@ impl<T: Data> InputHandle<T> {
                 Err(e) => return Err((Box::new(e), records)),
             };
             let at = input.clock.now();
-            buffer.chunks.push_back(Chunk { at, id, len: records.len(), bytes, stored: None });
+            buffer.chunks.push_back(Chunk { at, id, bytes, stored: None });
             buffer.bytes += bytes;
             (id, at)
         };
@@ -372,7 +372,8 @@ impl<T: Data> InputHandle<T> {
             // A close waits for the chunks it takes to be stored, so the chunk is still here.
             drop(buffer);
             debug_assert!(false, "{id} left the buffer before it was stored");
-            return Err((Box::new(Error::Internal("an input block left the buffer before it was stored")), Vec::new()));
+            let records = Arc::try_unwrap(records).unwrap_or_else(|shared| (*shared).clone());
+            return Err((Box::new(Error::Internal("an input block left the buffer before it was stored")), records));
         };
         let outcome = match result {
             Ok(()) => {
@@ -409,7 +410,6 @@ impl<T: Data> InputHandle<T> {
 struct Chunk<T> {
     at: Time,
     id: BlockId,
-    len: usize,
     bytes: u64,
     stored: Option<Arc<Vec<T>>>,
 }
@@ -533,7 +533,8 @@ impl<T: Data> InputDyn for PushInput<T> {
         if freed > 0 {
             self.wake_waiting();
         }
-        let n = taken.iter().map(|c| c.len as u64).sum();
+        // Every chunk taken is stored (waited for above).
+        let n = taken.iter().flat_map(|c| &c.stored).map(|r| r.len() as u64).sum();
         {
             let mut counts = lock(&self.closed_counts);
             if counts.len() == CLOSED_COUNTS_MAX {
