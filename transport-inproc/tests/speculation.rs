@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use dstream_inproc::LocalCluster;
 
@@ -42,10 +43,18 @@ fn a_stuck_task_gets_a_copy_whose_result_completes_the_job() {
         }
         x + 1
     });
-    let sum: u64 = data.collect().unwrap().iter().sum();
+    // The job runs on a thread of its own, so that a missing copy fails the test (after a
+    // bound) instead of hanging it: only a copy can finish the stuck partition.
+    let (done, finished) = std::sync::mpsc::channel();
+    let job = std::thread::spawn(move || {
+        let _ = done.send(data.collect());
+    });
+    let result = finished.recv_timeout(Duration::from_secs(60));
+    gate.open();
+    job.join().unwrap();
+    let sum: u64 = result.expect("the copy completes the job").unwrap().iter().sum();
     assert_eq!(sum, (1..=400u64).sum::<u64>());
     assert_eq!(cluster.speculated_tasks(), 1);
-    gate.open();
     // The cluster goes on; the late attempt's result was dropped.
     assert_eq!(ctx.parallelize((0..100u32).collect(), 7).unwrap().count().unwrap(), 100);
 }
