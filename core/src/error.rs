@@ -199,6 +199,14 @@ pub enum Error {
         /// How many workers the driver had registered.
         workers: usize,
     },
+    /// The driver of a [`StepCluster`](crate::StepCluster) crashed, as planned by
+    /// [`Fault::CrashDriver`](crate::Fault::CrashDriver): the cluster runs nothing any more,
+    /// and the program restarts on a new one from its checkpoint.
+    #[error("the driver crashed at {at} (a planned fault): restart the program from its checkpoint")]
+    DriverCrashed {
+        /// The virtual time of the crash.
+        at: crate::time::Time,
+    },
     /// The operating system refused to start a thread (too many threads, or out of memory).
     ///
     /// Raised when a runtime starts its threads: `StreamingContext::start` (the batch thread),

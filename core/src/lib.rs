@@ -126,7 +126,7 @@ pub use dead_letter::{DeadLetter, Isolation};
 pub use driver::{Driver, DriverConfig, DriverEvent, LossReason};
 pub use error::{Error, TaskError, TaskErrorKind};
 pub use graph::{Graph, ProgramSummary};
-pub use harness::{Fault, Step, StepCluster, StepClusterBuilder};
+pub use harness::{CostModel, Fault, LinkModel, Step, StepCluster, StepClusterBuilder};
 pub use ids::{ActionId, BlockId, JobId, NodeId, RddId, Scope, ShuffleId, StageId, StreamId, TaskId, WorkerId};
 pub use message::{Builtin, Fact, Message, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
 pub use rdd::{Aggregator, PartitionSource, Rdd};

@@ -14,23 +14,26 @@
 //! [`Context`]'s actions jump to the next deadline. Faults ([`Fault`]: isolating or restarting
 //! a worker) are applied at once or at a planned virtual time.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use crate::codec;
 use crate::context::{BlockUpload, Context, JobRequest, JobRunner};
-use crate::driver::{Driver, DriverConfig, DriverEvent, LossReason};
+use crate::driver::{DriverConfig, LossReason};
 use crate::error::Error;
 use crate::graph::Graph;
-use crate::ids::{BlockId, JobId, NodeId, TaskId, WorkerId};
-use crate::message::{Fact, Message, Payload};
-use crate::rng::SplitMix64;
-use crate::time::Time;
-use crate::worker::{RunnableTask, Worker, WorkerConfig};
+use crate::ids::{BlockId, NodeId, TaskId, WorkerId};
+use crate::message::{Fact, Payload};
+use crate::time::{ManualClock, Time};
+use crate::worker::{Worker, WorkerConfig};
 
+mod model;
 mod programs;
+mod sim;
+
+pub use model::{CostModel, LinkModel};
+use sim::Sim;
 
 /// One step of the harness, as recorded in its trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,10 +44,11 @@ pub enum Step {
         from: NodeId,
         /// The receiver.
         to: NodeId,
-        /// The kind of message (see [`Message::kind`]).
+        /// The kind of message (see [`Message::kind`](crate::Message::kind)).
         kind: &'static str,
     },
-    /// A task ran to completion on a worker.
+    /// A task ran on a worker: to completion when tasks take no time (the default
+    /// [`CostModel`]), else it started, and [`Step::Done`] is its completion.
     Run {
         /// The worker.
         worker: WorkerId,
@@ -53,19 +57,38 @@ pub enum Step {
         /// The attempt.
         attempt: u32,
     },
+    /// A task that takes virtual time completed on its worker.
+    Done {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        task: TaskId,
+        /// The attempt.
+        attempt: u32,
+    },
+    /// A message was lost on the wire and is retransmitted ([`LinkModel::loss_one_in`]).
+    Retransmitted {
+        /// The sender.
+        from: NodeId,
+        /// The receiver.
+        to: NodeId,
+        /// The kind of message (see [`Message::kind`](crate::Message::kind)).
+        kind: &'static str,
+    },
     /// A member's timer fired (its `handle_timeout` was called).
     Timer {
         /// The member.
         node: NodeId,
     },
-    /// A message was dropped: it came from or went to an isolated worker, or went to a worker
-    /// that was restarted before it arrived.
+    /// A message was dropped: it came from or went to an isolated or killed worker, crossed a
+    /// cut link, went to a worker that was restarted before it arrived, or was in flight when
+    /// the driver crashed.
     Dropped {
         /// The sender.
         from: NodeId,
         /// The receiver.
         to: NodeId,
-        /// The kind of message (see [`Message::kind`]).
+        /// The kind of message (see [`Message::kind`](crate::Message::kind)).
         kind: &'static str,
     },
     /// The driver launched a copy of a straggling task ([`DriverEvent::Speculated`]).
@@ -98,8 +121,29 @@ pub enum Fault {
     /// incarnation and an empty block store. Messages in flight to the old process, and from
     /// it to other workers, are lost, and so are the tasks it had ready to run; those from it
     /// to the driver still arrive (late messages of the old incarnation, which the driver
-    /// ignores). An isolated worker is reconnected by its restart.
+    /// ignores). An isolated or killed worker is brought back by its restart, at normal speed.
     Restart(WorkerId),
+    /// The worker's process dies and stays down until a [`Fault::Restart`]: what it had in
+    /// flight and running is lost as for a restart, and its connections are reset, so the
+    /// driver and the other workers learn it at once (their `handle_peer_lost`).
+    Kill(WorkerId),
+    /// From now on, the worker's tasks take `times` as long as the [`CostModel`] says (1: its
+    /// normal speed again); a task keeps the speed it started with.
+    Slow {
+        /// The worker.
+        worker: WorkerId,
+        /// The slowdown factor (0 is taken as 1).
+        times: u32,
+    },
+    /// The link between two workers drops every message both ways, including those in flight,
+    /// until [`Fault::Mend`]: their fetches time out and go elsewhere.
+    Cut(WorkerId, WorkerId),
+    /// The link between two workers carries messages again.
+    Mend(WorkerId, WorkerId),
+    /// The driver's process dies: every message in flight and every task is lost, and every
+    /// job waiting, now or later, fails with [`Error::DriverCrashed`]. The program restarts on
+    /// a new cluster from its checkpoint, as a restarted driver process does.
+    CrashDriver,
 }
 
 /// Builds a [`StepCluster`].
@@ -114,6 +158,8 @@ pub struct StepClusterBuilder {
     heartbeat_timeout: Duration,
     speculation: bool,
     step_nanos: u64,
+    cost: CostModel,
+    link: LinkModel,
 }
 
 impl StepClusterBuilder {
@@ -189,6 +235,19 @@ impl StepClusterBuilder {
         self
     }
 
+    /// How long tasks take in virtual time (default: no time at all, each completes in the
+    /// step that runs it).
+    pub fn cost(mut self, cost: CostModel) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    /// How long messages take in virtual time (default: instant, delivered by the next step).
+    pub fn link(mut self, link: LinkModel) -> Self {
+        self.link = link;
+        self
+    }
+
     /// Builds the cluster with an empty program graph, shared by the driver and the workers
     /// (as in one process). [`StepClusterBuilder::build_with_worker_programs`] gives every
     /// worker a graph of its own instead.
@@ -243,6 +302,8 @@ impl StepCluster {
             heartbeat_timeout: DriverConfig::new().heartbeat_timeout,
             speculation: DriverConfig::new().speculation,
             step_nanos: 1_000,
+            cost: CostModel::default(),
+            link: LinkModel::default(),
         }
     }
 
@@ -270,7 +331,7 @@ impl StepCluster {
         let mut steps = 0;
         loop {
             sim.collect_outputs()?;
-            if !sim.step()? {
+            if !sim.step(None)? {
                 return Ok(steps);
             }
             steps += 1;
@@ -308,7 +369,7 @@ impl StepCluster {
         let mut steps = 0;
         loop {
             sim.collect_outputs()?;
-            if sim.step()? {
+            if sim.step(Some(end))? {
                 steps += 1;
                 continue;
             }
@@ -317,7 +378,7 @@ impl StepCluster {
                 _ => break,
             }
         }
-        sim.now = sim.now.max(end);
+        sim.set_now(end);
         Ok(steps)
     }
 
@@ -336,13 +397,42 @@ impl StepCluster {
         sim.collect_outputs()
     }
 
+    /// Applies `fault` now (see [`Fault`]); a fault naming a worker the cluster does not have
+    /// is refused with [`Error::UnknownPeer`].
+    pub fn inject(&self, fault: Fault) -> Result<(), Error> {
+        let mut sim = self.runner.sim();
+        sim.apply(fault)?;
+        sim.collect_outputs()
+    }
+
+    /// A clock that follows the cluster's virtual time, for a streaming context on it: it
+    /// moves as the cluster steps, [`StepCluster::advance`] moves it, and setting it does not
+    /// move the cluster (it never goes back).
+    pub fn clock(&self) -> Arc<ManualClock> {
+        self.runner.sim().clock()
+    }
+
+    /// When the driver crashed ([`Fault::CrashDriver`]), if it did.
+    pub fn driver_crashed(&self) -> Option<Time> {
+        self.runner.sim().crashed
+    }
+
     /// Plans `fault` for the moment virtual time reaches `at` (applied before the step or timer
     /// of that moment; at once, on the next step, if `at` has passed). Faults planned for the
-    /// same time apply in the order they were planned.
+    /// same time apply in the order they were planned. A fault naming a worker the cluster
+    /// does not have fails the step that applies it ([`StepCluster::plan`] refuses it at once).
     pub fn fault_at(&self, at: Time, fault: Fault) {
         let mut sim = self.runner.sim();
         let i = sim.planned.partition_point(|(t, _)| *t <= at);
         sim.planned.insert(i, (at, fault));
+    }
+
+    /// Plans `fault` for `at`, as [`StepCluster::fault_at`] does, after checking that it names
+    /// only workers the cluster has.
+    pub fn plan(&self, at: Time, fault: Fault) -> Result<(), Error> {
+        self.runner.sim().check(fault)?;
+        self.fault_at(at, fault);
+        Ok(())
     }
 
     /// The incarnation each worker currently runs.
@@ -398,6 +488,7 @@ impl JobRunner for StepRunner {
 
     fn store_blocks(&self, upload: BlockUpload) -> Result<(), Error> {
         let mut sim = self.sim();
+        sim.alive()?;
         let now = sim.now;
         let id = sim.driver.store_blocks(now, upload);
         sim.wait_for(id).map(drop)
@@ -405,287 +496,9 @@ impl JobRunner for StepRunner {
 
     fn announce(&self, fact: Fact) {
         let mut sim = self.sim();
-        let now = sim.now;
-        sim.driver.announce(now, fact);
-    }
-}
-
-struct Sim {
-    driver: Driver,
-    workers: Vec<Worker>,
-    graph: Arc<Graph>,
-    /// The workers' own graphs and what their programs returned, when they do not share the
-    /// driver's graph.
-    own: Option<programs::OwnGraphs>,
-    worker_config: WorkerConfig,
-    rng: SplitMix64,
-    now: Time,
-    step: Duration,
-    wire: bool,
-    queues: BTreeMap<(NodeId, NodeId), VecDeque<Message>>,
-    ready: Vec<(WorkerId, RunnableTask)>,
-    trace: Vec<Step>,
-    finished: BTreeMap<JobId, Result<Vec<Payload>, Error>>,
-    /// Workers whose messages are dropped both ways.
-    isolated: BTreeSet<WorkerId>,
-    /// Faults to apply when virtual time reaches them, in time order.
-    planned: Vec<(Time, Fault)>,
-    /// When the driver last sent a task out (or the running job was submitted).
-    last_launch: Time,
-    /// How long a job may wait on timers without any task launched before `run_job` gives up.
-    idle_max: Duration,
-}
-
-impl Sim {
-    fn new(b: &StepClusterBuilder, graph: Arc<Graph>, own: Option<programs::OwnGraphs>) -> Sim {
-        let mut driver_config = DriverConfig::new();
-        driver_config.task_attempts_max = b.task_attempts_max;
-        driver_config.input_replicas = b.input_replicas.unwrap_or(2.min(b.workers));
-        driver_config.encode_payloads = b.wire;
-        driver_config.heartbeat_timeout = b.heartbeat_timeout;
-        driver_config.speculation = b.speculation;
-        let mut worker_config = b.worker.clone();
-        worker_config.encode_payloads = b.wire;
-        // Waiting on time ends with a launch within a heartbeat timeout (a silent worker's
-        // tasks relaunched) or a fetch timeout (a task's input asked elsewhere or recomputed);
-        // four of the longer one without a launch means time cannot help.
-        let idle_max = 4 * b.heartbeat_timeout.max(worker_config.fetch_timeout);
-        Sim {
-            driver: Driver::new(driver_config, Arc::clone(&graph)),
-            workers: (0..b.workers)
-                .map(|i| {
-                    let graph = own.as_ref().map_or(&graph, |o| o.graph(i));
-                    Worker::new(WorkerId(i), worker_config.clone(), Arc::clone(graph))
-                })
-                .collect(),
-            graph,
-            own,
-            worker_config,
-            rng: SplitMix64::new(b.seed),
-            now: Time::ZERO,
-            step: Duration::from_nanos(b.step_nanos),
-            wire: b.wire,
-            queues: BTreeMap::new(),
-            ready: Vec::new(),
-            trace: Vec::new(),
-            finished: BTreeMap::new(),
-            isolated: BTreeSet::new(),
-            planned: Vec::new(),
-            last_launch: Time::ZERO,
-            idle_max,
+        if sim.crashed.is_none() {
+            let now = sim.now;
+            sim.driver.announce(now, fact);
         }
     }
-
-    fn run_job(&mut self, job: JobRequest) -> Result<Vec<Payload>, Error> {
-        let id = self.driver.submit_job(self.now, job);
-        self.wait_for(id)
-    }
-
-    /// Steps until the job (or upload) `id` ends.
-    fn wait_for(&mut self, id: JobId) -> Result<Vec<Payload>, Error> {
-        self.last_launch = self.now;
-        loop {
-            self.collect_outputs()?;
-            if let Some(result) = self.finished.remove(&id) {
-                return result;
-            }
-            if self.step()? {
-                continue;
-            }
-            // Nothing in flight and no task ready: only time can help, and only if some task is
-            // out on a worker (a silent worker's tasks are relaunched after the heartbeat
-            // timeout, a fetch without reply is given up after the fetch timeout), a fault is
-            // planned, or no worker is alive (the driver fails the job after its
-            // `workers_wait_max`, a bounded wait of its own).
-            let no_workers = self.driver.workers().next().is_none();
-            if !no_workers
-                && self.driver.running_tasks() == 0
-                && self.driver.uploads_in_progress() == 0
-                && self.planned.is_empty()
-            {
-                return Err(Error::NoProgress { job: id, workers: self.driver.workers().count() });
-            }
-            let waited = self.now - self.last_launch;
-            let next = self.next_deadline();
-            match next {
-                Some(at) if waited < self.idle_max || no_workers => self.jump(at)?,
-                // Waiting on timers that do not help any more.
-                _ => return Err(Error::NoProgress { job: id, workers: self.driver.workers().count() }),
-            }
-        }
-    }
-
-    /// The earliest timer deadline of any member, or planned fault.
-    fn next_deadline(&self) -> Option<Time> {
-        let timers = std::iter::once(self.driver.poll_timeout()).chain(self.workers.iter().map(Worker::poll_timeout));
-        timers.flatten().chain(self.planned.first().map(|(t, _)| *t)).min()
-    }
-
-    /// Moves virtual time to `at` (if later) and fires what is due.
-    fn jump(&mut self, at: Time) -> Result<(), Error> {
-        self.now = self.now.max(at);
-        self.fire_due()
-    }
-
-    /// Applies the planned faults and fires the timers due at `now`, in deadline order (ties:
-    /// faults first, then the driver, then the workers by id), collecting each one's outputs.
-    fn fire_due(&mut self) -> Result<(), Error> {
-        while self.planned.first().is_some_and(|(t, _)| *t <= self.now) {
-            let (_, fault) = self.planned.remove(0);
-            self.apply(fault)?;
-            self.collect_outputs()?;
-        }
-        loop {
-            let driver = self.driver.poll_timeout().map(|t| (t, NodeId::Driver));
-            let workers = self.workers.iter().map(|w| w.poll_timeout().map(|t| (t, NodeId::Worker(w.id()))));
-            let Some((_, node)) =
-                std::iter::once(driver).chain(workers).flatten().filter(|(t, _)| *t <= self.now).min()
-            else {
-                return Ok(());
-            };
-            self.trace.push(Step::Timer { node });
-            let still_due = match node {
-                NodeId::Driver => {
-                    self.driver.handle_timeout(self.now);
-                    self.driver.poll_timeout()
-                }
-                NodeId::Worker(w) => {
-                    let worker = self.workers.get_mut(w.0 as usize).ok_or_else(internal)?;
-                    worker.handle_timeout(self.now);
-                    worker.poll_timeout()
-                }
-            };
-            if still_due.is_some_and(|t| t <= self.now) {
-                return Err(Error::Internal("a timer is still due after it fired"));
-            }
-            self.collect_outputs()?;
-        }
-    }
-
-    /// Applies `fault` now.
-    fn apply(&mut self, fault: Fault) -> Result<(), Error> {
-        self.trace.push(Step::Fault(fault));
-        match fault {
-            Fault::Isolate(w) => {
-                if w.0 as usize >= self.workers.len() {
-                    return Err(Error::UnknownPeer(NodeId::Worker(w)));
-                }
-                self.isolated.insert(w);
-                let node = NodeId::Worker(w);
-                self.drop_queued(|from, to| from == node || to == node);
-            }
-            Fault::Restart(w) => {
-                let slot = self.workers.get(w.0 as usize).ok_or(Error::UnknownPeer(NodeId::Worker(w)))?;
-                let mut config = self.worker_config.clone();
-                config.incarnation = slot.incarnation() + 1;
-                self.isolated.remove(&w);
-                let node = NodeId::Worker(w);
-                // Messages to the old process, and its requests to other workers, die with it;
-                // what it sent the driver is still on the way.
-                self.drop_queued(|from, to| to == node || (from == node && to != NodeId::Driver));
-                self.ready.retain(|(r, _)| *r != w);
-                // A worker with a graph of its own keeps it: a restarted process would build
-                // the same one again by running the program.
-                let graph = self.own.as_ref().map_or(&self.graph, |o| o.graph(w.0));
-                self.workers[w.0 as usize] = Worker::new(w, config, Arc::clone(graph));
-            }
-        }
-        Ok(())
-    }
-
-    /// Drops every queued message between a pair that `which` selects, tracing each.
-    fn drop_queued(&mut self, which: impl Fn(NodeId, NodeId) -> bool) {
-        for (&(from, to), queue) in self.queues.iter_mut().filter(|((f, t), _)| which(*f, *t)) {
-            for msg in queue.drain(..) {
-                self.trace.push(Step::Dropped { from, to, kind: msg.kind() });
-            }
-        }
-    }
-
-    /// Moves every output of every state machine into the queues.
-    fn collect_outputs(&mut self) -> Result<(), Error> {
-        while let Some((to, msg)) = self.driver.poll_transmit() {
-            self.enqueue(NodeId::Driver, to, msg)?;
-        }
-        while let Some(event) = self.driver.poll_event() {
-            match event {
-                DriverEvent::JobFinished { job, result } => {
-                    self.finished.insert(job, result);
-                }
-                DriverEvent::WorkerLost { worker, incarnation, reason } => {
-                    self.trace.push(Step::Lost { worker, incarnation, reason });
-                }
-                // Every worker of a stepping cluster runs the program the test gave it: one the
-                // driver refuses is a mistake the waiting job reports.
-                DriverEvent::WorkerRefused { worker, reason } => return Err(Error::Refused { worker, reason }),
-                DriverEvent::WorkerRegistered(_) => {}
-                DriverEvent::Speculated { task, worker } => self.trace.push(Step::Speculated { task, worker }),
-            }
-        }
-        for i in 0..self.workers.len() {
-            let id = self.workers[i].id();
-            while let Some((to, msg)) = self.workers[i].poll_transmit() {
-                self.enqueue(NodeId::Worker(id), to, msg)?;
-            }
-            while let Some(task) = self.workers[i].poll_task() {
-                self.ready.push((id, task));
-            }
-        }
-        Ok(())
-    }
-
-    fn enqueue(&mut self, from: NodeId, to: NodeId, msg: Message) -> Result<(), Error> {
-        let cut = |n: NodeId| matches!(n, NodeId::Worker(w) if self.isolated.contains(&w));
-        if cut(from) || cut(to) {
-            self.trace.push(Step::Dropped { from, to, kind: msg.kind() });
-            return Ok(());
-        }
-        if matches!(msg, Message::Launch(_)) {
-            self.last_launch = self.now;
-        }
-        let msg = if self.wire { codec::decode(&codec::encode(&msg)?)? } else { msg };
-        self.queues.entry((from, to)).or_default().push_back(msg);
-        Ok(())
-    }
-
-    /// Delivers one message or runs one task, chosen by the seeded generator, after firing
-    /// what falls due as the step moves time on. Returns false when there is nothing to do.
-    fn step(&mut self) -> Result<bool, Error> {
-        self.queues.retain(|_, q| !q.is_empty());
-        if self.queues.is_empty() && self.ready.is_empty() {
-            return Ok(false);
-        }
-        self.now = self.now + self.step;
-        self.fire_due()?;
-        self.queues.retain(|_, q| !q.is_empty());
-        let choices = self.queues.len() + self.ready.len();
-        if choices == 0 {
-            return Ok(true); // A fault dropped what there was to do; time still moved.
-        }
-        let pick = self.rng.below(choices);
-        if pick < self.queues.len() {
-            let (&(from, to), queue) = self.queues.iter_mut().nth(pick).ok_or_else(internal)?;
-            let msg = queue.pop_front().ok_or_else(internal)?;
-            self.trace.push(Step::Deliver { from, to, kind: msg.kind() });
-            match (from, to) {
-                (NodeId::Worker(w), NodeId::Driver) => self.driver.handle_message(self.now, w, msg),
-                (_, NodeId::Worker(w)) => {
-                    let worker = self.workers.get_mut(w.0 as usize).ok_or(Error::UnknownPeer(to))?;
-                    worker.handle_message(self.now, from, msg);
-                }
-                (NodeId::Driver, NodeId::Driver) => return Err(Error::UnknownPeer(to)),
-            }
-        } else {
-            let (w, task) = self.ready.swap_remove(pick - self.queues.len());
-            let (task_id, attempt) = (task.desc().task, task.desc().attempt);
-            self.trace.push(Step::Run { worker: w, task: task_id, attempt });
-            let done = task.run();
-            self.workers[w.0 as usize].handle_task_done(self.now, done);
-        }
-        Ok(true)
-    }
-}
-
-fn internal() -> Error {
-    Error::Internal("the harness lost track of its queues")
 }

@@ -128,6 +128,11 @@ impl RunnableTask {
         &self.desc
     }
 
+    /// The encoded bytes of the task's inputs (0 for inputs shared by pointer in one process).
+    pub fn input_bytes(&self) -> u64 {
+        self.inputs.values().map(|p| p.encoded_len().unwrap_or(0) as u64).sum()
+    }
+
     /// Runs the task. User code that panics makes the task fail; it never unwinds past here.
     pub fn run(self) -> TaskDone {
         let RunnableTask { graph, desc, inputs, encode } = self;
@@ -180,6 +185,18 @@ impl RunnableTask {
         });
         let (task, attempt, partition) = (desc.task, desc.attempt, desc.partition);
         TaskDone { task, attempt, partition, result, new_blocks, dead_letters }
+    }
+}
+
+impl TaskDone {
+    /// The task that finished.
+    pub fn task(&self) -> TaskId {
+        self.task
+    }
+
+    /// Its attempt.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
     }
 }
 
