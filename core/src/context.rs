@@ -1,14 +1,15 @@
 //! The [`Context`]: where datasets are created and where actions send their jobs.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::codec::CodecError;
 use crate::dead_letter::DeadLetterLog;
-use crate::error::Error;
+use crate::error::{Error, TaskErrorKind};
 use crate::graph::{ActionNode, Graph};
 use crate::ids::{ActionId, BlockId, RddId};
 use crate::message::{Builtin, Fact, Payload};
+use crate::time::Time;
 
 /// A job ready for a driver: an action over some partitions of a dataset. Opaque to runners,
 /// which hand it to [`Driver::submit_job`](crate::Driver::submit_job).
@@ -83,7 +84,21 @@ pub struct Context {
     dead_letters: Arc<DeadLetterLog>,
     /// See [`Context::default_parallelism`].
     default_parallelism: Arc<AtomicUsize>,
+    /// Who stores lost input blocks again, if anyone (a checkpointing streaming context).
+    input_restorer: Arc<Mutex<Option<Weak<dyn InputRestorer>>>>,
 }
+
+/// Restores input blocks that no worker holds any more from a copy kept elsewhere: a
+/// checkpointing streaming context's input log.
+pub(crate) trait InputRestorer: Send + Sync {
+    /// Stores every block of the input batch at `batch` that `block` belongs to again, from
+    /// the copy; returns whether there was one.
+    fn restore(&self, block: BlockId, batch: Time) -> Result<bool, Error>;
+}
+
+/// How many times one job may have lost input restored before its failure stands: every input
+/// batch it reads can be lost once, and a few again.
+const INPUT_RESTORES_PER_JOB_MAX: usize = 64;
 
 /// [`Context::default_parallelism`] until [`Context::set_default_parallelism`] changes it.
 pub const DEFAULT_PARALLELISM: usize = 2;
@@ -96,7 +111,17 @@ impl Context {
             runner,
             dead_letters: Arc::new(DeadLetterLog::new()),
             default_parallelism: Arc::new(AtomicUsize::new(DEFAULT_PARALLELISM)),
+            input_restorer: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Sets who restores lost input blocks (see [`InputRestorer`]).
+    pub(crate) fn set_input_restorer(&self, restorer: Weak<dyn InputRestorer>) {
+        *self.input_restorer.lock().unwrap_or_else(|p| p.into_inner()) = Some(restorer);
+    }
+
+    fn input_restorer(&self) -> Option<Arc<dyn InputRestorer>> {
+        self.input_restorer.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(Weak::upgrade)
     }
 
     /// The partition count of operators that keep a state across batches and are not given
@@ -158,7 +183,36 @@ impl Context {
     ) -> Result<Vec<Payload>, Error> {
         let rdd = handle.rdd();
         let dead_letters = self.dead_letters.any_covered().then(|| Arc::clone(&self.dead_letters));
-        self.runner.run_job(JobRequest { action, handle, rdd, partitions, builtin, dead_letters })
+        let mut restored = 0;
+        loop {
+            let request = JobRequest {
+                action,
+                handle: Arc::clone(&handle),
+                rdd,
+                partitions: partitions.clone(),
+                builtin,
+                dead_letters: dead_letters.clone(),
+            };
+            let result = self.runner.run_job(request);
+            // Input no worker holds any more is stored again from its copy, if there is one,
+            // and the job runs again; without a copy the loss is the job's error.
+            let lost = match &result {
+                Err(Error::TaskFailed { cause, .. }) => match cause.kind {
+                    TaskErrorKind::InputLost { block, batch } => Some((block, batch)),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some((block, batch)) = lost.filter(|_| restored < INPUT_RESTORES_PER_JOB_MAX) else {
+                return result;
+            };
+            let Some(restorer) = self.input_restorer() else { return result };
+            if !restorer.restore(block, batch)? {
+                return result;
+            }
+            restored += 1;
+            tracing::warn!(%block, %batch, "every replica of an input block was lost; stored again from the input log");
+        }
     }
 }
 

@@ -160,6 +160,10 @@ struct Inner {
     shuffles: BTreeMap<ShuffleId, Weak<dyn ShuffleNode>>,
     actions: BTreeMap<ActionId, Weak<dyn ActionNode>>,
     released: Released,
+    /// The blocks of every live input batch dataset of the driver, partition by partition,
+    /// each with its record count, by stream and batch time: what a lost block is restored
+    /// from in the input log (which keeps each partition as one run of records).
+    input_batches: BTreeMap<(StreamId, Time), Vec<Vec<(BlockId, u64)>>>,
     /// One line per static dataset of the program, in construction order.
     described: Vec<String>,
     parts: Vec<Weak<dyn ProgramPart>>,
@@ -391,6 +395,26 @@ impl Graph {
         g.rdds.insert(info.id, Arc::downgrade(node));
     }
 
+    /// Records the blocks of `stream`'s input batch at `time`, partition by partition, with
+    /// their record counts, until its dataset is dropped. A worker's own graph keeps none.
+    pub(crate) fn note_input_batch(&self, stream: StreamId, time: Time, layout: Vec<Vec<(BlockId, u64)>>) {
+        if self.replica.is_none() {
+            self.lock().input_batches.insert((stream, time), layout);
+        }
+    }
+
+    /// Where `block` of `stream`'s input batch at `time` lies in the batch: its partition,
+    /// and the records of that partition it holds (from, count).
+    pub(crate) fn input_block_span(&self, stream: StreamId, time: Time, block: BlockId) -> Option<(usize, u64, u64)> {
+        let g = self.lock();
+        let layout = g.input_batches.get(&(stream, time))?;
+        layout.iter().enumerate().find_map(|(p, blocks)| {
+            let i = blocks.iter().position(|(b, _)| *b == block)?;
+            let from = blocks[..i].iter().map(|(_, n)| n).sum();
+            Some((p, from, blocks[i].1))
+        })
+    }
+
     pub(crate) fn register_shuffle(&self, id: ShuffleId, node: &Arc<dyn ShuffleNode>) {
         if let Some(replica) = &self.replica {
             replica.record(Held::Shuffle(Arc::clone(node)));
@@ -445,6 +469,7 @@ impl Graph {
         // Only a driver releases blocks: a worker's own graph has nobody to tell.
         if self.replica.is_none() {
             if let Some(batch) = input {
+                g.input_batches.remove(&(batch.stream, batch.time));
                 g.released.inputs.push((batch.stream, batch.time));
                 g.released.input_blocks.extend(batch.partitions.iter().flatten());
             }

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod cluster;
+pub mod sim;
 mod transport;
 
 pub use cluster::{LocalCluster, LocalClusterBuilder};

@@ -117,7 +117,9 @@ impl InputBlocks {
         debug_assert!(place.replicas >= 1 && place.workers.len() >= place.replicas);
         let mut pending = Pending { blocks: BTreeMap::new(), waiting: BTreeSet::new(), acked: BTreeSet::new() };
         for (i, (block, payload, bytes)) in upload.blocks.into_iter().enumerate() {
-            debug_assert!(!self.held.contains_key(&block), "{block} stored twice");
+            // A block is stored once, or again (restored from the input log) once no worker
+            // holds it.
+            debug_assert!(self.held.get(&block).is_none_or(BTreeSet::is_empty), "{block} stored twice");
             let stream = match block {
                 BlockId::Input { stream, .. } => stream.0,
                 _ => 0,

@@ -160,6 +160,7 @@ pub struct StepClusterBuilder {
     step_nanos: u64,
     cost: CostModel,
     link: LinkModel,
+    start: Time,
 }
 
 impl StepClusterBuilder {
@@ -248,6 +249,13 @@ impl StepClusterBuilder {
         self
     }
 
+    /// The virtual time the cluster starts at (default zero): a cluster standing in for a
+    /// restarted process starts where the one it replaces stopped.
+    pub fn start_at(mut self, at: Time) -> Self {
+        self.start = at;
+        self
+    }
+
     /// Builds the cluster with an empty program graph, shared by the driver and the workers
     /// (as in one process). [`StepClusterBuilder::build_with_worker_programs`] gives every
     /// worker a graph of its own instead.
@@ -304,6 +312,7 @@ impl StepCluster {
             step_nanos: 1_000,
             cost: CostModel::default(),
             link: LinkModel::default(),
+            start: Time::ZERO,
         }
     }
 

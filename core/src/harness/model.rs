@@ -36,8 +36,8 @@ impl CostModel {
 
     /// How long a task reading `input_bytes` runs on a worker slowed `slowdown` times.
     pub fn duration(&self, input_bytes: u64, slowdown: u32) -> Duration {
-        let per_byte_nanos = self.per_input_kib.as_nanos() / 1024;
-        let nanos = self.per_task.as_nanos() + per_byte_nanos * u128::from(input_bytes);
+        let input = self.per_input_kib.as_nanos().saturating_mul(u128::from(input_bytes)) / 1024;
+        let nanos = self.per_task.as_nanos() + input;
         let nanos = nanos.saturating_mul(u128::from(slowdown.max(1)));
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }

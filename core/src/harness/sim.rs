@@ -97,8 +97,8 @@ impl Sim {
             own,
             worker_config,
             rng: SplitMix64::new(b.seed),
-            now: Time::ZERO,
-            clock: Arc::new(ManualClock::new(Time::ZERO)),
+            now: b.start,
+            clock: Arc::new(ManualClock::new(b.start)),
             step: Duration::from_nanos(b.step_nanos),
             wire: b.wire,
             cost: b.cost,
@@ -114,7 +114,7 @@ impl Sim {
             slowdown: BTreeMap::new(),
             crashed: None,
             planned: Vec::new(),
-            last_launch: Time::ZERO,
+            last_launch: b.start,
             idle_max,
         }
     }
@@ -181,6 +181,9 @@ impl Sim {
 
     /// The earliest timer deadline of any member, or planned fault.
     pub(super) fn next_deadline(&self) -> Option<Time> {
+        if self.crashed.is_some() {
+            return None; // Nothing runs after the driver crashed.
+        }
         let timers = std::iter::once(self.driver.poll_timeout()).chain(self.live_workers().map(Worker::poll_timeout));
         timers.flatten().chain(self.planned.first().map(|(t, _)| *t)).min()
     }

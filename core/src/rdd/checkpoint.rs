@@ -92,6 +92,26 @@ impl<T: Data> ActionNode for WriteCheckpoint<T> {
         let name = self.target.object(partition);
         let stats = checkpoint::write_records(&*c.format, &*c.storage, &name, &self.target.header(partition), &*data)
             .map_err(|e| TaskError::new(TaskErrorKind::Source, e.to_string()))?;
+        // Read back before the lineage is cut to it: a store that tore or lost the write (or
+        // a bad sector) is caught while the partition can still be written again, rather than
+        // when a lost partition or a restart needs it.
+        let mut read = 0u64;
+        let verified = c.format.read(&*c.storage, &name, self.target.fingerprint, &mut |_| {
+            read += 1;
+            Ok(())
+        });
+        match verified {
+            Ok(header) if header == self.target.header(partition) && read == stats.records => {}
+            Ok(header) => {
+                let why =
+                    format!("checkpoint {name:?} read back as {header:?} with {read} of {} records", stats.records);
+                return Err(TaskError::new(TaskErrorKind::Source, why));
+            }
+            Err(e) => {
+                let why = format!("checkpoint {name:?} did not read back intact after its write: {e}");
+                return Err(TaskError::new(TaskErrorKind::Source, why));
+            }
+        }
         Ok(Payload::local(Arc::new((stats.records, stats.body_bytes, stats.file_bytes))))
     }
 

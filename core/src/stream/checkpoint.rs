@@ -267,6 +267,12 @@ impl Checkpointer {
         Ok(())
     }
 
+    /// Whether `stream`'s input of batch `time` is in the input log.
+    pub(crate) fn has_logged(&self, stream: StreamId, time: Time) -> bool {
+        let name = input_name(stream, time);
+        lock(&self.state).logged.get(&time).is_some_and(|names| names.contains(&name))
+    }
+
     /// Reads one input's partitions of batch `time` back from its log.
     pub(crate) fn read_input<T: Data>(&self, stream: StreamId, time: Time) -> Result<Vec<Vec<T>>, Error> {
         let name = input_name(stream, time);

@@ -42,6 +42,9 @@ pub(crate) trait FrozenDyn: Send + Sync {
     fn close_from_log(&self, stream: StreamId, time: Time, ck: &Checkpointer) -> Result<u64, Error>;
     /// How many records the closed batch `time` holds (none once it is generated).
     fn records_at(&self, time: Time) -> u64;
+    /// Stores `block` of the generated batch `time` again, from its log: `count` records of
+    /// its partition `partition`, from `from` on.
+    fn restore(&self, time: Time, ck: &Checkpointer, block: BlockId, span: (usize, u64, u64)) -> Result<(), Error>;
 }
 
 impl<T: Data> FrozenDyn for Frozen<T> {
@@ -68,6 +71,22 @@ impl<T: Data> FrozenDyn for Frozen<T> {
 
     fn records_at(&self, time: Time) -> u64 {
         lock(&self.closed).get(&time).map_or(0, Closed::records)
+    }
+
+    fn restore(&self, time: Time, ck: &Checkpointer, block: BlockId, span: (usize, u64, u64)) -> Result<(), Error> {
+        let stream = self.stream()?;
+        let (partition, from, count) = span;
+        let parts: Vec<Vec<T>> = ck.read_input(stream, time)?;
+        let records = parts.get(partition).and_then(|p| {
+            let from = usize::try_from(from).ok()?;
+            p.get(from..from.checked_add(usize::try_from(count).ok()?)?)
+        });
+        let Some(records) = records else {
+            return Err(Error::NoValidCheckpoint(format!(
+                "the input log of {stream} for batch {time} does not hold the records of {block}"
+            )));
+        };
+        self.ctx.store_input_blocks(vec![(block, Arc::new(records.to_vec()))], time.as_nanos() / 1_000_000)
     }
 }
 
@@ -159,23 +178,35 @@ impl<T: Data> StreamCompute<T> for Arc<Frozen<T>> {
         // on the workers when they were pushed, or are stored now, one block per partition.
         let stream = self.stream()?;
         let closed = lock(&self.closed).remove(&time);
+        let layout: Vec<Vec<(BlockId, u64)>> = match &closed {
+            None => Vec::new(),
+            Some(Closed::Blocks(parts)) => {
+                parts.iter().map(|p| p.iter().map(|(id, r)| (*id, r.len() as u64)).collect()).collect()
+            }
+            Some(Closed::Records(_)) => Vec::new(),
+        };
         let partitions = match closed {
             None => Vec::new(),
             Some(Closed::Blocks(parts)) => {
+                b.ctx.graph().note_input_batch(stream, time, layout);
                 parts.into_iter().map(|p| p.into_iter().map(|(id, _)| id).collect()).collect()
             }
             Some(Closed::Records(parts)) => {
                 let mut blocks = Vec::new();
                 let mut partitions = Vec::with_capacity(parts.len());
+                let mut layout = Vec::with_capacity(parts.len());
                 for part in parts {
                     if part.is_empty() {
                         partitions.push(Vec::new());
+                        layout.push(Vec::new());
                         continue;
                     }
                     let id = self.next_block()?;
+                    layout.push(vec![(id, part.len() as u64)]);
                     blocks.push((id, Arc::new(part)));
                     partitions.push(vec![id]);
                 }
+                b.ctx.graph().note_input_batch(stream, time, layout);
                 if !blocks.is_empty() {
                     b.ctx.store_input_blocks(blocks, time.as_nanos() / 1_000_000)?;
                 }

@@ -31,6 +31,7 @@ pub use context::{BatchInfo, StreamingContext, StreamingHandle, StreamingListene
 pub use flow::{FlowControl, INPUT_BUFFER_BYTES_MAX_DEFAULT, INPUT_BUFFER_WAIT_MAX_DEFAULT};
 pub use input::{InputHandle, QueueHandle};
 pub use receiver::{Receiver, ReceiverContext, ReceiverError, RECEIVER_ERRORS_KEPT};
+pub use recovery::Resumed;
 
 use crate::error::Error;
 use crate::graph::Node;

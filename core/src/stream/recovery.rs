@@ -8,10 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::checkpoint::{input_name, read_metadata, Checkpointer, Metadata, StateCheckpoint};
-use super::context::StreamingListener;
+use super::context::Inner;
+use super::context::{StreamingListener, StreamingState};
 use super::{duration_nanos, is_multiple, lock, BatchCtx, StreamingContext};
 use crate::checkpoint::Checkpointing;
+use crate::context::InputRestorer;
 use crate::error::Error;
+use crate::ids::BlockId;
 use crate::time::{Clock, Time};
 use crate::Context;
 
@@ -118,10 +121,38 @@ impl StreamingContext {
             ssc.begin_checkpoints(&ck, Time::ZERO);
             return Ok((ssc, handles));
         }
+        // Input whose every replica is lost is stored again from the input log.
+        let restorer: Arc<dyn InputRestorer> = ssc.inner.clone();
+        ssc.inner.ctx.set_input_restorer(Arc::downgrade(&restorer));
         if let Some(meta) = read_metadata(&checkpointing, &ssc.stream_program(), batch_interval)? {
             ssc.resume(&ck, &meta)?;
         }
         Ok((ssc, handles))
+    }
+
+    /// Where a context restored by [`StreamingContext::get_or_create`] resumes, before its
+    /// first batch runs: `None` for a fresh start (or once batches ran). A source that can
+    /// re-read its input by batch time (as a Kafka direct stream re-reads offsets) uses it to
+    /// know which batches still need their input: those after
+    /// [`Resumed::logged_until`] (the earlier ones come from the input log).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use std::time::Duration;
+    /// # use dstream::{ManualClock, StepCluster, StreamingContext, Time};
+    /// let cluster = StepCluster::builder().build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// assert_eq!(ssc.resumed(), None, "a fresh context resumes nothing");
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn resumed(&self) -> Option<Resumed> {
+        let run = lock(&self.inner.run);
+        let logged_until = run.replay_until.filter(|_| run.state == StreamingState::Initialized)?;
+        let interval = duration_nanos(self.inner.batch_interval);
+        let next_batch = Time::from_nanos(run.zero.as_nanos() + (run.batches + 1) * interval);
+        Some(Resumed { zero: run.zero, next_batch, logged_until })
     }
 
     /// Restores the program's position, state and logged input from `meta`.
@@ -274,5 +305,33 @@ impl StreamingContext {
     pub(crate) fn input_remember(&self) -> Duration {
         let inputs = lock(&self.inner.inputs).clone();
         inputs.iter().map(|(_, node)| node.remembered()).max().unwrap_or_default().max(self.inner.batch_interval)
+    }
+}
+
+/// Where a restored context resumes (see [`StreamingContext::resumed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resumed {
+    /// The time before the first batch of the run it resumes: batch `k` is at
+    /// `zero + k * interval`.
+    pub zero: Time,
+    /// The first batch to run: the one after the last completed.
+    pub next_batch: Time,
+    /// Batches up to this time were closed before the restart and take their input from the
+    /// input log; the inputs feed the batches after it.
+    pub logged_until: Time,
+}
+
+impl InputRestorer for Inner {
+    fn restore(&self, block: BlockId, batch: Time) -> Result<bool, Error> {
+        let BlockId::Input { stream, .. } = block else { return Ok(false) };
+        let Some(ck) = self.checkpointer.get() else { return Ok(false) };
+        if !ck.has_logged(stream, batch) {
+            return Ok(false);
+        }
+        let Some(span) = self.ctx.graph().input_block_span(stream, batch, block) else { return Ok(false) };
+        let inputs = lock(&self.inputs).clone();
+        let Some((input, _)) = inputs.iter().find(|(_, node)| node.id() == stream) else { return Ok(false) };
+        input.frozen().restore(batch, ck, block, span)?;
+        Ok(true)
     }
 }
