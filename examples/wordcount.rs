@@ -29,16 +29,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
 use dstream::generator::RecordPool;
-use dstream::{DStream, Error, StreamingContext, SystemClock};
+use dstream::{BatchInfo, DStream, Error, StreamingContext, StreamingListener, SystemClock, Time, WorkerId};
 use dstream_examples::{
     default_checkpoint_interval, main_with, print_top, read_line_chunks, run_until, state_partitions, track_top,
     windowed_counts, words_of, ClusterArgs, Progress, Until,
 };
+use dstream_inproc::LocalCluster;
 use dstream_storage::{LocalFs, SocketTextReceiver};
 
 /// Word counts over a sliding window, on an in-process cluster.
@@ -70,6 +71,10 @@ struct Args {
     /// Run without checkpointing: the window's lineage, and memory, then grow with the run
     #[arg(long)]
     no_checkpoint: bool,
+    /// Kill worker 0 once this many seconds have run, as if its process died, and print the
+    /// batch delays around the failure (needs at least 3 workers: input is stored on 2)
+    #[arg(long, value_name = "S")]
+    kill_worker_at: Option<u64>,
     /// Print no per-batch lines, only the summary and the last window's top words
     #[arg(long, short)]
     quiet: bool,
@@ -162,11 +167,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("  run:           {} s (Ctrl-C stops earlier, gracefully)", args.seconds);
     }
 
-    let cluster = args.cluster.local_cluster()?;
+    if args.kill_worker_at.is_some() && args.cluster.worker_count() < 3 {
+        return Err("--kill-worker-at needs at least 3 workers (--workers 3): input is stored on 2".into());
+    }
+    let cluster = Arc::new(args.cluster.local_cluster()?);
     let progress = Progress::new(args.quiet);
+    let killer = args.kill_worker_at.map(|s| KillAt::new(&cluster, Duration::from_secs(s)));
     let quiet = args.quiet;
     let job = |ssc: &StreamingContext| -> Result<_, Error> {
         ssc.add_listener(progress.clone());
+        if let Some(killer) = &killer {
+            ssc.add_listener(killer.clone());
+        }
         let (words, input_done) = words(ssc, &args, socket);
         let counts = windowed_counts(&words.map(|w| (w, 1u64)), window, batch, partitions)?;
         let top = track_top(&counts, 10, 5, quiet)?;
@@ -187,6 +199,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let until = if input_done.is_some() { Until::InputEnds } else { Until::Elapsed(Duration::from_secs(args.seconds)) };
     run_until(&handle, until, input_done)?;
     progress.summary(batch);
+    if let Some(at) = killer.as_ref().and_then(|k| k.killed_at()) {
+        println!("the batches around the loss of worker 0 (killed after batch {at}):");
+        progress.print_around(at, 3, 6);
+    }
     print_top("top words over the last window:", &top.lock().map_err(|_| "a lock was poisoned")?);
     if let Some(dir) = checkpoints.filter(|d| d.temporary) {
         if let Err(e) = std::fs::remove_dir_all(&dir.path) {
@@ -194,6 +210,38 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// Kills worker 0 after the first batch that completes once `after` has run.
+struct KillAt {
+    cluster: Arc<LocalCluster>,
+    after: Duration,
+    first: Mutex<Option<Time>>,
+    killed: Mutex<Option<Time>>,
+}
+
+impl KillAt {
+    fn new(cluster: &Arc<LocalCluster>, after: Duration) -> Arc<KillAt> {
+        Arc::new(KillAt { cluster: Arc::clone(cluster), after, first: Mutex::new(None), killed: Mutex::new(None) })
+    }
+
+    fn killed_at(&self) -> Option<Time> {
+        *self.killed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl StreamingListener for KillAt {
+    fn on_batch_completed(&self, info: &BatchInfo) {
+        let first = *self.first.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(info.time);
+        let mut killed = self.killed.lock().unwrap_or_else(|p| p.into_inner());
+        if killed.is_none() && info.time.saturating_since(first) >= self.after {
+            match self.cluster.kill_worker(WorkerId(0)) {
+                Ok(()) => println!("killed worker 0 after batch {}", info.time),
+                Err(e) => eprintln!("cannot kill worker 0: {e}"),
+            }
+            *killed = Some(info.time);
+        }
+    }
 }
 
 fn main() -> ExitCode {

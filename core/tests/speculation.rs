@@ -57,3 +57,22 @@ fn without_speculation_the_job_waits_for_the_silent_worker_to_be_lost() {
         assert!(trace.iter().any(|s| matches!(s, Step::Lost { worker: WorkerId(1), .. })), "seed {seed}");
     }
 }
+
+/// A straggler due for a copy while every other worker's slots are taken waits for a slot
+/// without its timer falling due again and again (the harness fails a job whose member leaves a
+/// timer due after firing it), and gets its copy when a slot frees: tasks take virtual time
+/// here, worker 1 runs 20 times slower, and the other worker is busy with the stage's tasks.
+#[test]
+fn a_straggler_waits_for_a_free_slot_without_a_timer_in_the_past() {
+    let want: u64 = (0..2_000u64).sum();
+    for seed in 0..16 {
+        let cost = dstream::CostModel { per_task: Duration::from_millis(150), per_input_kib: Duration::from_millis(1) };
+        let cluster = StepCluster::builder().workers(2).slots(1).seed(seed).cost(cost).build();
+        cluster.inject(dstream::Fault::Slow { worker: WorkerId(1), times: 20 }).unwrap();
+        let data = cluster.context().parallelize((0..2_000u64).collect(), 12).unwrap();
+        let sum: u64 = data.collect().unwrap().iter().sum();
+        assert_eq!(sum, want, "seed {seed}");
+        let copies = cluster.trace().iter().filter(|s| matches!(s, Step::Speculated { .. })).count();
+        assert!(copies >= 1, "seed {seed}: the slow worker's task got a copy");
+    }
+}

@@ -104,6 +104,25 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// Prints the batches from `before` batches before the one at or after `at` to `after`
+    /// batches after it: their records and delays, as a table.
+    pub fn print_around(&self, at: Time, before: usize, after: usize) {
+        let batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(i) = batches.iter().position(|b| b.time >= at) else { return };
+        println!("| batch | records | processing | total delay |\n| --- | ---: | ---: | ---: |");
+        for b in &batches[i.saturating_sub(before)..(i + after + 1).min(batches.len())] {
+            println!(
+                "| {} | {} | {} ms | {} ms |",
+                b.time,
+                b.records,
+                b.processing_delay.as_millis(),
+                b.total_delay.as_millis()
+            );
+        }
+    }
+}
+
 impl StreamingListener for Progress {
     fn on_batch_completed(&self, info: &BatchInfo) {
         if !self.quiet {

@@ -506,6 +506,8 @@ impl Driver {
             }
         }
         self.schedule();
+        // A finished task frees a slot: a straggler waiting for one gets its copy now.
+        self.speculate();
         self.check_invariants();
     }
 

@@ -60,9 +60,11 @@ impl Driver {
         due
     }
 
-    /// When the next running task gets a copy, if one will.
+    /// When the next running task gets a copy, if one will. A task already due that no
+    /// worker could take is not a timer: it gets its copy when an input frees a slot
+    /// (`handle_message` speculates too), so the deadline is never in the past.
     pub(super) fn next_speculation(&self) -> Option<Time> {
-        self.speculation_due().into_iter().map(|(_, at)| at).min()
+        self.speculation_due().into_iter().map(|(_, at)| at).filter(|at| *at > self.now).min()
     }
 
     /// Launches a copy of every task due for one, each on a worker with a free slot other than
