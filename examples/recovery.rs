@@ -29,7 +29,7 @@ use dstream_inproc::sim::{BatchDelay, FaultPlan, Outputs, Simulation};
 #[command(name = "recovery")]
 struct Args {
     /// Records per batch (each a word)
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
     records: usize,
     /// Distinct words
     #[arg(long, value_name = "N", default_value_t = 4_000)]
@@ -44,7 +44,7 @@ struct Args {
     #[arg(long, value_name = "US", default_value_t = 2_000)]
     per_task_us: u64,
     /// The cost of a KiB of a task's input, in microseconds
-    #[arg(long, value_name = "US", default_value_t = 2_000)]
+    #[arg(long, value_name = "US", default_value_t = 18_500)]
     per_kib_us: u64,
     /// Write an SVG chart of each figure into this directory
     #[arg(long, value_name = "DIR")]

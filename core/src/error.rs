@@ -355,6 +355,14 @@ pub enum TaskErrorKind {
         /// The missing block.
         block: BlockId,
     },
+    /// The worker a block was asked of answered that it does not hold it (a restarted process,
+    /// a block dropped): the driver stops listing it there.
+    BlockNotHeld {
+        /// The block.
+        block: BlockId,
+        /// The worker that does not hold it.
+        holder: WorkerId,
+    },
     /// A block is larger than the whole block store.
     BlockTooLarge {
         /// The block.
@@ -398,7 +406,13 @@ impl TaskErrorKind {
     /// Whether another attempt of the same task can succeed. Deterministic failures (a block
     /// larger than the store, an unencodable record, a different program) are not retried.
     pub fn retryable(&self) -> bool {
-        matches!(self, TaskErrorKind::Panicked | TaskErrorKind::Source | TaskErrorKind::FetchFailed { .. })
+        matches!(
+            self,
+            TaskErrorKind::Panicked
+                | TaskErrorKind::Source
+                | TaskErrorKind::FetchFailed { .. }
+                | TaskErrorKind::BlockNotHeld { .. }
+        )
     }
 }
 
@@ -416,6 +430,9 @@ impl fmt::Display for TaskError {
             TaskErrorKind::Encode => write!(f, "encode failed: {}", self.message),
             TaskErrorKind::Decode => write!(f, "decode failed: {}", self.message),
             TaskErrorKind::FetchFailed { block } => write!(f, "block {block} not found: {}", self.message),
+            TaskErrorKind::BlockNotHeld { block, holder } => {
+                write!(f, "block {block} is not held by {holder}: {}", self.message)
+            }
             TaskErrorKind::BlockTooLarge { block, bytes, limit_bytes } => write!(
                 f,
                 "block {block} of about {bytes} bytes is larger than the block store ({limit_bytes} bytes)"

@@ -110,11 +110,12 @@ impl Progress {
     pub fn print_around(&self, at: Time, before: usize, after: usize) {
         let batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
         let Some(i) = batches.iter().position(|b| b.time >= at) else { return };
-        println!("| batch | records | processing | total delay |\n| --- | ---: | ---: | ---: |");
+        let first = batches.first().map_or(at, |b| b.time);
+        println!("| batch (s after the first) | records | processing | total delay |\n| ---: | ---: | ---: | ---: |");
         for b in &batches[i.saturating_sub(before)..(i + after + 1).min(batches.len())] {
             println!(
-                "| {} | {} | {} ms | {} ms |",
-                b.time,
+                "| {:.1} | {} | {} ms | {} ms |",
+                b.time.saturating_since(first).as_secs_f64(),
                 b.records,
                 b.processing_delay.as_millis(),
                 b.total_delay.as_millis()

@@ -110,3 +110,18 @@ fn every_worker_killed_fails_the_batch_with_a_typed_error_naming_the_seed() {
         other => panic!("expected a failed batch, got {other:?}"),
     }
 }
+
+/// Seeds past the CI range that found defects in longer soaks, kept as regressions: a
+/// straggler's speculation timer left in the past when no slot was free (14181, 73578, 75373,
+/// 89019, 89421), and a task retrying a fetch from a restarted worker the driver still listed
+/// as holding an input block until its fetch failures ran out (57701).
+#[test]
+fn seeds_that_found_defects_in_the_soak_pass() {
+    let reference = reference();
+    for seed in [14181, 57701, 73578, 75373, 89019, 89421] {
+        let report = suite::simulation(seed, WORKERS, BATCHES).run(views, program);
+        if let Err(e) = report.and_then(|r| r.check_against(&reference)) {
+            panic!("{e}");
+        }
+    }
+}

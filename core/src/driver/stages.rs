@@ -127,10 +127,16 @@ impl Driver {
 
     pub(super) fn task_failed(&mut self, task_id: TaskId, mut task: Task, error: TaskError) {
         let stage_id = task.stage;
-        if let TaskErrorKind::FetchFailed { block } = error.kind {
+        let fetch = match error.kind {
+            TaskErrorKind::FetchFailed { block } => Some((block, None)),
+            // The holder itself said it has no such block: only that location is wrong.
+            TaskErrorKind::BlockNotHeld { block, holder } => Some((block, Some(holder))),
+            _ => None,
+        };
+        if let Some((block, holder)) = fetch {
             task.fetch_failures += 1;
             if task.fetch_failures <= self.config.fetch_failures_max {
-                self.forget_block(block, None);
+                self.forget_block(block, holder);
                 self.requeue(task_id, task);
                 self.submit_stage(stage_id);
                 return;

@@ -383,3 +383,25 @@ fn a_fetch_without_reply_is_given_up_after_the_fetch_timeout() {
     );
     assert_eq!(worker.poll_timeout(), None);
 }
+
+/// A storm of heartbeats, from a registered worker, from a lost incarnation and from a worker
+/// that never registered, costs the driver nothing it keeps: no message out, no event, the
+/// worker stays alive, and the lost one stays lost.
+#[test]
+fn a_storm_of_heartbeats_leaves_nothing_behind() {
+    let mut driver = Driver::new(DriverConfig::new(), Graph::new());
+    let mut workers: Vec<Worker> =
+        (0..2).map(|i| Worker::new(WorkerId(i), WorkerConfig::new(), Arc::clone(&driver.graph))).collect();
+    drive(&mut driver, &mut workers);
+    driver.handle_peer_lost(Time::from_millis(1), WorkerId(1));
+    let _ = std::iter::from_fn(|| driver.poll_event()).count();
+    for i in 0..100_000u64 {
+        let now = Time::from_millis(2 + i / 1_000);
+        driver.handle_message(now, WorkerId(0), Message::Heartbeat { incarnation: 0 });
+        driver.handle_message(now, WorkerId(1), Message::Heartbeat { incarnation: 0 });
+        driver.handle_message(now, WorkerId(7), Message::Heartbeat { incarnation: 0 });
+    }
+    assert!(driver.poll_transmit().is_none(), "heartbeats are not answered");
+    assert!(driver.poll_event().is_none(), "heartbeats make no events");
+    assert_eq!(driver.workers().collect::<Vec<_>>(), vec![WorkerId(0)]);
+}

@@ -469,10 +469,10 @@ impl Worker {
 
     fn serve(&mut self, to: NodeId, request: u64, block: BlockId) {
         // With `encode_payloads`, tasks store every block encoded, so blocks are served as stored.
-        let data = self
-            .store
-            .get(block)
-            .ok_or_else(|| TaskError::new(TaskErrorKind::FetchFailed { block }, format!("not held by {}", self.id)));
+        let data = self.store.get(block).ok_or_else(|| {
+            let kind = TaskErrorKind::BlockNotHeld { block, holder: self.id };
+            TaskError::new(kind, format!("asked by {to}, {} has no such block", self.id))
+        });
         self.outbox.push_back((to, Message::FetchReply { request, block, data }));
     }
 
