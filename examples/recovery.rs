@@ -162,7 +162,7 @@ fn svg(title: &str, runs: &[(String, Vec<BatchDelay>)], from: u64, to: u64) -> S
             }
         }
         let _ = writeln!(out, "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{points}\"/>");
-        let _ = writeln!(out, "<text x=\"{}\" y=\"{}\" fill=\"{color}\">{label}</text>", w - 200.0, 20 + 16 * i);
+        let _ = writeln!(out, "<text x=\"{}\" y=\"{}\" fill=\"{color}\">{label}</text>", w - 230.0, 56 + 16 * i);
     }
     out.push_str("</svg>\n");
     out
