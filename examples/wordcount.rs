@@ -200,7 +200,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     run_until(&handle, until, input_done)?;
     progress.summary(batch);
     if let Some(at) = killer.as_ref().and_then(|k| k.killed_at()) {
-        println!("the batches around the loss of worker 0 (killed after batch {at}):");
+        println!("the batches around the loss of worker 0:");
         progress.print_around(at, 3, 6);
     }
     print_top("top words over the last window:", &top.lock().map_err(|_| "a lock was poisoned")?);
@@ -236,7 +236,10 @@ impl StreamingListener for KillAt {
         let mut killed = self.killed.lock().unwrap_or_else(|p| p.into_inner());
         if killed.is_none() && info.time.saturating_since(first) >= self.after {
             match self.cluster.kill_worker(WorkerId(0)) {
-                Ok(()) => println!("killed worker 0 after batch {}", info.time),
+                Ok(()) => println!(
+                    "killed worker 0 after the batch of {:.1} s (from the first batch)",
+                    info.time.saturating_since(first).as_secs_f64()
+                ),
                 Err(e) => eprintln!("cannot kill worker 0: {e}"),
             }
             *killed = Some(info.time);

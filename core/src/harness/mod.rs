@@ -91,14 +91,14 @@ pub enum Step {
         /// The kind of message (see [`Message::kind`](crate::Message::kind)).
         kind: &'static str,
     },
-    /// The driver launched a copy of a straggling task ([`DriverEvent::Speculated`]).
+    /// The driver launched a copy of a straggling task ([`DriverEvent::Speculated`](crate::DriverEvent::Speculated)).
     Speculated {
         /// The task.
         task: TaskId,
         /// Where the copy runs.
         worker: WorkerId,
     },
-    /// The driver reported a worker lost ([`DriverEvent::WorkerLost`]).
+    /// The driver reported a worker lost ([`DriverEvent::WorkerLost`](crate::DriverEvent::WorkerLost)).
     Lost {
         /// The worker.
         worker: WorkerId,

@@ -3,7 +3,7 @@
 //!
 //! It runs the same `StreamingContext` programs as [`LocalCluster`](crate::LocalCluster), on
 //! the same driver and worker state machines, with tasks that take time by a [`CostModel`],
-//! links that delay, reorder and lose messages by a [`LinkModel`], and the faults of the plan:
+//! links that delay, reorder and lose messages by a [`LinkModel`](dstream::LinkModel), and the faults of the plan:
 //! workers killed, restarted, slowed and partitioned, links between workers cut, checkpoint
 //! writes failed and torn, reads corrupted, and the driver crashed and restarted from its
 //! checkpoint with [`StreamingContext::get_or_create`]. Input comes from a function of the
