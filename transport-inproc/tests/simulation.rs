@@ -62,7 +62,7 @@ fn every_seed_of_random_faults_gives_the_fault_free_outputs_once_per_driver_run(
 #[test]
 fn a_seed_replays_the_same_trace() {
     for seed in [3, 17, 101] {
-        let report = suite::simulation(seed, WORKERS, BATCHES).run_twice(views, program).unwrap();
+        let report = suite::simulation(seed, WORKERS, BATCHES).unwrap().run_twice(views, program).unwrap();
         assert!(report.trace.len() > 1_000, "seed {seed}: a trace of {} events", report.trace.len());
     }
 }
@@ -119,7 +119,7 @@ fn every_worker_killed_fails_the_batch_with_a_typed_error_naming_the_seed() {
 fn seeds_that_found_defects_in_the_soak_pass() {
     let reference = reference();
     for seed in [14181, 57701, 73578, 75373, 89019, 89421] {
-        let report = suite::simulation(seed, WORKERS, BATCHES).run(views, program);
+        let report = suite::simulation(seed, WORKERS, BATCHES).unwrap().run(views, program);
         if let Err(e) = report.and_then(|r| r.check_against(&reference)) {
             panic!("{e}");
         }

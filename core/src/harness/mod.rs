@@ -393,17 +393,13 @@ impl StepCluster {
 
     /// Isolates `worker` now ([`Fault::Isolate`]): its messages are dropped both ways.
     pub fn isolate(&self, worker: WorkerId) -> Result<(), Error> {
-        let mut sim = self.runner.sim();
-        sim.apply(Fault::Isolate(worker))?;
-        sim.collect_outputs()
+        self.inject(Fault::Isolate(worker))
     }
 
     /// Restarts `worker` now ([`Fault::Restart`]): a fresh worker with the next incarnation and
     /// an empty store, which registers with the driver as the next steps run.
     pub fn restart_worker(&self, worker: WorkerId) -> Result<(), Error> {
-        let mut sim = self.runner.sim();
-        sim.apply(Fault::Restart(worker))?;
-        sim.collect_outputs()
+        self.inject(Fault::Restart(worker))
     }
 
     /// Applies `fault` now (see [`Fault`]); a fault naming a worker the cluster does not have

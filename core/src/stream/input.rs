@@ -178,41 +178,33 @@ impl<T: Data> StreamCompute<T> for Arc<Frozen<T>> {
         // on the workers when they were pushed, or are stored now, one block per partition.
         let stream = self.stream()?;
         let closed = lock(&self.closed).remove(&time);
-        let layout: Vec<Vec<(BlockId, u64)>> = match &closed {
+        // Each partition's blocks with their record counts: the dataset's partitions, and
+        // what a lost block is restored from (`Graph::note_input_batch`).
+        let mut blocks = Vec::new();
+        let layout: Vec<Vec<(BlockId, u64)>> = match closed {
             None => Vec::new(),
             Some(Closed::Blocks(parts)) => {
                 parts.iter().map(|p| p.iter().map(|(id, r)| (*id, r.len() as u64)).collect()).collect()
             }
-            Some(Closed::Records(_)) => Vec::new(),
-        };
-        let partitions = match closed {
-            None => Vec::new(),
-            Some(Closed::Blocks(parts)) => {
-                b.ctx.graph().note_input_batch(stream, time, layout);
-                parts.into_iter().map(|p| p.into_iter().map(|(id, _)| id).collect()).collect()
-            }
             Some(Closed::Records(parts)) => {
-                let mut blocks = Vec::new();
-                let mut partitions = Vec::with_capacity(parts.len());
                 let mut layout = Vec::with_capacity(parts.len());
                 for part in parts {
                     if part.is_empty() {
-                        partitions.push(Vec::new());
                         layout.push(Vec::new());
                         continue;
                     }
                     let id = self.next_block()?;
                     layout.push(vec![(id, part.len() as u64)]);
                     blocks.push((id, Arc::new(part)));
-                    partitions.push(vec![id]);
                 }
-                b.ctx.graph().note_input_batch(stream, time, layout);
-                if !blocks.is_empty() {
-                    b.ctx.store_input_blocks(blocks, time.as_nanos() / 1_000_000)?;
-                }
-                partitions
+                layout
             }
         };
+        let partitions = layout.iter().map(|p| p.iter().map(|(id, _)| *id).collect()).collect();
+        b.ctx.graph().note_input_batch(stream, time, layout);
+        if !blocks.is_empty() {
+            b.ctx.store_input_blocks(blocks, time.as_nanos() / 1_000_000)?;
+        }
         b.ctx.input_batch(stream, time, b.zero, partitions).map(Some)
     }
 }

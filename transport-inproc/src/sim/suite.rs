@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use dstream::{DStream, Error, State, StateSpec, StreamingContext, Time};
 
-use super::{FaultPlan, Outputs, SimError, Simulation};
+use super::{Cause, FaultPlan, Outputs, PlanError, SimError, Simulation};
 
 /// A page and a count of views.
 pub type View = (String, u64);
@@ -116,14 +116,10 @@ impl fmt::Display for Summary {
 }
 
 /// The simulation of `seed`: `workers` workers, `batches` batches of 1 s, the random fault
-/// plan of the seed ([`FaultPlan::random`]).
-pub fn simulation(seed: u64, workers: u32, batches: u64) -> Simulation {
+/// plan of the seed ([`FaultPlan::random`], which needs at least 2 workers).
+pub fn simulation(seed: u64, workers: u32, batches: u64) -> Result<Simulation, PlanError> {
     let plan = FaultPlan::random(seed, workers, Duration::from_secs(batches));
-    // The plan is made for `workers`, so the builder accepts it.
-    match Simulation::builder().workers(workers).batches(batches).seed(seed).plan(plan).build() {
-        Ok(sim) => sim,
-        Err(_) => unreachable!("a random plan is made for the simulation's workers"),
-    }
+    Simulation::builder().workers(workers).batches(batches).seed(seed).plan(plan).build()
 }
 
 /// Runs the suite's program for every seed of `seeds` on `workers` workers (at least 2) for
@@ -144,8 +140,15 @@ pub fn soak(seeds: Range<u64>, workers: u32, batches: u64) -> Summary {
     };
     for seed in seeds {
         summary.seeds += 1;
-        let sim = simulation(seed, workers, batches);
-        let report = match sim.run(views, program) {
+        let report = match simulation(seed, workers, batches) {
+            Ok(sim) => sim.run(views, program),
+            Err(e) => Err(SimError {
+                seed,
+                plan: format!("{workers} workers"),
+                cause: Cause::Failed { batch: None, error: e.to_string() },
+            }),
+        };
+        let report = match report {
             Ok(r) => r,
             Err(e) => {
                 summary.failures.push(e);
