@@ -7,6 +7,7 @@
 //! ```text
 //! cargo run --release --example soak -- --seeds 10000
 //! cargo run --release --example soak -- --from 260 --seeds 1   # replay one seed
+//! cargo run --release --example soak -- --seeds 1000 --worker-programs
 //! ```
 #![allow(clippy::print_stdout)] // An example program reports on stdout.
 
@@ -32,12 +33,15 @@ struct Args {
     /// Batches (of 1 s of virtual time) per seed.
     #[arg(long, default_value_t = 12)]
     batches: u64,
+    /// Every worker builds the program itself, as the workers of a cluster of processes do.
+    #[arg(long)]
+    worker_programs: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let started = Instant::now();
-    let summary = suite::soak(args.from..args.from + args.seeds, args.workers, args.batches);
+    let summary = suite::soak_on(args.from..args.from + args.seeds, args.workers, args.batches, args.worker_programs);
     print!("{summary}");
     println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
     if summary.failures.is_empty() {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{TaskError, TaskErrorKind};
 use crate::hash::Digest;
 use crate::ids::{ActionId, BlockId, RddId, Scope, ShuffleId, StreamId};
-use crate::message::{Builtin, Payload};
+use crate::message::{Builtin, Partitioning, Payload};
 use crate::replica::{Held, Replica};
 use crate::task::TaskContext;
 use crate::time::Time;
@@ -55,6 +55,26 @@ pub(crate) enum PartitionerKind {
     Hash(usize),
     /// Range partitioning with bounds computed for one sort, named by the sorted dataset.
     Range(RddId),
+}
+
+impl PartitionerKind {
+    /// The partitioner `p` describes, if any.
+    pub(crate) fn from_partitioning(p: Partitioning) -> Option<PartitionerKind> {
+        match p {
+            Partitioning::Unknown => None,
+            Partitioning::Hash(n) => Some(PartitionerKind::Hash(n as usize)),
+            Partitioning::Range(rdd) => Some(PartitionerKind::Range(rdd)),
+        }
+    }
+
+    /// How `p` places records, as a fact tells it.
+    pub(crate) fn partitioning(p: Option<PartitionerKind>) -> Partitioning {
+        match p {
+            None => Partitioning::Unknown,
+            Some(PartitionerKind::Hash(n)) => Partitioning::Hash(u32::try_from(n).unwrap_or(u32::MAX)),
+            Some(PartitionerKind::Range(rdd)) => Partitioning::Range(rdd),
+        }
+    }
 }
 
 /// What the scheduler knows about a dataset, without knowing its record type.

@@ -128,7 +128,7 @@ pub use error::{Error, TaskError, TaskErrorKind};
 pub use graph::{Graph, ProgramSummary};
 pub use harness::{CostModel, Fault, LinkModel, Step, StepCluster, StepClusterBuilder};
 pub use ids::{ActionId, BlockId, JobId, NodeId, RddId, Scope, ShuffleId, StageId, StreamId, TaskId, WorkerId};
-pub use message::{Builtin, Fact, Message, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
+pub use message::{Builtin, Fact, Message, Partitioning, Payload, TaskDesc, TaskInput, TaskKind, TaskOutcome};
 pub use rdd::{Aggregator, PartitionSource, Rdd};
 pub use rng::SplitMix64;
 pub use storage::{Storage, StorageError};

@@ -200,13 +200,36 @@ pub enum Fact {
         /// The zero time data checkpoints are due from, when the program checkpoints.
         checkpoint_zero: Option<Time>,
     },
-    /// A stream's dataset at `time` now reads its checkpoint instead of its parents.
+    /// A stream's dataset at `time` now reads its checkpoint instead of its parents. A worker
+    /// that never generated that batch (it registered after the batch's input was released)
+    /// makes the dataset as the cut left it, from what the fact says of it, without its
+    /// lineage.
     Cut {
         /// The stream.
         stream: StreamId,
         /// The batch time of its dataset.
         time: Time,
+        /// The dataset's id.
+        rdd: RddId,
+        /// Its partitions.
+        partitions: u32,
+        /// How its records are placed in them (a child reads a co-partitioned parent narrowly).
+        partitioning: Partitioning,
+        /// Whether it is persisted (its partitions are cached where they are computed).
+        persisted: bool,
     },
+}
+
+/// How a dataset's records are placed in its partitions, as far as its children's structure
+/// depends on it (see [`Fact::Cut`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Partitioning {
+    /// No known placement.
+    Unknown,
+    /// Hashed into this many partitions.
+    Hash(u32),
+    /// Ranges of a sort's keys, with the bounds of the sort of this dataset.
+    Range(RddId),
 }
 
 /// A block a task reads, and the workers that hold it.

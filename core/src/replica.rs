@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use crate::context::{BlockUpload, Context, JobRequest, JobRunner};
 use crate::error::{Error, TaskError, TaskErrorKind};
 use crate::graph::{ActionNode, Graph, Node, ShuffleNode};
-use crate::ids::{ActionId, BlockId, Scope, StreamId};
-use crate::message::{Fact, Payload};
+use crate::ids::{ActionId, BlockId, RddId, Scope, StreamId};
+use crate::message::{Fact, Partitioning, Payload};
 use crate::time::Time;
 
 /// Rebuilds what the driver made of a stream graph: implemented by the worker's streaming
@@ -34,8 +34,9 @@ pub(crate) trait Replayer: Send + Sync {
     fn checkpoint(&self, c: &CheckpointFact, restored: bool) -> Result<Arc<dyn Node>, Error>;
     /// The job writing the dataset of `stream` at `time` to its checkpoint.
     fn checkpoint_write(&self, stream: StreamId, time: Time, zero: Time) -> Result<Arc<dyn ActionNode>, Error>;
-    /// Cuts the lineage of the dataset of `stream` at `time` to a read of its checkpoint.
-    fn cut(&self, stream: StreamId, time: Time) -> Result<(), Error>;
+    /// Cuts the lineage of the stream's dataset at the cut's time to a read of its
+    /// checkpoint, or, if it never generated that batch, makes the dataset as the cut left it.
+    fn cut(&self, c: &CutFact) -> Result<(), Error>;
 }
 
 /// A checkpoint a restart reads (see [`Fact::Checkpoint`]).
@@ -45,6 +46,34 @@ pub(crate) struct CheckpointFact {
     pub(crate) time: Time,
     pub(crate) partitions: u32,
     pub(crate) hashed: bool,
+}
+
+/// A lineage cut (see [`Fact::Cut`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CutFact {
+    pub(crate) stream: StreamId,
+    pub(crate) time: Time,
+    pub(crate) rdd: RddId,
+    pub(crate) partitions: u32,
+    pub(crate) partitioning: Partitioning,
+    pub(crate) persisted: bool,
+}
+
+impl CutFact {
+    /// The cut `fact` tells, if it tells one.
+    fn of(fact: &Fact) -> Option<CutFact> {
+        match *fact {
+            Fact::Cut { stream, time, rdd, partitions, partitioning, persisted } => {
+                Some(CutFact { stream, time, rdd, partitions, partitioning, persisted })
+            }
+            _ => None,
+        }
+    }
+
+    fn fact(&self) -> Fact {
+        let CutFact { stream, time, rdd, partitions, partitioning, persisted } = *self;
+        Fact::Cut { stream, time, rdd, partitions, partitioning, persisted }
+    }
 }
 
 /// What the driver told workers with graphs of their own, kept the same way on both sides
@@ -61,8 +90,9 @@ pub(crate) struct BatchFacts {
     /// Per stream, the checkpoints a restart may read (the candidates it checks, then the one
     /// it restored from, which replaces them).
     pub(crate) checkpoints: BTreeMap<StreamId, Vec<(CheckpointFact, bool)>>,
-    /// Per stream, its newest cut.
-    pub(crate) cuts: BTreeMap<StreamId, Time>,
+    /// Per stream, its newest cut: a worker that registers later makes that dataset from it
+    /// and rebuilds later batches from there, never reaching a released input.
+    pub(crate) cuts: BTreeMap<StreamId, CutFact>,
 }
 
 impl BatchFacts {
@@ -82,8 +112,9 @@ impl BatchFacts {
                 }
                 kept.push((CheckpointFact { stream, time, partitions, hashed }, restored));
             }
-            &Fact::Cut { stream, time } => {
-                self.cuts.insert(stream, time);
+            Fact::Cut { stream, .. } => {
+                let cut = CutFact::of(fact);
+                self.cuts.extend(cut.map(|c| (*stream, c)));
             }
             // A worker that registers later starts from the checkpoints and cuts kept here.
             Fact::Completed { .. } => {}
@@ -117,7 +148,7 @@ impl BatchFacts {
             partitions: partitions.clone(),
         }));
         out.extend(self.results.iter().map(|(&action, results)| Fact::JobResult { action, results: results.clone() }));
-        out.extend(self.cuts.iter().map(|(&stream, &time)| Fact::Cut { stream, time }));
+        out.extend(self.cuts.values().map(CutFact::fact));
         out
     }
 
@@ -198,12 +229,11 @@ impl Replica {
                 lock(&self.state).checking.remove(&stream);
                 self.replayer()?.checkpoint(&CheckpointFact { stream, time, partitions, hashed }, true).map(drop)
             }
-            Fact::Cut { stream, time } => {
-                // Generated first if it was not, while its batch's input is still kept (the
-                // driver releases it only after the cut), then cut as the driver did.
-                let replayer = self.replayer()?;
-                replayer.replay(stream, time, self.zero()?)?;
-                replayer.cut(stream, time)
+            // Cut as the driver did; a batch the worker never generated is made from the
+            // fact, not replayed: its input may be released already (the worker registered
+            // after the cut), and the cut dataset needs none.
+            Fact::Cut { stream, time, rdd, partitions, partitioning, persisted } => {
+                self.replayer()?.cut(&CutFact { stream, time, rdd, partitions, partitioning, persisted })
             }
             Fact::Completed { time, keep_from, checkpoint_zero } => {
                 self.replayer()?.completed(time, keep_from, checkpoint_zero, self.zero()?);
@@ -383,8 +413,17 @@ mod tests {
         assert_eq!(kept, vec![(at(4), true)]);
         assert_eq!(f.checkpoint(StreamId(2), at(4)).map(|c| c.partitions), Some(3));
         assert_eq!(f.checkpoint(StreamId(2), at(6)), None);
-        f.record(&Fact::Cut { stream: StreamId(2), time: at(6) });
-        f.record(&Fact::Cut { stream: StreamId(2), time: at(8) });
+        let cut = |secs| Fact::Cut {
+            stream: StreamId(2),
+            time: at(secs),
+            rdd: RddId { scope: Scope::Batch { stream: StreamId(2), time: at(secs) }, index: 4 },
+            partitions: 3,
+            partitioning: Partitioning::Hash(3),
+            persisted: true,
+        };
+        f.record(&cut(6));
+        f.record(&cut(8));
+        assert_eq!(f.cuts[&StreamId(2)].time, at(8));
         assert_eq!(f.facts().len(), 2, "one restored checkpoint and the newest cut");
     }
 }

@@ -265,10 +265,13 @@ impl Sim {
                 self.dead.remove(&w);
                 self.slowdown.remove(&w);
                 self.end_process(w);
-                // A worker with a graph of its own keeps it: a restarted process would build
-                // the same one again by running the program.
-                let graph = self.own.as_ref().map_or(&self.graph, |o| o.graph(w.0));
-                self.workers[w.0 as usize] = Worker::new(w, config, Arc::clone(graph));
+                // A worker with a graph of its own builds it again, or keeps it (see
+                // `StepClusterBuilder::build_with_worker_processes`).
+                let graph = match &mut self.own {
+                    Some(own) => Arc::clone(own.restart(w.0)?),
+                    None => Arc::clone(&self.graph),
+                };
+                self.workers[w.0 as usize] = Worker::new(w, config, graph);
             }
             Fault::Kill(w) => {
                 if self.dead.insert(w) {

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use super::{Compute, Rdd, RddNode};
 use crate::checkpoint::{self, CheckpointHeader, CheckpointStats, Checkpointing};
 use crate::error::{Error, TaskError, TaskErrorKind};
-use crate::graph::{ActionNode, PartitionerKind};
+use crate::graph::{ActionNode, Node, PartitionerKind};
 use crate::ids::{ActionId, RddId, Scope, StreamId};
 use crate::message::{Fact, Payload};
+use crate::replica::CutFact;
 use crate::task::{self, Sink, TaskContext};
 use crate::time::Time;
 use crate::Data;
@@ -156,7 +157,33 @@ impl<T: Data> Rdd<T> {
     /// Workers rebuilding batches are told, so they cut their copy too.
     pub(crate) fn cut_to_checkpoint(&self, target: &CheckpointTarget) {
         self.node().cut_lineage(Arc::new(ReadCheckpoint { target: target.clone() }));
-        self.context().announce(Fact::Cut { stream: target.stream, time: target.time });
+        let info = self.node().info();
+        self.context().announce(Fact::Cut {
+            stream: target.stream,
+            time: target.time,
+            rdd: info.id,
+            partitions: u32::try_from(info.partitions).unwrap_or(u32::MAX),
+            partitioning: PartitionerKind::partitioning(info.partitioner),
+            persisted: info.persisted,
+        });
+    }
+
+    /// The dataset a cut left, made without its lineage by a worker that never generated it
+    /// (see [`Fact::Cut`]): the same id, partitions, partitioning and persistence, computed by
+    /// reading `target`.
+    pub(crate) fn cut_dataset(ctx: &crate::Context, cut: &CutFact, target: CheckpointTarget) -> Rdd<T> {
+        let partitioner = PartitionerKind::from_partitioning(cut.partitioning);
+        let compute = Box::new(ReadCheckpoint { target });
+        Rdd::with_id(
+            ctx,
+            cut.rdd,
+            "checkpoint",
+            cut.partitions as usize,
+            Vec::new(),
+            partitioner,
+            cut.persisted,
+            compute,
+        )
     }
 
     /// The hash partition count of the dataset, if it is hash-partitioned.

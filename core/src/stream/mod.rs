@@ -36,7 +36,9 @@ pub use recovery::Resumed;
 use crate::error::Error;
 use crate::graph::Node;
 use crate::ids::{Scope, StreamId};
+use crate::rdd::checkpoint::CheckpointTarget;
 use crate::rdd::Rdd;
+use crate::replica::CutFact;
 use crate::time::Time;
 use crate::{Context, Data};
 use checkpoint::{CheckpointDataset, CheckpointEvery, Checkpointer, StateCheckpoint};
@@ -80,6 +82,9 @@ pub(crate) trait StreamNodeDyn: Send + Sync {
     /// on the workers and cached there); with `restored`, it becomes the node's dataset at
     /// `c.time`, as a restart makes it.
     fn checkpoint_read(&self, ctx: &Context, ck: &Checkpointer, c: &StateCheckpoint, restored: bool) -> Arc<dyn Node>;
+    /// Makes the node's dataset at `c.time` as the driver's cut left it, reading `target`,
+    /// for a worker that never generated that batch.
+    fn install_cut(&self, ctx: &Context, c: &CutFact, target: CheckpointTarget);
     /// The node's operator if it keeps a state across batches (its lineage grows every batch
     /// until a checkpoint cuts it).
     fn stateful(&self) -> Option<&'static str>;
@@ -225,6 +230,11 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
             lock(&self.generated).insert(c.time, Some(rdd));
         }
         node
+    }
+
+    fn install_cut(&self, ctx: &Context, c: &CutFact, target: CheckpointTarget) {
+        let rdd = Rdd::cut_dataset(ctx, c, target);
+        lock(&self.generated).insert(c.time, Some(rdd));
     }
 
     fn stateful(&self) -> Option<&'static str> {

@@ -9,7 +9,7 @@ use super::{lock, BatchCtx, StreamNodeDyn};
 use crate::error::Error;
 use crate::graph::{ActionNode, Node};
 use crate::ids::StreamId;
-use crate::replica::{CheckpointFact, Replayer};
+use crate::replica::{CheckpointFact, CutFact, Replayer};
 use crate::time::Time;
 
 impl Inner {
@@ -58,10 +58,13 @@ impl Replayer for Inner {
         Ok(dataset.write_action(&ck.target(stream, time)))
     }
 
-    fn cut(&self, stream: StreamId, time: Time) -> Result<(), Error> {
+    fn cut(&self, c: &CutFact) -> Result<(), Error> {
         let ck = self.worker_checkpointer()?;
-        if let Some(dataset) = self.node(stream)?.dataset_at(time) {
-            dataset.cut(&ck.target(stream, time));
+        let node = self.node(c.stream)?;
+        let target = ck.target(c.stream, c.time);
+        match node.dataset_at(c.time) {
+            Some(dataset) => dataset.cut(&target),
+            None => node.install_cut(&self.ctx, c, target),
         }
         Ok(())
     }

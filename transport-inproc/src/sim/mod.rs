@@ -35,11 +35,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use dstream::{CostModel, DStream, Data, Error, Fault, Resumed, Step, StepCluster, StreamingContext, Time};
+use dstream::{
+    CostModel, DStream, Data, Error, Fault, ManualClock, Resumed, Step, StepCluster, StreamingContext, Time,
+};
 use dstream_storage::Memory;
 
 mod outputs;
@@ -61,6 +65,7 @@ pub struct SimulationBuilder {
     plan: Option<FaultPlan>,
     restart_delay: Duration,
     speculation: bool,
+    worker_programs: bool,
 }
 
 impl SimulationBuilder {
@@ -118,6 +123,16 @@ impl SimulationBuilder {
         self
     }
 
+    /// Whether every worker builds the program itself, as a worker process does, and rebuilds
+    /// each batch's datasets from its own streams and what the driver tells it (default off:
+    /// the workers share the driver's graph, as in one process). On, the simulation checks
+    /// what a cluster of processes relies on: that every dataset a task names can be rebuilt
+    /// on any worker, at any time, after any fault.
+    pub fn worker_programs(mut self, on: bool) -> Self {
+        self.worker_programs = on;
+        self
+    }
+
     /// The simulation, after checking that the plan is for this many workers.
     pub fn build(self) -> Result<Simulation, PlanError> {
         let plan = self.plan.clone().unwrap_or_else(|| FaultPlan::new(self.workers));
@@ -126,6 +141,20 @@ impl SimulationBuilder {
         }
         Ok(Simulation { config: self, plan })
     }
+}
+
+/// A program the simulation runs: it builds its streams from the input stream and writes its
+/// outputs to [`Outputs`]. It is built again at every driver restart, and by every worker
+/// with [`SimulationBuilder::worker_programs`], so it must build the same streams every time;
+/// a function, or a closure that owns what it captures.
+pub trait Program<T>:
+    Fn(&StreamingContext, DStream<T>, &Outputs) -> Result<(), Error> + Clone + Send + 'static
+{
+}
+
+impl<T, F> Program<T> for F where
+    F: Fn(&StreamingContext, DStream<T>, &Outputs) -> Result<(), Error> + Clone + Send + 'static
+{
 }
 
 /// A streaming program run in virtual time under a fault plan (see the [module](self)).
@@ -303,6 +332,7 @@ impl Simulation {
             plan: None,
             restart_delay: Duration::from_secs(1),
             speculation: true,
+            worker_programs: false,
         }
     }
 
@@ -310,11 +340,7 @@ impl Simulation {
     /// streams from the input stream and writes its outputs to [`Outputs`]; it is built again
     /// at every driver restart, and must build the same streams every time. Fails with the
     /// seed and the plan if a batch fails or the program cannot restart.
-    pub fn run<T: Data>(
-        &self,
-        input: impl Fn(Time) -> Vec<T>,
-        program: impl Fn(&StreamingContext, DStream<T>, &Outputs) -> Result<(), Error>,
-    ) -> Result<Report, SimError> {
+    pub fn run<T: Data>(&self, input: impl Fn(Time) -> Vec<T>, program: impl Program<T>) -> Result<Report, SimError> {
         let storage_faults = self
             .plan
             .faults()
@@ -359,10 +385,10 @@ impl Simulation {
     pub fn run_twice<T: Data>(
         &self,
         input: impl Fn(Time) -> Vec<T>,
-        program: impl Fn(&StreamingContext, DStream<T>, &Outputs) -> Result<(), Error>,
+        program: impl Program<T>,
     ) -> Result<Report, SimError> {
-        let first = self.run(&input, &program)?;
-        let second = self.run(&input, &program)?;
+        let first = self.run(&input, program.clone())?;
+        let second = self.run(&input, program)?;
         let differs = first.trace.iter().zip(&second.trace).position(|(a, b)| a != b);
         let at = differs
             .or_else(|| (first.trace.len() != second.trace.len()).then(|| first.trace.len().min(second.trace.len())));
@@ -379,16 +405,43 @@ impl Simulation {
         SimError { seed: self.config.seed, plan: self.plan.to_string(), cause }
     }
 
-    fn cluster(&self, driver_run: u32, start: Time) -> Result<StepCluster, Cause> {
-        let seed = self.config.seed.wrapping_add(u64::from(driver_run).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let cluster = StepCluster::builder()
-            .workers(self.config.workers)
+    /// The cluster of driver run `driver_run` from `start`; with worker programs, every
+    /// worker builds `program` on a context of its own over the same checkpoint storage.
+    fn cluster<T: Data>(
+        &self,
+        driver_run: u32,
+        start: Time,
+        storage: &Memory,
+        program: &impl Program<T>,
+    ) -> Result<StepCluster, Cause> {
+        let config = &self.config;
+        let seed = config.seed.wrapping_add(u64::from(driver_run).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let builder = StepCluster::builder()
+            .workers(config.workers)
             .seed(seed)
-            .cost(self.config.cost)
+            .cost(config.cost)
             .link(self.plan.link())
-            .speculation(self.config.speculation)
-            .start_at(start)
-            .build();
+            .speculation(config.speculation)
+            .start_at(start);
+        let cluster = if config.worker_programs {
+            let (storage, program) = (storage.clone(), program.clone());
+            let (interval, partitions) = (config.batch_interval, config.partitions);
+            builder
+                .build_with_worker_processes(move |ctx| {
+                    let clock = Arc::new(ManualClock::new(start));
+                    let checkpointing = dstream_storage::checkpointing(storage.clone());
+                    let built = StreamingContext::get_or_create(ctx.clone(), interval, clock, checkpointing, |ssc| {
+                        let (queue, stream) = ssc.queue_stream::<T>(partitions);
+                        // A worker runs no outputs: its sink is never written.
+                        program(ssc, stream, &Outputs::default())?;
+                        Ok(queue)
+                    })?;
+                    Ok(Box::new(built) as Box<dyn Any + Send>)
+                })
+                .map_err(failed(None))?
+        } else {
+            builder.build()
+        };
         for (at, fault) in self.plan.faults() {
             if let (true, Planned::Cluster(fault)) = (*at >= start, fault) {
                 cluster.plan(*at, *fault).map_err(failed(None))?;
@@ -410,10 +463,10 @@ impl RunState<'_> {
         run: u32,
         start: Time,
         input: &impl Fn(Time) -> Vec<T>,
-        program: &impl Fn(&StreamingContext, DStream<T>, &Outputs) -> Result<(), Error>,
+        program: &impl Program<T>,
     ) -> Result<Ended, Cause> {
         let config = &self.sim.config;
-        let cluster = self.sim.cluster(run, start)?;
+        let cluster = self.sim.cluster(run, start, &self.storage, program)?;
         self.outputs.set_driver_run(run);
         let checkpointing = dstream_storage::checkpointing(self.storage.clone());
         let clock = cluster.clock();

@@ -118,15 +118,34 @@ impl fmt::Display for Summary {
 /// The simulation of `seed`: `workers` workers, `batches` batches of 1 s, the random fault
 /// plan of the seed ([`FaultPlan::random`], which needs at least 2 workers).
 pub fn simulation(seed: u64, workers: u32, batches: u64) -> Result<Simulation, PlanError> {
+    simulation_on(seed, workers, batches, false)
+}
+
+/// [`simulation`], with every worker building the program itself when `worker_programs`
+/// (see [`SimulationBuilder::worker_programs`](super::SimulationBuilder::worker_programs)).
+pub fn simulation_on(seed: u64, workers: u32, batches: u64, worker_programs: bool) -> Result<Simulation, PlanError> {
     let plan = FaultPlan::random(seed, workers, Duration::from_secs(batches));
-    Simulation::builder().workers(workers).batches(batches).seed(seed).plan(plan).build()
+    Simulation::builder()
+        .workers(workers)
+        .batches(batches)
+        .seed(seed)
+        .plan(plan)
+        .worker_programs(worker_programs)
+        .build()
 }
 
 /// Runs the suite's program for every seed of `seeds` on `workers` workers (at least 2) for
 /// `batches` batches, and checks each against the fault-free run.
 pub fn soak(seeds: Range<u64>, workers: u32, batches: u64) -> Summary {
+    soak_on(seeds, workers, batches, false)
+}
+
+/// [`soak`], with every worker building the program itself when `worker_programs`, as the
+/// workers of a cluster of processes do.
+pub fn soak_on(seeds: Range<u64>, workers: u32, batches: u64, worker_programs: bool) -> Summary {
     let workers = workers.max(2);
     let mut summary = Summary::default();
+    // The reference shares one graph: outputs must not depend on who builds the program.
     let reference = match Simulation::builder().workers(workers).batches(batches).build() {
         Ok(sim) => sim.run(views, program),
         Err(_) => unreachable!("a simulation without a plan builds"),
@@ -140,7 +159,7 @@ pub fn soak(seeds: Range<u64>, workers: u32, batches: u64) -> Summary {
     };
     for seed in seeds {
         summary.seeds += 1;
-        let report = match simulation(seed, workers, batches) {
+        let report = match simulation_on(seed, workers, batches, worker_programs) {
             Ok(sim) => sim.run(views, program),
             Err(e) => Err(SimError {
                 seed,
