@@ -1,11 +1,15 @@
 //! The D-Streams paper's recovery figures, reproduced in the simulation (virtual time): batch
 //! processing times around one and two worker failures with 2, 10 and 30 s checkpoint
 //! intervals (the paper's Figures 10 and 11), recovery time on 20 and on 40 workers
-//! (Figure 12), and one worker slowed down with and without speculation (Figure 13).
+//! (Figure 12), one worker slowed down with and without speculation (Figure 13), and the
+//! model of section 5.1: recovery time against the load before the failure, parallel
+//! recovery measured in the simulation beside the model's parallel recovery and upstream
+//! backup.
 //!
 //! ```text
 //! cargo run --release --example recovery                  # every figure, as tables
 //! cargo run --release --example recovery -- --svg-dir out  # and an SVG chart of each
+//! cargo run --release --example recovery -- --only model   # one of them
 //! ```
 //!
 //! The job is WordCount over a 30 s window sliding every 1 s batch (`reduce_by_key_and_window`
@@ -24,8 +28,11 @@ use clap::Parser;
 use dstream::{CostModel, DStream, Error, SplitMix64, StreamingContext, Time};
 use dstream_inproc::sim::{BatchDelay, FaultPlan, Outputs, Simulation};
 
+#[path = "recovery/model.rs"]
+mod model;
+
 /// Reproduces the paper's recovery figures in the simulation.
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(name = "recovery")]
 struct Args {
     /// Records per batch (each a word)
@@ -49,6 +56,15 @@ struct Args {
     /// Write an SVG chart of each figure into this directory
     #[arg(long, value_name = "DIR")]
     svg_dir: Option<PathBuf>,
+    /// Run only this figure: figure10, figure11, figure12, figure13 or model
+    #[arg(long, value_name = "NAME")]
+    only: Option<String>,
+}
+
+impl Args {
+    fn runs(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == name)
+    }
 }
 
 /// One run: the cluster, the checkpoint interval and what goes wrong.
@@ -217,6 +233,9 @@ fn figures(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         ("figure10", "Figure 10: one worker of 20 killed at 50.5 s", &[5u32][..]),
         ("figure11", "Figure 11: two workers of 20 killed at 50.5 s", &[5, 12][..]),
     ] {
+        if !args.runs(name) {
+            continue;
+        }
         let mut scenarios = Vec::new();
         for c in [2, 10, 30] {
             scenarios.push(Scenario {
@@ -229,7 +248,20 @@ fn figures(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         figure(args, name, title, scenarios, around)?;
     }
-    // Figure 12: the same job on 20 and on 40 workers, one worker killed.
+    if args.runs("figure12") {
+        figure12(args, fail_at, around)?;
+    }
+    if args.runs("figure13") {
+        figure13(args)?;
+    }
+    if args.runs("model") {
+        model::figure(args)?;
+    }
+    Ok(())
+}
+
+/// Figure 12: the same job on 20 and on 40 workers, one worker killed.
+fn figure12(args: &Args, fail_at: Time, around: (u64, u64)) -> Result<(), Box<dyn std::error::Error>> {
     let mut scenarios = Vec::new();
     for workers in [20, 40] {
         scenarios.push(Scenario {
@@ -249,7 +281,11 @@ fn figures(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let extra = (50..=60).map(|t| mean(batches, t, t) - before).sum::<f64>();
         println!("| {label} | {before:.0} ms | {at:.0} and {next:.0} ms | {extra:.0} ms |");
     }
-    // Figure 13: one worker slowed down from the start, with and without speculation.
+    Ok(())
+}
+
+/// Figure 13: one worker slowed down from the start, with and without speculation.
+fn figure13(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut scenarios = Vec::new();
     for (slow, speculation, label) in [
         (1, true, "no slow worker"),
