@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dstream::checkpoint::CheckpointError;
 use dstream::StorageError;
-use dstream::{Error, ManualClock, QueueHandle, StepCluster, StreamingContext, Time};
+use dstream::{Error, ManualClock, QueueHandle, StepCluster, StreamingContext, Time, WorkerId};
 use dstream_storage::{Fault, Memory};
 
 type Page = (String, u64);
@@ -79,7 +79,8 @@ fn start(storage: &Memory, outputs: &Outputs, fail_at: Option<Time>, workers: u3
 }
 
 /// Starts (or restarts) `program`; with `own_graphs`, every worker builds it itself with the
-/// same storage, as worker processes do, and rebuilds the batches and restored checkpoints.
+/// same storage, as worker processes do, and rebuilds the batches and restored checkpoints; a
+/// restarted worker builds it again.
 fn start_on(
     storage: &Memory,
     outputs: &Outputs,
@@ -90,7 +91,9 @@ fn start_on(
     let second = Duration::from_secs(1);
     let builder = StepCluster::builder().workers(workers);
     let cluster = if own_graphs {
-        builder.build_with_worker_programs(|ctx| {
+        let storage = storage.clone();
+        // A restarted worker builds the program again, as a new process does.
+        builder.build_with_worker_processes(move |ctx| {
             let clock = Arc::new(ManualClock::new(Time::ZERO));
             let checkpointing = dstream_storage::checkpointing(storage.clone());
             let (ssc, _) = StreamingContext::get_or_create(ctx.clone(), second, clock, checkpointing, |ssc| {
@@ -370,5 +373,24 @@ fn a_full_disk_fails_the_batch_with_a_typed_error_and_a_restart_loses_nothing() 
     // The batch failed before any output ran; its source sends its records again.
     let second = start(&storage, &outputs, None, 2).unwrap();
     run_batches(&second, 5, BATCHES).unwrap();
+    assert_eq!(*outputs.lock().unwrap(), expected);
+}
+
+/// Worker processes restarted after checkpoints cut the lineage (and the inputs before the
+/// cuts were released) hear only the newest cut of each stream: once both are new processes,
+/// they rebuild the state from those cuts and the input both replicas of which were lost from
+/// the input log.
+#[test]
+fn a_worker_restarted_after_lineage_cuts_rebuilds_the_state_from_them() {
+    let expected = uninterrupted();
+    let (storage, outputs) = (Memory::new(), Outputs::default());
+    let run = start_on(&storage, &outputs, None, 2, true).unwrap();
+    run_batches(&run, 1, 7).unwrap();
+    run._cluster.inject(dstream::Fault::Kill(WorkerId(1))).unwrap();
+    run._cluster.inject(dstream::Fault::Restart(WorkerId(1))).unwrap();
+    run_batches(&run, 8, 8).unwrap();
+    run._cluster.inject(dstream::Fault::Kill(WorkerId(0))).unwrap();
+    run._cluster.inject(dstream::Fault::Restart(WorkerId(0))).unwrap();
+    run_batches(&run, 9, BATCHES).unwrap();
     assert_eq!(*outputs.lock().unwrap(), expected);
 }
