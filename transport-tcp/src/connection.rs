@@ -101,10 +101,21 @@ impl MessageWriter {
     /// failed. Not cancel safe: a send cut short leaves part of a message on the wire, so
     /// the connection must then be dropped.
     pub async fn send(&mut self, msg: &Message) -> Result<(), WireError> {
-        for frame in message_frames(msg, &self.wire)? {
+        self.send_frames(message_frames(msg, &self.wire)?).await
+    }
+
+    /// Sends the frames of one message, made by [`message_frames`] with this connection's
+    /// [`WireConfig`], and flushes (the form for encoding on another thread).
+    pub async fn send_frames(&mut self, frames: Vec<Frame>) -> Result<(), WireError> {
+        for frame in frames {
             self.frames.feed(frame).await?;
         }
         self.frames.flush().await
+    }
+
+    /// The limits this connection was established with.
+    pub fn wire(&self) -> &WireConfig {
+        &self.wire
     }
 
     /// Sends a heartbeat frame and flushes.

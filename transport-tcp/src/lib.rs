@@ -1,6 +1,6 @@
 //! # dstream-tcp
 //!
-//! The wire layer of dstream's TCP runtime: how driver and worker processes open
+//! The wire layer and transport of dstream's TCP runtime: how driver and worker processes open
 //! authenticated connections and exchange [`dstream::Message`]s over them (tokio). What exists:
 //!
 //! - [`frame`]: frames over tokio-util's `LengthDelimitedCodec` with a hard
@@ -13,15 +13,19 @@
 //! - [`listener`]: an accept loop with at most [`ListenerConfig::handshakes_max`]
 //!   unauthenticated connections at once, handing authenticated [`Connection`]s to the caller;
 //! - [`connection`]: an established connection, split into a reader and a writer, with
-//!   heartbeat frames.
+//!   heartbeat frames;
+//! - [`transport`]: [`TcpTransport`], the core's `dstream::transport::Transport` over
+//!   established connections (a writer task per peer fed by a bounded queue, a reader task per
+//!   connection, heartbeats, `TransportEvent::PeerLost` when a connection closes, fails or
+//!   falls silent).
 //!
 //! Every misbehaving peer (garbage bytes, an oversized frame, a wrong secret, program or
 //! version, a peer that stops inside a frame, says nothing, or floods the listener) gets a
 //! typed error and a closed connection, within bounded memory and time; the listener goes on.
 //!
-//! What does **not** exist yet: a `dstream::transport::Transport` over these connections, and
-//! the driver and worker processes (roles chosen at launch, reconnection, heartbeat-based loss
-//! detection) that run the core state machines over it.
+//! What does **not** exist yet: the driver and worker processes that run the core state
+//! machines over this transport (roles chosen at launch, the same binary for all, dialing and
+//! redialing peers, worker-to-worker connections for fetches, restart with a new incarnation).
 //!
 //! ## Fuzzing
 //!
@@ -40,6 +44,7 @@ pub mod frame;
 pub mod handshake;
 pub mod listener;
 pub mod secret;
+pub mod transport;
 
 pub use chunk::{message_frames, Inbound, Reassembler};
 pub use connection::{Connection, MessageReader, MessageWriter};
@@ -49,3 +54,4 @@ pub use handshake::{
 };
 pub use listener::{Listener, ListenerConfig, ListenerEvent};
 pub use secret::{Secret, SecretError};
+pub use transport::{TcpTransport, TransportConfig, TransportEvents};
