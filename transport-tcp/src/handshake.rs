@@ -20,6 +20,11 @@
 //! acceptor computes a MAC only for a connector that proved itself first. MACs are compared in
 //! constant time (`Mac::verify_slice`). The whole handshake runs under one deadline,
 //! [`HandshakeConfig::handshake_timeout`], so a silent or slow peer costs at most that long.
+//!
+//! What it does not do: the frames after the handshake are neither encrypted nor
+//! authenticated, so the secret keeps out processes that do not know it, not an attacker on
+//! the network path who can rewrite the connection (that needs TLS, or a MAC per frame keyed
+//! from the handshake). An authenticated peer is trusted to name itself ([`PeerInfo::node`]).
 
 use std::future::Future;
 use std::io;

@@ -197,7 +197,7 @@ enum Cut {
 #[tokio::test]
 async fn a_peer_that_connects_and_says_nothing_times_out() {
     let mut quick = config(NodeId::Driver, SECRET);
-    quick.handshake_timeout = Duration::from_millis(100);
+    quick.handshake_timeout = Duration::from_millis(250);
     let mut listener = listen(quick, ListenerConfig::default()).await;
     let mut silent = TcpStream::connect(listener.local_addr()).await.unwrap();
     let err = rejection(&mut listener).await;
@@ -209,7 +209,7 @@ async fn a_peer_that_connects_and_says_nothing_times_out() {
 #[tokio::test]
 async fn a_peer_that_stops_talking_mid_handshake_times_out() {
     let mut quick = config(NodeId::Driver, SECRET);
-    quick.handshake_timeout = Duration::from_millis(100);
+    quick.handshake_timeout = Duration::from_millis(250);
     let mut listener = listen(quick, ListenerConfig::default()).await;
     let mut raw = TcpStream::connect(listener.local_addr()).await.unwrap();
     raw.write_all(&preamble(PROTOCOL_VERSION)).await.unwrap();
@@ -221,15 +221,15 @@ async fn a_peer_that_stops_talking_mid_handshake_times_out() {
 #[tokio::test]
 async fn a_flood_of_silent_connections_does_not_keep_a_good_peer_out() {
     let mut quick = config(NodeId::Driver, SECRET);
-    quick.handshake_timeout = Duration::from_millis(100);
-    let bounds = ListenerConfig { handshakes_max: 16, queue_events_max: 16 };
+    quick.handshake_timeout = Duration::from_millis(250);
+    let bounds = ListenerConfig { handshakes_max: 32, queue_events_max: 16 };
     let mut listener = listen(quick, bounds).await;
     let addr = listener.local_addr();
     let mut flood = Vec::new();
     for _ in 0..200 {
         flood.push(TcpStream::connect(addr).await.unwrap());
     }
-    // The good peer queues behind the flood: 200 / 16 slots × 100 ms ≈ 1.3 s.
+    // The good peer queues behind the flood: 200 / 32 slots × 250 ms ≈ 1.6 s.
     let mut patient = config(worker(2), SECRET);
     patient.handshake_timeout = Duration::from_secs(8);
     let (connector, acceptor) = pair(&mut listener, patient).await;
@@ -239,4 +239,24 @@ async fn a_flood_of_silent_connections_does_not_keep_a_good_peer_out() {
     for mut stream in flood {
         assert!(read_until_closed(&mut stream).await.is_empty());
     }
+}
+
+#[tokio::test]
+async fn handshakes_beyond_handshakes_max_wait_for_a_slot() {
+    let mut quick = config(NodeId::Driver, SECRET);
+    quick.handshake_timeout = Duration::from_millis(250);
+    let mut listener = listen(quick, ListenerConfig { handshakes_max: 1, queue_events_max: 4 }).await;
+    let addr = listener.local_addr();
+    let _silent = TcpStream::connect(addr).await.unwrap();
+    let mut patient = config(worker(2), SECRET);
+    patient.handshake_timeout = Duration::from_secs(8);
+    let good = tokio::spawn(async move { connect(addr, &patient).await.map(|c| *c.peer()) });
+    // The one slot is the silent peer's until it times out; only then is the good peer served.
+    let err = rejection(&mut listener).await;
+    assert!(matches!(err, HandshakeError::Timeout { step: "preamble" }), "{err:?}");
+    match bounded(listener.next()).await {
+        Some(dstream_tcp::ListenerEvent::Accepted(c)) => assert_eq!(c.peer().node, worker(2)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(bounded(good).await.unwrap().unwrap().node, NodeId::Driver);
 }
