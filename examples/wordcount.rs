@@ -75,6 +75,10 @@ struct Args {
     /// batch delays around the failure (needs at least 3 workers: input is stored on 2)
     #[arg(long, value_name = "S")]
     kill_worker_at: Option<u64>,
+    /// Write an SVG chart of every batch's processing and total delay to FILE (with the
+    /// failure marked, with --kill-worker-at)
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
     /// Print no per-batch lines, only the summary and the last window's top words
     #[arg(long, short)]
     quiet: bool,
@@ -202,6 +206,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(at) = killer.as_ref().and_then(|k| k.killed_at()) {
         println!("the batches around the loss of worker 0:");
         progress.print_around(at, 3, 6);
+    }
+    if let Some(path) = &args.svg {
+        let killed = killer.as_ref().and_then(|k| k.killed_at());
+        let title = match killed {
+            Some(_) => "WordCount on the in-process cluster: worker 0 killed",
+            None => "WordCount on the in-process cluster",
+        };
+        std::fs::write(path, progress.svg(title, killed))?;
     }
     print_top("top words over the last window:", &top.lock().map_err(|_| "a lock was poisoned")?);
     if let Some(dir) = checkpoints.filter(|d| d.temporary) {

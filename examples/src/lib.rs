@@ -124,6 +124,62 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// An SVG line chart of every batch's processing and total delay against its time since
+    /// the first, with a mark at `event` (a failure) when given.
+    pub fn svg(&self, title: &str, event: Option<Time>) -> String {
+        use std::fmt::Write as _;
+        let batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        let first = batches.first().map_or(Time::ZERO, |b| b.time);
+        let since = |t: Time| t.saturating_since(first).as_secs_f64();
+        let span = batches.last().map_or(1.0, |b| since(b.time)).max(1.0);
+        let max_ms = batches.iter().map(|b| b.total_delay.max(b.processing_delay).as_millis()).max().unwrap_or(1);
+        let max_ms = (max_ms as f64 * 1.1).max(1.0);
+        let (w, h, left, bottom, top) = (640.0, 360.0, 60.0, 40.0, 40.0);
+        let x = |secs: f64| left + secs / span * (w - left - 20.0);
+        let y = |ms: f64| h - bottom - ms / max_ms * (h - bottom - top);
+        let mut out = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+             <text x=\"{left}\" y=\"20\" font-size=\"14\">{title}</text>\n\
+             <line x1=\"{left}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"black\"/>\n\
+             <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{b}\" stroke=\"black\"/>\n\
+             <text x=\"{mid}\" y=\"{lab}\">batch time (s after the first)</text>\n\
+             <text x=\"10\" y=\"35\">delay (ms), max {max_ms:.0}</text>\n",
+            b = h - bottom,
+            r = w - 20.0,
+            mid = w / 2.0 - 80.0,
+            lab = h - 8.0,
+        );
+        for s in 0..=(span as u64) {
+            let _ = writeln!(out, "<text x=\"{:.1}\" y=\"{}\">{s}</text>", x(s as f64) - 4.0, h - bottom + 16.0);
+        }
+        if let Some(at) = event {
+            let ex = x(since(at));
+            let _ = writeln!(
+                out,
+                "<line x1=\"{ex:.1}\" y1=\"{top}\" x2=\"{ex:.1}\" y2=\"{}\" stroke=\"gray\" stroke-dasharray=\"4\"/>",
+                h - bottom
+            );
+            let _ = writeln!(out, "<text x=\"{:.1}\" y=\"{}\" fill=\"gray\">worker lost</text>", ex + 4.0, top + 12.0);
+        }
+        let lines: [(&str, &str, fn(&BatchInfo) -> Duration); 2] =
+            [("processing", "#1f77b4", |b| b.processing_delay), ("total delay", "#d62728", |b| b.total_delay)];
+        for (i, (label, color, delay)) in lines.iter().enumerate() {
+            // A batch run early by a graceful stop has no meaningful total delay.
+            let points: String = batches
+                .iter()
+                .filter(|b| b.total_delay >= b.processing_delay)
+                .map(|b| format!("{:.1},{:.1} ", x(since(b.time)), y(delay(b).as_millis() as f64)))
+                .collect();
+            let _ =
+                writeln!(out, "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{points}\"/>");
+            let _ = writeln!(out, "<text x=\"{}\" y=\"{}\" fill=\"{color}\">{label}</text>", w - 160.0, 56 + 16 * i);
+        }
+        out.push_str("</svg>\n");
+        out
+    }
+}
+
 impl StreamingListener for Progress {
     fn on_batch_completed(&self, info: &BatchInfo) {
         if !self.quiet {
