@@ -39,14 +39,17 @@
 #![deny(missing_docs)]
 
 pub mod chunk;
+pub mod cluster;
 pub mod connection;
 pub mod frame;
 pub mod handshake;
 pub mod listener;
+pub mod runtime;
 pub mod secret;
 pub mod transport;
 
 pub use chunk::{message_frames, Inbound, Reassembler};
+pub use cluster::{Cluster, ClusterBuilder, LaunchError, Role};
 pub use connection::{Connection, MessageReader, MessageWriter};
 pub use frame::{Frame, FrameCodec, WireConfig, WireError};
 pub use handshake::{
