@@ -5,10 +5,10 @@
 //! [`ClusterBuilder::launch`], which serves and exits the process.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use dstream::{Context, Error, Rdd};
+use dstream::{Context, Error, ManualClock, QueueHandle, Rdd, StreamingContext, Time, WorkerId};
 use dstream_inproc::LocalCluster;
 use dstream_tcp::{Cluster, ClusterBuilder};
 
@@ -71,5 +71,112 @@ fn a_batch_job_on_three_worker_processes_matches_the_local_cluster() {
         assert_eq!(got.len(), 97);
         assert_eq!(got, expected);
         assert_eq!(again, expected);
+    });
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Each batch's sorted records, with the batch's time.
+type Sink = Arc<Mutex<Vec<(Time, Vec<(String, u64)>)>>>;
+
+/// The streaming program: per batch a word count, and a word count over a window of three
+/// batches (which reads input blocks of earlier batches again).
+struct WordCount {
+    ssc: StreamingContext,
+    clock: Arc<ManualClock>,
+    lines: QueueHandle<String>,
+    counts: Sink,
+    windowed: Sink,
+}
+
+fn sink_into(sink: &Sink) -> impl Fn(&Rdd<(String, u64)>, Time) -> Result<(), Error> + Send + Sync + 'static {
+    let sink = Arc::clone(sink);
+    move |rdd, time| {
+        let mut records = rdd.collect()?;
+        records.sort();
+        sink.lock().unwrap().push((time, records));
+        Ok(())
+    }
+}
+
+fn streaming_word_count(ctx: &Context) -> Result<WordCount, Error> {
+    let clock = Arc::new(ManualClock::new(Time::ZERO));
+    let ssc = StreamingContext::new(ctx.clone(), SECOND, clock.clone())?;
+    let (lines, stream) = ssc.queue_stream::<String>(3);
+    let pairs = stream.flat_map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>()).map(|w| (w, 1u64));
+    let (counts, windowed) = (Sink::default(), Sink::default());
+    pairs.reduce_by_key(|a, b| a + b).foreach_rdd(sink_into(&counts))?;
+    pairs.reduce_by_key_and_window(|a, b| a + b, 3 * SECOND, SECOND)?.foreach_rdd(sink_into(&windowed))?;
+    Ok(WordCount { ssc, clock, lines, counts, windowed })
+}
+
+/// Batch `b`'s lines.
+fn lines(b: u64) -> Vec<String> {
+    (0..40u64).map(|i| format!("w{} w{} w{}", (b * 31 + i) % 13, i % 7, (b + i * i) % 11)).collect()
+}
+
+/// Steps `batches` batches of `program`, calling `between(b)` before batch `b`; returns
+/// each output's batches.
+#[allow(clippy::type_complexity)]
+fn step(
+    program: &WordCount,
+    batches: u64,
+    mut between: impl FnMut(u64),
+) -> (Vec<(Time, Vec<(String, u64)>)>, Vec<(Time, Vec<(String, u64)>)>) {
+    for b in 0..batches {
+        between(b);
+        program.lines.push(lines(b));
+        let info = program.ssc.step().unwrap();
+        program.clock.set(info.time);
+    }
+    let counts = program.counts.lock().unwrap().clone();
+    let windowed = program.windowed.lock().unwrap().clone();
+    (counts, windowed)
+}
+
+/// The outputs of `batches` batches on a `LocalCluster` of three workers.
+#[allow(clippy::type_complexity)]
+fn in_process(batches: u64) -> (Vec<(Time, Vec<(String, u64)>)>, Vec<(Time, Vec<(String, u64)>)>) {
+    let local = LocalCluster::builder().workers(3).threads(2).slots(2).build().unwrap();
+    let program = streaming_word_count(&local.context()).unwrap();
+    step(&program, batches, |_| {})
+}
+
+#[test]
+fn a_streaming_word_count_on_three_worker_processes_matches_the_local_cluster() {
+    bounded(|| {
+        let (cluster, program) = cluster("a_streaming_word_count_on_three_worker_processes_matches_the_local_cluster")
+            .launch(streaming_word_count)
+            .unwrap();
+        let got = step(&program, 6, |_| {});
+        assert!(cluster.lost_workers().is_empty(), "{:?}", cluster.lost_workers());
+        drop(program);
+        drop(cluster);
+        let expected = in_process(6);
+        assert_eq!(got.0.len(), 6);
+        assert_eq!(got, expected);
+    });
+}
+
+#[test]
+fn a_worker_process_killed_between_batches_changes_no_output() {
+    bounded(|| {
+        let (cluster, program) =
+            cluster("a_worker_process_killed_between_batches_changes_no_output").launch(streaming_word_count).unwrap();
+        let got = step(&program, 8, |b| {
+            if b == 4 {
+                // SIGKILL: the process gets no chance to say anything.
+                cluster.kill_worker(1).unwrap();
+                assert!(cluster.wait_lost(WorkerId(1), Duration::from_secs(30)), "the driver did not see the loss");
+            }
+        });
+        assert_eq!(cluster.lost_workers().iter().map(|(w, _)| *w).collect::<Vec<_>>(), [WorkerId(1)]);
+        drop(program);
+        drop(cluster);
+        let expected = in_process(8);
+        // Exactly once: one output per batch and output, each equal to the in-process one.
+        assert_eq!(got.0.len(), 8);
+        assert_eq!(got.1.len(), 8);
+        assert_eq!(got, expected);
     });
 }

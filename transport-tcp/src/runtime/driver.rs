@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use dstream::transport::{Transport, TransportError};
 use dstream::{
-    BlockUpload, Clock, Driver, DriverEvent, Error, JobRequest, JobRunner, LossReason, NodeId, Payload, SystemClock,
-    WorkerId,
+    BlockUpload, Clock, Driver, DriverEvent, Error, Fact, JobRequest, JobRunner, LossReason, NodeId, Payload,
+    SystemClock, WorkerId,
 };
 
 use super::{wait, Input, Reply, Wait};
@@ -93,6 +93,11 @@ impl JobRunner for DriverRunner {
         self.inbox.send(Input::Store { upload, reply }).map_err(|_| Error::ClusterStopped { submitted: false })?;
         result.recv().map_err(|_| Error::ClusterStopped { submitted: true })?.map(drop)
     }
+
+    fn announce(&self, fact: Fact) {
+        // A driver that stopped runs no more jobs that could need it.
+        let _ = self.inbox.send(Input::Announce(fact));
+    }
 }
 
 /// The driver's thread: the polling loop of [`Driver`]'s documentation.
@@ -127,6 +132,7 @@ impl DriverLoop {
                 let job = self.driver.store_blocks(now, upload);
                 self.waiting.insert(job, reply);
             }
+            Input::Announce(fact) => self.driver.announce(now, fact),
             Input::PeerLost(NodeId::Worker(w)) => self.driver.handle_peer_lost(now, w),
             Input::Stop => return false,
             other => tracing::warn!(?other, "the driver ignores an unexpected input"),

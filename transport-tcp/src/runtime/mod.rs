@@ -11,7 +11,9 @@
 //! stops the pump, the transport's event queue fills, its readers stop reading and TCP
 //! pushes back on the senders. In a worker, tasks run on a rayon pool and post their results
 //! to the same inbox; in the driver, the [`JobRunner`](dstream::JobRunner) of the driver's
-//! `Context` posts jobs to it and waits for their reply.
+//! `Context` posts jobs to it and waits for their reply, and the facts the workers need to rebuild batches
+//! (`JobRunner::announce`) go the same way, so they reach the driver before the jobs that
+//! need them.
 //!
 //! # How members find each other (the join)
 //!
@@ -48,7 +50,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use dstream::transport::TransportEvent;
-use dstream::{BlockUpload, Clock, Error, JobRequest, Message, NodeId, Payload, SystemClock, TaskDone, Time};
+use dstream::{BlockUpload, Clock, Error, Fact, JobRequest, Message, NodeId, Payload, SystemClock, TaskDone, Time};
 
 use crate::transport::TransportEvents;
 
@@ -70,6 +72,8 @@ pub(crate) enum Input {
     Submit { request: JobRequest, reply: Reply },
     /// Blocks to store on the workers (driver only).
     Store { upload: BlockUpload, reply: Reply },
+    /// What the workers need to rebuild batches (driver only).
+    Announce(Fact),
     /// Shut down.
     Stop,
 }
@@ -82,6 +86,7 @@ impl std::fmt::Debug for Input {
             Input::Done(_) => f.write_str("Done"),
             Input::Submit { request, .. } => write!(f, "Submit({request:?})"),
             Input::Store { upload, .. } => write!(f, "Store({upload:?})"),
+            Input::Announce(_) => f.write_str("Announce"),
             Input::Stop => f.write_str("Stop"),
         }
     }
