@@ -130,12 +130,18 @@ pub enum LaunchError {
         last_rejection: Option<String>,
     },
     /// A local worker process exited while the driver waited for it.
-    #[error("worker process {index} exited early: {status}")]
+    #[error(
+        "worker process {index} exited early: {status}{}",
+        last_rejection.as_ref().map(|r| format!(" (last rejected connection: {r})")).unwrap_or_default()
+    )]
     WorkerExited {
         /// The worker's index.
         index: u32,
         /// Its exit status.
         status: String,
+        /// The last connection the driver's listener rejected, if any (a worker running
+        /// another program is rejected in the handshake, then exits).
+        last_rejection: Option<String>,
     },
     /// The driver refused a worker (it built another program).
     #[error("the driver refused {worker}: {reason}")]
@@ -533,7 +539,11 @@ impl Children {
     fn check(&mut self) -> Result<(), LaunchError> {
         for (index, child) in self.0.iter_mut().enumerate() {
             if let Some(Some(status)) = child.as_mut().map(|c| c.try_wait()).transpose().ok().flatten() {
-                return Err(LaunchError::WorkerExited { index: index as u32, status: status.to_string() });
+                return Err(LaunchError::WorkerExited {
+                    index: index as u32,
+                    status: status.to_string(),
+                    last_rejection: None,
+                });
             }
         }
         Ok(())

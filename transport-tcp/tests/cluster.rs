@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dstream::{Context, Error, ManualClock, QueueHandle, Rdd, StreamingContext, Time, WorkerId};
 use dstream_inproc::LocalCluster;
-use dstream_tcp::{Cluster, ClusterBuilder};
+use dstream_tcp::{Cluster, ClusterBuilder, LaunchError};
 
 /// The most a test may take before it fails instead of hanging.
 const TEST_WAIT_MAX: Duration = Duration::from_secs(90);
@@ -178,5 +178,23 @@ fn a_worker_process_killed_between_batches_changes_no_output() {
         assert_eq!(got.0.len(), 8);
         assert_eq!(got.1.len(), 8);
         assert_eq!(got, expected);
+    });
+}
+
+#[test]
+fn workers_running_another_program_fail_the_launch_with_a_typed_error() {
+    bounded(|| {
+        let launched = cluster("workers_running_another_program_fail_the_launch_with_a_typed_error").launch(|ctx| {
+            let counts = word_count(ctx)?;
+            // The workers' program has one more dataset than the driver's.
+            let in_worker = std::env::var_os(dstream_tcp::cluster::ROLE_ENV).is_some();
+            Ok(if in_worker { counts.filter(|_| true) } else { counts })
+        });
+        let Err(error) = launched else { panic!("the launch succeeded") };
+        let LaunchError::WorkerExited { status, last_rejection: Some(rejection), .. } = &error else {
+            panic!("{error:?}")
+        };
+        assert!(status.contains('2'), "{status}");
+        assert!(rejection.contains("program mismatch"), "{rejection}");
     });
 }

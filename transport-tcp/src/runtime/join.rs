@@ -82,7 +82,18 @@ pub(crate) async fn gather(
         let event = tokio::select! {
             event = timeout_at(deadline, listener.next()) => event,
             _ = tick.tick() => {
-                watch()?;
+                if let Err(mut error) = watch() {
+                    // A worker that exited may have been rejected first: say why.
+                    while let Ok(Some(ListenerEvent::Rejected { addr, error })) =
+                        tokio::time::timeout(Duration::ZERO, listener.next()).await
+                    {
+                        rejection = Some(format!("{addr}: {error}"));
+                    }
+                    if let LaunchError::WorkerExited { last_rejection, .. } = &mut error {
+                        last_rejection.clone_from(&rejection);
+                    }
+                    return Err(error);
+                }
                 continue;
             }
         };
