@@ -87,11 +87,30 @@ struct WordCount {
     lines: QueueHandle<String>,
     counts: Sink,
     windowed: Sink,
+    /// Run by the windowed output (in the driver only).
+    hook: Hook,
 }
 
-fn sink_into(sink: &Sink) -> impl Fn(&Rdd<(String, u64)>, Time) -> Result<(), Error> + Send + Sync + 'static {
-    let sink = Arc::clone(sink);
+/// Something the driver does inside the output of one batch, before its job runs.
+type Hook = Arc<Mutex<Option<(Time, Box<dyn FnOnce() + Send>)>>>;
+
+fn sink_into(
+    sink: &Sink,
+    hook: &Hook,
+) -> impl Fn(&Rdd<(String, u64)>, Time) -> Result<(), Error> + Send + Sync + 'static {
+    let (sink, hook) = (Arc::clone(sink), Arc::clone(hook));
     move |rdd, time| {
+        let due = {
+            let mut hook = hook.lock().unwrap();
+            if hook.as_ref().is_some_and(|(at, _)| *at == time) {
+                hook.take()
+            } else {
+                None
+            }
+        };
+        if let Some((_, f)) = due {
+            f();
+        }
         let mut records = rdd.collect()?;
         records.sort();
         sink.lock().unwrap().push((time, records));
@@ -104,10 +123,10 @@ fn streaming_word_count(ctx: &Context) -> Result<WordCount, Error> {
     let ssc = StreamingContext::new(ctx.clone(), SECOND, clock.clone())?;
     let (lines, stream) = ssc.queue_stream::<String>(3);
     let pairs = stream.flat_map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>()).map(|w| (w, 1u64));
-    let (counts, windowed) = (Sink::default(), Sink::default());
-    pairs.reduce_by_key(|a, b| a + b).foreach_rdd(sink_into(&counts))?;
-    pairs.reduce_by_key_and_window(|a, b| a + b, 3 * SECOND, SECOND)?.foreach_rdd(sink_into(&windowed))?;
-    Ok(WordCount { ssc, clock, lines, counts, windowed })
+    let (counts, windowed, hook) = (Sink::default(), Sink::default(), Hook::default());
+    pairs.reduce_by_key(|a, b| a + b).foreach_rdd(sink_into(&counts, &Hook::default()))?;
+    pairs.reduce_by_key_and_window(|a, b| a + b, 3 * SECOND, SECOND)?.foreach_rdd(sink_into(&windowed, &hook))?;
+    Ok(WordCount { ssc, clock, lines, counts, windowed, hook })
 }
 
 /// Batch `b`'s lines.
@@ -196,5 +215,27 @@ fn workers_running_another_program_fail_the_launch_with_a_typed_error() {
         };
         assert!(status.contains('2'), "{status}");
         assert!(rejection.contains("program mismatch"), "{rejection}");
+    });
+}
+
+#[test]
+fn a_worker_process_killed_inside_a_batch_changes_no_output() {
+    bounded(|| {
+        let (cluster, program) =
+            cluster("a_worker_process_killed_inside_a_batch_changes_no_output").launch(streaming_word_count).unwrap();
+        let cluster = Arc::new(cluster);
+        let killer = Arc::clone(&cluster);
+        // Batch 4's per-batch counts have run, its windowed counts not yet: worker 0 dies with
+        // this batch's shuffle buckets and earlier batches' input replicas.
+        *program.hook.lock().unwrap() =
+            Some((Time::from_millis(4_000), Box::new(move || killer.kill_worker(0).unwrap())));
+        let got = step(&program, 7, |_| {});
+        assert!(program.hook.lock().unwrap().is_none(), "the hook ran");
+        assert!(cluster.wait_lost(WorkerId(0), Duration::from_secs(30)), "the driver did not see the loss");
+        drop(program);
+        drop(cluster);
+        let expected = in_process(7);
+        assert_eq!((got.0.len(), got.1.len()), (7, 7));
+        assert_eq!(got, expected);
     });
 }
