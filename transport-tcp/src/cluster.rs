@@ -674,3 +674,49 @@ impl Drop for Cluster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn role(vars: &[(&str, &str)]) -> Result<Option<Role>, LaunchError> {
+        let vars: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        Role::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn roles_come_from_the_environment() {
+        assert_eq!(role(&[]).unwrap(), None);
+        let driver = role(&[(ROLE_ENV, "driver"), (DRIVER_ADDR_ENV, "0.0.0.0:7077"), (WORKERS_ENV, "4")]);
+        assert_eq!(driver.unwrap(), Some(Role::Driver { listen: "0.0.0.0:7077".parse().unwrap(), workers: 4 }));
+        let worker = role(&[(ROLE_ENV, "worker"), (DRIVER_ADDR_ENV, "10.0.0.1:7077"), (WORKER_INDEX_ENV, "2")]);
+        assert_eq!(worker.unwrap(), Some(Role::Worker { driver: "10.0.0.1:7077".parse().unwrap(), index: 2 }));
+    }
+
+    #[test]
+    fn a_bad_role_variable_is_a_typed_error_naming_it() {
+        let missing = role(&[(ROLE_ENV, "worker"), (DRIVER_ADDR_ENV, "10.0.0.1:7077")]).unwrap_err();
+        assert!(matches!(missing, LaunchError::Env { var: WORKER_INDEX_ENV, .. }), "{missing:?}");
+        let bad = role(&[(ROLE_ENV, "driver"), (DRIVER_ADDR_ENV, "nowhere"), (WORKERS_ENV, "4")]).unwrap_err();
+        assert!(matches!(bad, LaunchError::Env { var: DRIVER_ADDR_ENV, .. }), "{bad:?}");
+        let other = role(&[(ROLE_ENV, "observer")]).unwrap_err();
+        assert!(matches!(other, LaunchError::Env { var: ROLE_ENV, .. }), "{other:?}");
+    }
+
+    #[test]
+    fn a_builder_without_a_role_says_so() {
+        if std::env::var_os(ROLE_ENV).is_some() {
+            return; // A role in this process's environment would be taken instead.
+        }
+        let launched = Cluster::builder().launch(|_| Ok(()));
+        assert!(matches!(launched, Err(LaunchError::NoRole)), "{launched:?}");
+    }
+
+    #[test]
+    fn random_secrets_are_valid_and_fresh() {
+        let (a, b) = (random_secret().unwrap(), random_secret().unwrap());
+        assert_ne!(a, b);
+        assert!(Secret::from_bytes(a).is_ok());
+    }
+}

@@ -31,6 +31,10 @@ use crate::transport::TcpTransport;
 /// driver may not listen yet).
 const REDIAL_BACKOFF: Duration = Duration::from_millis(50);
 
+/// The most the driver waits for one worker's join step, so that a worker that says
+/// nothing after its handshake holds up the others' joins this long at most.
+const JOIN_STEP_WAIT_MAX: Duration = Duration::from_secs(10);
+
 /// How often the driver checks, while it waits for workers, whether one of them has died.
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -121,7 +125,7 @@ pub(crate) async fn gather(
                 continue;
             }
         };
-        match recv(&mut conn, deadline).await {
+        match recv(&mut conn, deadline.min(Instant::now() + JOIN_STEP_WAIT_MAX)).await {
             Ok(Step::Join { listen }) => {
                 // A later connection of the same worker replaces the earlier one.
                 joined.insert(index, (listen, conn));
