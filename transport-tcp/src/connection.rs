@@ -51,6 +51,27 @@ impl Connection {
         self.reader.recv().await
     }
 
+    /// Sends one step of a runtime-level exchange that follows the handshake, before the
+    /// connection carries messages (a [`Frame::Handshake`] frame; see `runtime::join`).
+    pub(crate) async fn send_step(&mut self, bytes: Vec<u8>) -> Result<(), WireError> {
+        self.writer.frames.send(Frame::Handshake(bytes.into())).await
+    }
+
+    /// Receives the next step of a runtime-level exchange ([`Connection::send_step`]),
+    /// skipping heartbeats; `None` if the peer closed the connection. Any other frame is
+    /// [`WireError::UnexpectedFrame`].
+    pub(crate) async fn recv_step(&mut self) -> Result<Option<bytes::Bytes>, WireError> {
+        loop {
+            match self.reader.frames.next().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(Frame::Heartbeat)) => {}
+                Some(Ok(Frame::Handshake(bytes))) => return Ok(Some(bytes)),
+                Some(Ok(other)) => return Err(WireError::UnexpectedFrame { kind: other.kind() }),
+            }
+        }
+    }
+
     /// The peer, the reading half and the writing half.
     pub fn into_split(self) -> (PeerInfo, MessageReader, MessageWriter) {
         (self.peer, self.reader, self.writer)

@@ -1,8 +1,33 @@
 //! # dstream-tcp
 //!
-//! The wire layer and transport of dstream's TCP runtime: how driver and worker processes open
-//! authenticated connections and exchange [`dstream::Message`]s over them (tokio). What exists:
+//! dstream's TCP runtime: one program across processes and machines (tokio, only here). The
+//! same binary runs as the driver and as every worker; [`ClusterBuilder::launch`] picks the
+//! role from the environment ([`cluster::ROLE_ENV`] and the variables beside it) or the
+//! builder, builds the program in every process, and returns the [`Cluster`] in the driver (in a
+//! worker it serves, then exits the process):
 //!
+//! ```no_run
+//! use dstream_tcp::Cluster;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (cluster, squares) = Cluster::builder().local(3).launch(|ctx| {
+//!     Ok(ctx.parallelize((1..=6u64).collect(), 3)?.map(|x| x * x))
+//! })?;
+//! assert_eq!(squares.collect()?, vec![1, 4, 9, 16, 25, 36]);
+//! # drop(cluster);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What exists:
+//!
+//! - [`cluster`]: [`Cluster`] and its [`ClusterBuilder`]: roles from the environment, a local
+//!   cluster of worker processes of the current executable ([`ClusterBuilder::local`], with a
+//!   fresh secret passed in their environment), a driver waiting for workers started elsewhere
+//!   ([`ClusterBuilder::listen`]), a bounded launch with typed [`LaunchError`]s;
+//! - [`runtime`]: the driver's and workers' loops over the transport, the join that tells
+//!   workers each other's addresses (shuffle fetches go directly between workers), and how a
+//!   closed connection becomes a lost peer;
 //! - [`frame`]: frames over tokio-util's `LengthDelimitedCodec` with a hard
 //!   [`WireConfig::frame_bytes_max`], a tag byte per frame, typed [`WireError`]s;
 //! - [`chunk`]: a message longer than a frame goes in chunks, reassembled by a
@@ -23,9 +48,8 @@
 //! version, a peer that stops inside a frame, says nothing, or floods the listener) gets a
 //! typed error and a closed connection, within bounded memory and time; the listener goes on.
 //!
-//! What does **not** exist yet: the driver and worker processes that run the core state
-//! machines over this transport (roles chosen at launch, the same binary for all, dialing and
-//! redialing peers, worker-to-worker connections for fetches, restart with a new incarnation).
+//! What does **not** exist yet: restarting a lost worker process (with a new incarnation; the
+//! driver takes joins only at the launch), and the examples' `--cluster` flag.
 //!
 //! ## Fuzzing
 //!
@@ -39,14 +63,17 @@
 #![deny(missing_docs)]
 
 pub mod chunk;
+pub mod cluster;
 pub mod connection;
 pub mod frame;
 pub mod handshake;
 pub mod listener;
+pub mod runtime;
 pub mod secret;
 pub mod transport;
 
 pub use chunk::{message_frames, Inbound, Reassembler};
+pub use cluster::{Cluster, ClusterBuilder, LaunchError, Role};
 pub use connection::{Connection, MessageReader, MessageWriter};
 pub use frame::{Frame, FrameCodec, WireConfig, WireError};
 pub use handshake::{

@@ -1,0 +1,722 @@
+//! [`Cluster`]: one program, one binary, a driver process and worker processes over TCP.
+//!
+//! Every process runs the same `main`, which calls [`ClusterBuilder::launch`] with the
+//! function that builds the program. The role comes from the environment
+//! ([`ROLE_ENV`] and the variables next to it), or else from the builder:
+//!
+//! - **driver** ([`ClusterBuilder::local`] or [`ClusterBuilder::listen`], or
+//!   `DSTREAM_ROLE=driver` with `DSTREAM_DRIVER_ADDR` to listen on and `DSTREAM_WORKERS`):
+//!   builds the program on a driver `Context`, listens, (for `local`, starts the worker
+//!   processes,) waits for every worker to join and register, and returns the [`Cluster`] and
+//!   what the program function returned;
+//! - **worker** (`DSTREAM_ROLE=worker`, `DSTREAM_DRIVER_ADDR`, `DSTREAM_WORKER_INDEX`): builds
+//!   the program on [`Context::for_worker`], connects, serves tasks until the driver goes
+//!   away, and exits the process (status 0; 2 if it could not join, 3 if the driver refused
+//!   it, with the reason on stderr). `launch` never returns in this role.
+//!
+//! The secret comes from `DSTREAM_SECRET` or `DSTREAM_SECRET_FILE` ([`Secret::from_env`]), in
+//! every role but the driver of [`ClusterBuilder::local`], which makes a fresh random one and
+//! passes it to its workers through their environment, never their arguments.
+//!
+//! ```no_run
+//! use dstream_tcp::Cluster;
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // In a worker process this call serves, then exits.
+//!     let (cluster, counts) = Cluster::builder().local(3).launch(|ctx| {
+//!         let words = ctx.parallelize(vec!["a".to_string(), "b".into(), "a".into()], 3)?;
+//!         Ok(words.map(|w| (w, 1u64)).reduce_by_key(|a, b| a + b))
+//!     })?;
+//!     let mut counts = counts.collect()?;
+//!     counts.sort();
+//!     assert_eq!(counts, [("a".to_string(), 2), ("b".to_string(), 1)]);
+//!     drop(cluster); // The workers see the driver go and exit.
+//!     Ok(())
+//! }
+//! ```
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Sender};
+use dstream::{Context, DriverConfig, Graph, LossReason, NodeId, SystemClock, Worker, WorkerConfig, WorkerId};
+
+use crate::handshake::{HandshakeConfig, HandshakeError};
+use crate::listener::{Listener, ListenerConfig};
+use crate::runtime::driver::{DriverLoop, DriverRunner, Observed};
+use crate::runtime::worker::{serve, WorkerExit};
+use crate::runtime::{incarnation, join, pump, spawn, tokio_runtime, Input, INBOX_INPUTS_MAX};
+use crate::secret::{Secret, SecretError, SECRET_ENV, SECRET_FILE_ENV};
+use crate::transport::{TcpTransport, TransportConfig};
+
+/// The variable naming a process's role: `driver` or `worker`.
+pub const ROLE_ENV: &str = "DSTREAM_ROLE";
+/// The driver's address: where a driver listens, and where a worker connects.
+pub const DRIVER_ADDR_ENV: &str = "DSTREAM_DRIVER_ADDR";
+/// A worker's index, `0..workers`.
+pub const WORKER_INDEX_ENV: &str = "DSTREAM_WORKER_INDEX";
+/// How many workers the cluster has.
+pub const WORKERS_ENV: &str = "DSTREAM_WORKERS";
+
+/// How often a waiting driver checks whether a local worker process has exited.
+const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long a stopping cluster lets its local worker processes exit by themselves before it
+/// kills them.
+const CHILD_EXIT_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// Why a cluster could not be launched, or a call on it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// No role in the environment, and the builder names none ([`ClusterBuilder::local`] or
+    /// [`ClusterBuilder::listen`]).
+    #[error("no role: set {ROLE_ENV}=driver|worker, or build the cluster with local(n) or listen(addr, n)")]
+    NoRole,
+    /// A role variable is missing or malformed.
+    #[error("bad environment variable {var}: {reason}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The secret could not be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// Building the program failed, or a thread could not start.
+    #[error(transparent)]
+    Program(#[from] dstream::Error),
+    /// A socket or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A handshake with the driver or a peer worker failed.
+    #[error("handshake with {peer} failed: {source}")]
+    Handshake {
+        /// Who.
+        peer: String,
+        /// Why.
+        source: HandshakeError,
+    },
+    /// The join (the exchange of addresses after the handshake) failed.
+    #[error("join failed: {reason}")]
+    Join {
+        /// Why.
+        reason: String,
+    },
+    /// Not every worker joined and registered within [`ClusterBuilder::workers_wait_max`].
+    #[error(
+        "{joined} of {expected} workers joined and {registered} registered within {waited:?}{}",
+        last_rejection.as_ref().map(|r| format!(" (last rejected connection: {r})")).unwrap_or_default()
+    )]
+    WorkersTimeout {
+        /// The workers expected.
+        expected: u32,
+        /// How many joined.
+        joined: u32,
+        /// How many registered.
+        registered: u32,
+        /// How long the driver waited.
+        waited: Duration,
+        /// The last connection the driver's listener rejected, if any.
+        last_rejection: Option<String>,
+    },
+    /// A local worker process exited while the driver waited for it.
+    #[error(
+        "worker process {index} exited early: {status}{}",
+        last_rejection.as_ref().map(|r| format!(" (last rejected connection: {r})")).unwrap_or_default()
+    )]
+    WorkerExited {
+        /// The worker's index.
+        index: u32,
+        /// Its exit status.
+        status: String,
+        /// The last connection the driver's listener rejected, if any (a worker running
+        /// another program is rejected in the handshake, then exits).
+        last_rejection: Option<String>,
+    },
+    /// The driver refused a worker (it built another program).
+    #[error("the driver refused {worker}: {reason}")]
+    Refused {
+        /// The worker.
+        worker: WorkerId,
+        /// Why.
+        reason: String,
+    },
+    /// No local worker process has this index (or it was killed already).
+    #[error("no local worker process {index}")]
+    UnknownWorker {
+        /// The index.
+        index: u32,
+    },
+}
+
+/// A process's role, as read from the environment ([`Role::from_env`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The driver: listens on `listen` and waits for `workers` workers.
+    Driver {
+        /// The address to listen on.
+        listen: SocketAddr,
+        /// How many workers to wait for.
+        workers: u32,
+    },
+    /// A worker: connects to the driver at `driver`.
+    Worker {
+        /// The driver's address.
+        driver: SocketAddr,
+        /// This worker's index.
+        index: u32,
+    },
+}
+
+impl Role {
+    /// The role named by the process's environment, `None` without [`ROLE_ENV`].
+    pub fn from_env() -> Result<Option<Role>, LaunchError> {
+        Role::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// The role named by variables looked up by `var` (the environment in
+    /// [`Role::from_env`]).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<OsString>) -> Result<Option<Role>, LaunchError> {
+        let get = |name: &'static str| -> Result<String, LaunchError> {
+            var(name)
+                .ok_or(LaunchError::Env { var: name, reason: "not set".into() })?
+                .into_string()
+                .map_err(|_| LaunchError::Env { var: name, reason: "not UTF-8".into() })
+        };
+        fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, LaunchError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| LaunchError::Env { var: name, reason: format!("{value:?}: {e}") })
+        }
+        if var(ROLE_ENV).is_none() {
+            return Ok(None);
+        }
+        match get(ROLE_ENV)?.as_str() {
+            "driver" => Ok(Some(Role::Driver {
+                listen: parse(DRIVER_ADDR_ENV, &get(DRIVER_ADDR_ENV)?)?,
+                workers: parse(WORKERS_ENV, &get(WORKERS_ENV)?)?,
+            })),
+            "worker" => Ok(Some(Role::Worker {
+                driver: parse(DRIVER_ADDR_ENV, &get(DRIVER_ADDR_ENV)?)?,
+                index: parse(WORKER_INDEX_ENV, &get(WORKER_INDEX_ENV)?)?,
+            })),
+            other => Err(LaunchError::Env { var: ROLE_ENV, reason: format!("{other:?} is neither driver nor worker") }),
+        }
+    }
+}
+
+/// What the builder's own role is, when the environment names none.
+#[derive(Clone, Debug)]
+enum Mode {
+    /// A driver starting `n` worker processes of this executable.
+    Local(u32),
+    /// A driver waiting for workers started elsewhere.
+    Listen { addr: SocketAddr, workers: u32 },
+}
+
+/// Builds a [`Cluster`]: the role (unless the environment names one), the workers' task
+/// pool and slots, the driver's settings and the launch's bound.
+#[derive(Clone, Debug)]
+pub struct ClusterBuilder {
+    mode: Option<Mode>,
+    worker_args: Vec<OsString>,
+    threads: usize,
+    worker: WorkerConfig,
+    driver: DriverConfig,
+    input_replicas: Option<u32>,
+    workers_wait_max: Duration,
+    transport: TransportConfig,
+}
+
+impl ClusterBuilder {
+    /// A driver that starts `workers` worker processes of the current executable on this
+    /// machine (with [`ClusterBuilder::worker_args`] as their arguments) and talks to them over
+    /// loopback.
+    pub fn local(mut self, workers: u32) -> Self {
+        self.mode = Some(Mode::Local(workers.max(1)));
+        self
+    }
+
+    /// A driver that listens on `addr` and waits for `workers` workers started elsewhere
+    /// (each with `DSTREAM_ROLE=worker`, the driver's address, its index and the secret).
+    pub fn listen(mut self, addr: SocketAddr, workers: u32) -> Self {
+        self.mode = Some(Mode::Listen { addr, workers: workers.max(1) });
+        self
+    }
+
+    /// The arguments of the worker processes [`ClusterBuilder::local`] starts (default none).
+    /// A test re-running its own executable passes `["--exact", "<test name>"]`.
+    pub fn worker_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.worker_args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Threads of each worker process's task pool (default: the number of cores).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// Tasks each worker runs at once (default: the number of cores).
+    pub fn slots(mut self, slots: u32) -> Self {
+        self.worker.slots = slots.max(1);
+        self
+    }
+
+    /// On how many distinct workers each input block is stored (default 2, or 1 with one
+    /// worker).
+    pub fn input_replicas(mut self, replicas: u32) -> Self {
+        self.input_replicas = Some(replicas.max(1));
+        self
+    }
+
+    /// Attempts a task gets before its job fails (default 4).
+    pub fn task_attempts_max(mut self, attempts: u32) -> Self {
+        self.driver.task_attempts_max = attempts.max(1);
+        self
+    }
+
+    /// How often workers heartbeat (default 100 ms).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.worker.heartbeat_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a silent worker stays alive for the driver (default 1 s).
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.driver.heartbeat_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Whether straggling tasks get a copy on another worker (default on).
+    pub fn speculation(mut self, on: bool) -> Self {
+        self.driver.speculation = on;
+        self
+    }
+
+    /// How long the launch waits for every worker to join and register, and a worker for the
+    /// driver and its peers (default 60 s).
+    pub fn workers_wait_max(mut self, wait: Duration) -> Self {
+        self.workers_wait_max = wait;
+        self
+    }
+
+    /// The transport's bounds and periods (default [`TransportConfig::default`]).
+    pub fn transport(mut self, config: TransportConfig) -> Self {
+        self.transport = config;
+        self
+    }
+
+    /// Runs `program` in this process's role. In the driver role: builds the program on the
+    /// driver's `Context`, starts or awaits the workers and returns the cluster with what
+    /// `program` returned. In the worker role: builds the program on
+    /// [`Context::for_worker`], serves until the driver goes away and exits the process; it
+    /// never returns. `program` must build the same datasets, streams and outputs in every
+    /// process (a worker that built another program is refused); it must not run jobs.
+    pub fn launch<T>(
+        self,
+        program: impl FnOnce(&Context) -> Result<T, dstream::Error>,
+    ) -> Result<(Cluster, T), LaunchError> {
+        let (role, local) = match Role::from_env()? {
+            Some(role) => (role, None),
+            None => match self.mode {
+                Some(Mode::Local(n)) => {
+                    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                    (Role::Driver { listen, workers: n }, Some(n))
+                }
+                Some(Mode::Listen { addr, workers }) => (Role::Driver { listen: addr, workers }, None),
+                None => return Err(LaunchError::NoRole),
+            },
+        };
+        match role {
+            Role::Worker { driver, index } => {
+                let code = match self.work(driver, index, program) {
+                    Ok(WorkerExit::DriverGone) => 0,
+                    Ok(WorkerExit::Refused(reason)) => {
+                        eprintln!("dstream worker {index}: the driver refused it: {reason}");
+                        3
+                    }
+                    Err(e) => {
+                        eprintln!("dstream worker {index}: {e}");
+                        2
+                    }
+                };
+                std::process::exit(code)
+            }
+            Role::Driver { listen, workers } => self.drive(listen, workers, local.is_some(), program),
+        }
+    }
+
+    /// The worker role, until it stops serving.
+    fn work<T>(
+        self,
+        driver: SocketAddr,
+        index: u32,
+        program: impl FnOnce(&Context) -> Result<T, dstream::Error>,
+    ) -> Result<WorkerExit, LaunchError> {
+        let secret = Secret::from_env()?;
+        let ctx = Context::for_worker();
+        // Keeps what the program returned alive while serving.
+        let _program = program(&ctx)?;
+        let graph = Arc::clone(ctx.graph());
+        let id = WorkerId(index);
+        let node = NodeId::Worker(id);
+        let incarnation = incarnation();
+        let mut handshake = HandshakeConfig::new(node, incarnation, graph.fingerprint(), secret);
+        handshake.wire = self.transport.wire;
+        let runtime = tokio_runtime().map_err(|source| LaunchError::Io { what: "starting tokio".into(), source })?;
+        let (transport, events) = TcpTransport::new(node, runtime.handle().clone(), self.transport);
+        let transport = Arc::new(transport);
+        let wait = self.workers_wait_max;
+        let driver_conn = runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + wait;
+            join::join(driver, &handshake, deadline, &transport).await
+        })?;
+        let (tx, rx) = bounded(INBOX_INPUTS_MAX);
+        pump(events, tx.clone())?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads)
+            .thread_name(|i| format!("dstream-task-{i}"))
+            .build()
+            .map_err(|e| dstream::Error::ThreadStart { name: "dstream-task-*".into(), reason: e.to_string() })?;
+        let mut config = self.worker;
+        config.encode_payloads = true;
+        config.shares_driver_graph = false;
+        config.incarnation = incarnation;
+        let worker = Worker::new(id, config, graph);
+        transport.add(driver_conn);
+        let exit = serve(worker, rx, tx, transport, Arc::new(pool), SystemClock::new());
+        runtime.shutdown_background();
+        Ok(exit)
+    }
+
+    /// The driver role: up to the registration of every worker.
+    fn drive<T>(
+        self,
+        listen: SocketAddr,
+        workers: u32,
+        local: bool,
+        program: impl FnOnce(&Context) -> Result<T, dstream::Error>,
+    ) -> Result<(Cluster, T), LaunchError> {
+        let (secret, secret_text) = if local {
+            let text = random_secret()?;
+            (Secret::from_bytes(text.clone())?, Some(text))
+        } else {
+            (Secret::from_env()?, None)
+        };
+        let graph = Graph::new();
+        let (inbox, inbox_rx) = bounded(INBOX_INPUTS_MAX);
+        let ctx = Context::new(Arc::clone(&graph), Arc::new(DriverRunner { inbox: inbox.clone() }));
+        let value = program(&ctx)?;
+        let mut handshake = HandshakeConfig::new(NodeId::Driver, incarnation(), graph.fingerprint(), secret);
+        handshake.wire = self.transport.wire;
+        let runtime = tokio_runtime().map_err(|source| LaunchError::Io { what: "starting tokio".into(), source })?;
+        let mut listener = runtime
+            .block_on(Listener::bind(listen, handshake, ListenerConfig::default()))
+            .map_err(|source| LaunchError::Io { what: format!("listening on {listen}"), source })?;
+        let addr = listener.local_addr();
+        let mut children = Children::default();
+        if let Some(secret) = &secret_text {
+            children.start(workers, addr, secret, &self.worker_args)?;
+        }
+        let started = std::time::Instant::now();
+        let wait = self.workers_wait_max;
+        let connections = runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + wait;
+            join::gather(&mut listener, workers, deadline, || children.check()).await
+        })?;
+        // Workers join only at the launch (see the runtime's documentation).
+        drop(listener);
+
+        let (transport, events) = TcpTransport::new(NodeId::Driver, runtime.handle().clone(), self.transport);
+        let transport = Arc::new(transport);
+        pump(events, inbox.clone())?;
+        let mut config = self.driver;
+        config.encode_payloads = true;
+        config.input_replicas = self.input_replicas.unwrap_or(2.min(workers));
+        let driver = dstream::Driver::new(config, Arc::clone(&graph));
+        let observed = Arc::new(Observed::default());
+        let driver_loop = DriverLoop::new(driver, Arc::clone(&transport), SystemClock::new(), Arc::clone(&observed));
+        let thread = spawn("dstream-driver", move || driver_loop.run(inbox_rx))?;
+        for conn in connections {
+            transport.add(conn);
+        }
+        drop(transport);
+        let mut cluster = Cluster {
+            context: ctx,
+            inbox,
+            driver: Some(thread),
+            observed,
+            children: Mutex::new(children),
+            workers,
+            addr,
+            runtime: Some(runtime),
+        };
+        let mut exited = None;
+        let remaining = wait.saturating_sub(started.elapsed());
+        let all = cluster.observed.wait_until(
+            remaining,
+            WATCH_INTERVAL,
+            || {
+                if exited.is_none() {
+                    exited = cluster.children.get_mut().unwrap_or_else(|p| p.into_inner()).check().err();
+                }
+            },
+            |m| m.registered.len() as u32 >= workers || !m.refused.is_empty() || m.stopped,
+        );
+        if let Some(e) = exited {
+            return Err(e);
+        }
+        let members = cluster.observed.lock();
+        if let Some((worker, reason)) = members.refused.iter().next() {
+            return Err(LaunchError::Refused { worker: *worker, reason: reason.clone() });
+        }
+        if !all {
+            return Err(LaunchError::WorkersTimeout {
+                expected: workers,
+                joined: workers,
+                registered: members.registered.len() as u32,
+                waited: started.elapsed(),
+                last_rejection: None,
+            });
+        }
+        drop(members);
+        Ok((cluster, value))
+    }
+}
+
+/// A fresh random secret, as text (for the environment): 32 random bytes in hex.
+fn random_secret() -> Result<String, LaunchError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| LaunchError::Io {
+        what: "drawing a random secret".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The worker processes a local cluster started, by index; `None` once killed.
+#[derive(Default)]
+struct Children(Vec<Option<Child>>);
+
+impl Children {
+    fn start(&mut self, workers: u32, driver: SocketAddr, secret: &str, args: &[OsString]) -> Result<(), LaunchError> {
+        let exe = std::env::current_exe()
+            .map_err(|source| LaunchError::Io { what: "finding the current executable".into(), source })?;
+        for index in 0..workers {
+            let child = Command::new(&exe)
+                .args(args)
+                .env(ROLE_ENV, "worker")
+                .env(DRIVER_ADDR_ENV, driver.to_string())
+                .env(WORKER_INDEX_ENV, index.to_string())
+                .env(WORKERS_ENV, workers.to_string())
+                .env(SECRET_ENV, secret)
+                .env_remove(SECRET_FILE_ENV)
+                .stdin(Stdio::null())
+                .spawn()
+                .map_err(|source| LaunchError::Io { what: format!("starting worker process {index}"), source })?;
+            self.0.push(Some(child));
+        }
+        Ok(())
+    }
+
+    /// Fails if a worker process (not killed on purpose) has exited.
+    fn check(&mut self) -> Result<(), LaunchError> {
+        for (index, child) in self.0.iter_mut().enumerate() {
+            if let Some(Some(status)) = child.as_mut().map(|c| c.try_wait()).transpose().ok().flatten() {
+                return Err(LaunchError::WorkerExited {
+                    index: index as u32,
+                    status: status.to_string(),
+                    last_rejection: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits a while for every process to exit by itself, then kills those left.
+    fn finish(&mut self) {
+        let deadline = std::time::Instant::now() + CHILD_EXIT_WAIT_MAX;
+        for child in self.0.iter_mut().filter_map(Option::take).collect::<Vec<_>>().iter_mut() {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if std::time::Instant::now() >= deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    // The process is going: its driver connection closed.
+                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().filter_map(Option::take) {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A driver process with its workers. Its [`Cluster::context`] runs jobs on them (and a
+/// `StreamingContext` built on it runs its batches there).
+///
+/// Dropping the cluster stops the driver: the workers see its connection close and exit (a
+/// local cluster's processes are waited for, and killed if they linger). Jobs still running
+/// then fail with `Error::ClusterStopped`. Drop it outside any tokio runtime.
+pub struct Cluster {
+    context: Context,
+    inbox: Sender<Input>,
+    driver: Option<JoinHandle<()>>,
+    observed: Arc<Observed>,
+    children: Mutex<Children>,
+    workers: u32,
+    addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("addr", &self.addr).field("workers", &self.workers).finish()
+    }
+}
+
+impl Cluster {
+    /// A builder with the defaults: as many task threads and slots as cores, 60 s to launch.
+    pub fn builder() -> ClusterBuilder {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut worker = WorkerConfig::new();
+        worker.slots = cores as u32;
+        ClusterBuilder {
+            mode: None,
+            worker_args: Vec::new(),
+            threads: cores,
+            worker,
+            driver: DriverConfig::new(),
+            input_replicas: None,
+            workers_wait_max: Duration::from_secs(60),
+            transport: TransportConfig::default(),
+        }
+    }
+
+    /// The context to create datasets in (the one the program was built on).
+    pub fn context(&self) -> Context {
+        self.context.clone()
+    }
+
+    /// How many workers the cluster was launched with.
+    pub fn workers(&self) -> u32 {
+        self.workers
+    }
+
+    /// The address the driver listened on for the workers' joins.
+    pub fn driver_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The workers the driver has reported lost, each with the reason of its last loss.
+    pub fn lost_workers(&self) -> Vec<(WorkerId, LossReason)> {
+        self.observed.lock().lost.iter().map(|(w, r)| (*w, *r)).collect()
+    }
+
+    /// Waits until the driver has reported `worker` lost, for `wait_max` at most; returns
+    /// whether it has.
+    pub fn wait_lost(&self, worker: WorkerId, wait_max: Duration) -> bool {
+        self.observed.wait_until(wait_max, wait_max, || {}, |m| m.lost.contains_key(&worker))
+    }
+
+    /// Kills local worker process `index` with SIGKILL (`Child::kill`), as a machine failure
+    /// would, and reaps it. The driver learns of it as of any lost peer. For tests.
+    pub fn kill_worker(&self, index: u32) -> Result<(), LaunchError> {
+        let child = {
+            let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+            children.0.get_mut(index as usize).and_then(Option::take)
+        };
+        let mut child = child.ok_or(LaunchError::UnknownWorker { index })?;
+        child.kill().map_err(|source| LaunchError::Io { what: format!("killing worker process {index}"), source })?;
+        child.wait().map_err(|source| LaunchError::Io { what: format!("reaping worker process {index}"), source })?;
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.inbox.send(Input::Stop);
+        if let Some(thread) = self.driver.take() {
+            if thread.join().is_err() {
+                tracing::error!("the dstream driver thread panicked");
+            }
+        }
+        self.children.get_mut().unwrap_or_else(|p| p.into_inner()).finish();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn role(vars: &[(&str, &str)]) -> Result<Option<Role>, LaunchError> {
+        let vars: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        Role::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn roles_come_from_the_environment() {
+        assert_eq!(role(&[]).unwrap(), None);
+        let driver = role(&[(ROLE_ENV, "driver"), (DRIVER_ADDR_ENV, "0.0.0.0:7077"), (WORKERS_ENV, "4")]);
+        assert_eq!(driver.unwrap(), Some(Role::Driver { listen: "0.0.0.0:7077".parse().unwrap(), workers: 4 }));
+        let worker = role(&[(ROLE_ENV, "worker"), (DRIVER_ADDR_ENV, "10.0.0.1:7077"), (WORKER_INDEX_ENV, "2")]);
+        assert_eq!(worker.unwrap(), Some(Role::Worker { driver: "10.0.0.1:7077".parse().unwrap(), index: 2 }));
+    }
+
+    #[test]
+    fn a_bad_role_variable_is_a_typed_error_naming_it() {
+        let missing = role(&[(ROLE_ENV, "worker"), (DRIVER_ADDR_ENV, "10.0.0.1:7077")]).unwrap_err();
+        assert!(matches!(missing, LaunchError::Env { var: WORKER_INDEX_ENV, .. }), "{missing:?}");
+        let bad = role(&[(ROLE_ENV, "driver"), (DRIVER_ADDR_ENV, "nowhere"), (WORKERS_ENV, "4")]).unwrap_err();
+        assert!(matches!(bad, LaunchError::Env { var: DRIVER_ADDR_ENV, .. }), "{bad:?}");
+        let other = role(&[(ROLE_ENV, "observer")]).unwrap_err();
+        assert!(matches!(other, LaunchError::Env { var: ROLE_ENV, .. }), "{other:?}");
+    }
+
+    #[test]
+    fn a_builder_without_a_role_says_so() {
+        if std::env::var_os(ROLE_ENV).is_some() {
+            return; // A role in this process's environment would be taken instead.
+        }
+        let launched = Cluster::builder().launch(|_| Ok(()));
+        assert!(matches!(launched, Err(LaunchError::NoRole)), "{launched:?}");
+    }
+
+    #[test]
+    fn random_secrets_are_valid_and_fresh() {
+        let (a, b) = (random_secret().unwrap(), random_secret().unwrap());
+        assert_ne!(a, b);
+        assert!(Secret::from_bytes(a).is_ok());
+    }
+}

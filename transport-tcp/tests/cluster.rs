@@ -1,0 +1,241 @@
+//! A driver and three worker processes on loopback, against the in-process runtime.
+//!
+//! Each test re-runs this test executable as its worker processes (`--exact <its name>`, the
+//! role in the environment): in them, the same test function runs up to
+//! [`ClusterBuilder::launch`], which serves and exits the process.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use dstream::{Context, Error, ManualClock, QueueHandle, Rdd, StreamingContext, Time, WorkerId};
+use dstream_inproc::LocalCluster;
+use dstream_tcp::{Cluster, ClusterBuilder, LaunchError};
+
+/// The most a test may take before it fails instead of hanging.
+const TEST_WAIT_MAX: Duration = Duration::from_secs(90);
+
+/// A local cluster of three worker processes running the test `name`, with margins for a
+/// loaded machine.
+fn cluster(name: &str) -> ClusterBuilder {
+    Cluster::builder()
+        .local(3)
+        .worker_args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .threads(2)
+        .slots(2)
+        .heartbeat_timeout(Duration::from_secs(5))
+        .workers_wait_max(Duration::from_secs(60))
+}
+
+/// Runs `body` on a thread of its own, failing the test if it takes more than
+/// [`TEST_WAIT_MAX`].
+fn bounded(body: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::sync_channel(1);
+    let thread = std::thread::spawn(move || {
+        body();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(TEST_WAIT_MAX) {
+        Ok(()) => thread.join().unwrap(),
+        // The body panicked: its panic is the test's.
+        Err(mpsc::RecvTimeoutError::Disconnected) => std::panic::resume_unwind(thread.join().unwrap_err()),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test took more than {TEST_WAIT_MAX:?}"),
+    }
+}
+
+fn words() -> Vec<String> {
+    (0..2_000u64).map(|i| format!("w{}", (i * 7919) % 97)).collect()
+}
+
+/// The batch program: a word count over a parallelized collection.
+fn word_count(ctx: &Context) -> Result<Rdd<(String, u64)>, Error> {
+    Ok(ctx.parallelize(words(), 6)?.map(|w| (w, 1u64)).reduce_by_key(|a, b| a + b))
+}
+
+#[test]
+fn a_batch_job_on_three_worker_processes_matches_the_local_cluster() {
+    bounded(|| {
+        let (cluster, counts) =
+            cluster("a_batch_job_on_three_worker_processes_matches_the_local_cluster").launch(word_count).unwrap();
+        let mut got = counts.collect().unwrap();
+        got.sort();
+        // Again: the shuffle's buckets are fetched between the worker processes once more.
+        let mut again = counts.collect().unwrap();
+        again.sort();
+        assert!(cluster.lost_workers().is_empty(), "{:?}", cluster.lost_workers());
+        drop(cluster);
+
+        let local = LocalCluster::builder().workers(3).build().unwrap();
+        let mut expected = word_count(&local.context()).unwrap().collect().unwrap();
+        expected.sort();
+        assert_eq!(got.len(), 97);
+        assert_eq!(got, expected);
+        assert_eq!(again, expected);
+    });
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Each batch's sorted records, with the batch's time.
+type Sink = Arc<Mutex<Vec<(Time, Vec<(String, u64)>)>>>;
+
+/// The streaming program: per batch a word count, and a word count over a window of three
+/// batches (which reads input blocks of earlier batches again).
+struct WordCount {
+    ssc: StreamingContext,
+    clock: Arc<ManualClock>,
+    lines: QueueHandle<String>,
+    counts: Sink,
+    windowed: Sink,
+    /// Run by the windowed output (in the driver only).
+    hook: Hook,
+}
+
+/// Something the driver does inside the output of one batch, before its job runs.
+type Hook = Arc<Mutex<Option<(Time, Box<dyn FnOnce() + Send>)>>>;
+
+fn sink_into(
+    sink: &Sink,
+    hook: &Hook,
+) -> impl Fn(&Rdd<(String, u64)>, Time) -> Result<(), Error> + Send + Sync + 'static {
+    let (sink, hook) = (Arc::clone(sink), Arc::clone(hook));
+    move |rdd, time| {
+        let due = {
+            let mut hook = hook.lock().unwrap();
+            if hook.as_ref().is_some_and(|(at, _)| *at == time) {
+                hook.take()
+            } else {
+                None
+            }
+        };
+        if let Some((_, f)) = due {
+            f();
+        }
+        let mut records = rdd.collect()?;
+        records.sort();
+        sink.lock().unwrap().push((time, records));
+        Ok(())
+    }
+}
+
+fn streaming_word_count(ctx: &Context) -> Result<WordCount, Error> {
+    let clock = Arc::new(ManualClock::new(Time::ZERO));
+    let ssc = StreamingContext::new(ctx.clone(), SECOND, clock.clone())?;
+    let (lines, stream) = ssc.queue_stream::<String>(3);
+    let pairs = stream.flat_map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>()).map(|w| (w, 1u64));
+    let (counts, windowed, hook) = (Sink::default(), Sink::default(), Hook::default());
+    pairs.reduce_by_key(|a, b| a + b).foreach_rdd(sink_into(&counts, &Hook::default()))?;
+    pairs.reduce_by_key_and_window(|a, b| a + b, 3 * SECOND, SECOND)?.foreach_rdd(sink_into(&windowed, &hook))?;
+    Ok(WordCount { ssc, clock, lines, counts, windowed, hook })
+}
+
+/// Batch `b`'s lines.
+fn lines(b: u64) -> Vec<String> {
+    (0..40u64).map(|i| format!("w{} w{} w{}", (b * 31 + i) % 13, i % 7, (b + i * i) % 11)).collect()
+}
+
+/// Steps `batches` batches of `program`, calling `between(b)` before batch `b`; returns
+/// each output's batches.
+#[allow(clippy::type_complexity)]
+fn step(
+    program: &WordCount,
+    batches: u64,
+    mut between: impl FnMut(u64),
+) -> (Vec<(Time, Vec<(String, u64)>)>, Vec<(Time, Vec<(String, u64)>)>) {
+    for b in 0..batches {
+        between(b);
+        program.lines.push(lines(b));
+        let info = program.ssc.step().unwrap();
+        program.clock.set(info.time);
+    }
+    let counts = program.counts.lock().unwrap().clone();
+    let windowed = program.windowed.lock().unwrap().clone();
+    (counts, windowed)
+}
+
+/// The outputs of `batches` batches on a `LocalCluster` of three workers.
+#[allow(clippy::type_complexity)]
+fn in_process(batches: u64) -> (Vec<(Time, Vec<(String, u64)>)>, Vec<(Time, Vec<(String, u64)>)>) {
+    let local = LocalCluster::builder().workers(3).threads(2).slots(2).build().unwrap();
+    let program = streaming_word_count(&local.context()).unwrap();
+    step(&program, batches, |_| {})
+}
+
+#[test]
+fn a_streaming_word_count_on_three_worker_processes_matches_the_local_cluster() {
+    bounded(|| {
+        let (cluster, program) = cluster("a_streaming_word_count_on_three_worker_processes_matches_the_local_cluster")
+            .launch(streaming_word_count)
+            .unwrap();
+        let got = step(&program, 6, |_| {});
+        assert!(cluster.lost_workers().is_empty(), "{:?}", cluster.lost_workers());
+        drop(program);
+        drop(cluster);
+        let expected = in_process(6);
+        assert_eq!(got.0.len(), 6);
+        assert_eq!(got, expected);
+    });
+}
+
+#[test]
+fn a_worker_process_killed_between_batches_changes_no_output() {
+    bounded(|| {
+        let (cluster, program) =
+            cluster("a_worker_process_killed_between_batches_changes_no_output").launch(streaming_word_count).unwrap();
+        let got = step(&program, 8, |b| {
+            if b == 4 {
+                // SIGKILL: the process gets no chance to say anything.
+                cluster.kill_worker(1).unwrap();
+                assert!(cluster.wait_lost(WorkerId(1), Duration::from_secs(30)), "the driver did not see the loss");
+            }
+        });
+        assert_eq!(cluster.lost_workers().iter().map(|(w, _)| *w).collect::<Vec<_>>(), [WorkerId(1)]);
+        drop(program);
+        drop(cluster);
+        let expected = in_process(8);
+        // Exactly once: one output per batch and output, each equal to the in-process one.
+        assert_eq!(got.0.len(), 8);
+        assert_eq!(got.1.len(), 8);
+        assert_eq!(got, expected);
+    });
+}
+
+#[test]
+fn workers_running_another_program_fail_the_launch_with_a_typed_error() {
+    bounded(|| {
+        let launched = cluster("workers_running_another_program_fail_the_launch_with_a_typed_error").launch(|ctx| {
+            let counts = word_count(ctx)?;
+            // The workers' program has one more dataset than the driver's.
+            let in_worker = std::env::var_os(dstream_tcp::cluster::ROLE_ENV).is_some();
+            Ok(if in_worker { counts.filter(|_| true) } else { counts })
+        });
+        let Err(error) = launched else { panic!("the launch succeeded") };
+        let LaunchError::WorkerExited { status, last_rejection: Some(rejection), .. } = &error else {
+            panic!("{error:?}")
+        };
+        assert!(status.contains('2'), "{status}");
+        assert!(rejection.contains("program mismatch"), "{rejection}");
+    });
+}
+
+#[test]
+fn a_worker_process_killed_inside_a_batch_changes_no_output() {
+    bounded(|| {
+        let (cluster, program) =
+            cluster("a_worker_process_killed_inside_a_batch_changes_no_output").launch(streaming_word_count).unwrap();
+        let cluster = Arc::new(cluster);
+        let killer = Arc::clone(&cluster);
+        // Batch 4's per-batch counts have run, its windowed counts not yet: worker 0 dies with
+        // this batch's shuffle buckets and earlier batches' input replicas.
+        *program.hook.lock().unwrap() =
+            Some((Time::from_millis(4_000), Box::new(move || killer.kill_worker(0).unwrap())));
+        let got = step(&program, 7, |_| {});
+        assert!(program.hook.lock().unwrap().is_none(), "the hook ran");
+        assert!(cluster.wait_lost(WorkerId(0), Duration::from_secs(30)), "the driver did not see the loss");
+        drop(program);
+        drop(cluster);
+        let expected = in_process(7);
+        assert_eq!((got.0.len(), got.1.len()), (7, 7));
+        assert_eq!(got, expected);
+    });
+}
