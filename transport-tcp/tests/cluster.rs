@@ -239,3 +239,41 @@ fn a_worker_process_killed_inside_a_batch_changes_no_output() {
         assert_eq!(got, expected);
     });
 }
+
+#[test]
+fn a_restarted_worker_process_rejoins_and_carries_work() {
+    bounded(|| {
+        let (cluster, program) =
+            cluster("a_restarted_worker_process_rejoins_and_carries_work").launch(streaming_word_count).unwrap();
+        let got = step(&program, 10, |b| {
+            if b == 3 {
+                cluster.kill_worker(1).unwrap();
+                assert!(cluster.wait_lost(WorkerId(1), Duration::from_secs(30)), "the driver did not see the loss");
+                assert!(matches!(cluster.restart_worker(1), Ok(())));
+                // The new process joins the running cluster and registers as a new incarnation.
+                assert!(cluster.wait_registered(WorkerId(1), Duration::from_secs(60)), "worker 1 did not rejoin");
+                assert_eq!(cluster.registrations(WorkerId(1)), 2);
+                let running = cluster.restart_worker(1);
+                assert!(matches!(running, Err(LaunchError::WorkerRunning { index: 1 })), "{running:?}");
+            }
+            if b == 6 {
+                // Worker 0 goes too: its work and the input replicas it held fall to worker 2
+                // and the restarted worker 1.
+                cluster.kill_worker(0).unwrap();
+                assert!(cluster.wait_lost(WorkerId(0), Duration::from_secs(30)), "the driver did not see the loss");
+            }
+        });
+        let mut lost: Vec<WorkerId> = cluster.lost_workers().iter().map(|(w, _)| *w).collect();
+        lost.sort();
+        assert_eq!(lost, [WorkerId(0), WorkerId(1)]);
+        // The restarted worker is still registered, and was not lost again.
+        assert!(cluster.wait_registered(WorkerId(1), Duration::ZERO));
+        assert_eq!(cluster.registrations(WorkerId(1)), 2);
+        drop(program);
+        drop(cluster);
+        let expected = in_process(10);
+        // Exactly once: one output per batch and output, each equal to the in-process one.
+        assert_eq!((got.0.len(), got.1.len()), (10, 10));
+        assert_eq!(got, expected);
+    });
+}

@@ -8,6 +8,15 @@
 //! worker i dials each j < i, accepts each j > i, then uses the driver's connection for messages
 //! ```
 //!
+//! After the launch the driver goes on accepting ([`admit`]): a worker process restarted
+//! with an index the cluster has (and a higher incarnation) joins the same way, but the
+//! driver answers at once with [`Step::Running`], the addresses the others last joined
+//! with. The newcomer dials every one of them (the others are running and accept
+//! connections from peers for as long as they run; one that cannot be reached is skipped,
+//! it is lost or about to be), so each pair of workers still shares one connection: the
+//! newcomer's replaces, in the peer's transport, the one to the dead process. Then it
+//! registers like any worker.
+//!
 //! Both steps are handshake-tagged frames holding postcard encodings of [`Step`], sent on the
 //! worker's connection to the driver before it carries any message.
 
@@ -51,7 +60,18 @@ pub(crate) enum Step {
         /// The addresses.
         workers: Vec<(u32, SocketAddr)>,
     },
+    /// Driver to a worker joining a running cluster (a restarted process): the other
+    /// workers' addresses, by index, each as that worker last joined; the newcomer dials
+    /// them all.
+    Running {
+        /// The addresses.
+        workers: Vec<(u32, SocketAddr)>,
+    },
 }
+
+/// Where each worker last joined from, by index: the driver's, kept after the launch for
+/// the workers that join later.
+pub(crate) type Addresses = BTreeMap<u32, SocketAddr>;
 
 fn encode(step: &Step) -> Result<Vec<u8>, LaunchError> {
     codec::encode(step).map_err(|e| LaunchError::Join { reason: format!("cannot encode a join step: {e}") })
@@ -71,13 +91,13 @@ async fn recv(conn: &mut Connection, deadline: Instant) -> Result<Step, LaunchEr
 /// The driver's side: accepts connections until `expected` workers (indices `0..expected`)
 /// have joined, then sends each the directory. `watch` is called every
 /// [`WATCH_INTERVAL`] and fails the wait if it fails (a local worker process died, say).
-/// Returns the connections, by worker.
+/// Returns the connections, by worker, and the workers' addresses.
 pub(crate) async fn gather(
     listener: &mut Listener,
     expected: u32,
     deadline: Instant,
     mut watch: impl FnMut() -> Result<(), LaunchError>,
-) -> Result<Vec<Connection>, LaunchError> {
+) -> Result<(Vec<Connection>, Addresses), LaunchError> {
     let started = Instant::now();
     let mut joined: BTreeMap<u32, (SocketAddr, Connection)> = BTreeMap::new();
     let mut rejection = None;
@@ -134,7 +154,8 @@ pub(crate) async fn gather(
             Err(e) => tracing::warn!(%e, index, "the driver drops a worker whose join failed"),
         }
     }
-    let workers: Vec<(u32, SocketAddr)> = joined.iter().map(|(i, (addr, _))| (*i, *addr)).collect();
+    let addresses: Addresses = joined.iter().map(|(i, (addr, _))| (*i, *addr)).collect();
+    let workers: Vec<(u32, SocketAddr)> = addresses.iter().map(|(i, addr)| (*i, *addr)).collect();
     let directory = encode(&Step::Directory { workers })?;
     let mut connections = Vec::new();
     for (index, (_, mut conn)) in joined {
@@ -143,7 +164,67 @@ pub(crate) async fn gather(
             .map_err(|e| LaunchError::Join { reason: format!("cannot send the directory to worker {index}: {e}") })?;
         connections.push(conn);
     }
-    Ok(connections)
+    Ok((connections, addresses))
+}
+
+/// The driver's side after the launch, for as long as the listener runs: takes the join of
+/// every worker that connects with an index below `expected` (a restarted process), answers
+/// it with [`Step::Running`] and hands its connection to `transport`, where it replaces the
+/// dead process's connection. At most `joins_max` joins wait for their step at once (the
+/// listener bounds the handshakes before them); a worker silent after its handshake is
+/// dropped after [`JOIN_STEP_WAIT_MAX`].
+pub(crate) async fn admit(
+    mut listener: Listener,
+    expected: u32,
+    addresses: Addresses,
+    joins_max: usize,
+    transport: Arc<TcpTransport>,
+) {
+    let addresses = Arc::new(std::sync::Mutex::new(addresses));
+    let joins = Arc::new(tokio::sync::Semaphore::new(joins_max.max(1)));
+    while let Some(event) = listener.next().await {
+        let mut conn = match event {
+            ListenerEvent::Rejected { addr, error } => {
+                tracing::warn!(%addr, %error, "the driver rejected a connection");
+                continue;
+            }
+            ListenerEvent::Accepted(conn) => *conn,
+        };
+        let index = match conn.peer().node {
+            NodeId::Worker(WorkerId(i)) if i < expected => i,
+            other => {
+                tracing::warn!(%other, expected, "the driver drops a connection from an unexpected member");
+                continue;
+            }
+        };
+        // The semaphore is never closed.
+        let Ok(permit) = Arc::clone(&joins).acquire_owned().await else { return };
+        let (addresses, transport) = (Arc::clone(&addresses), Arc::clone(&transport));
+        tokio::spawn(async move {
+            let _permit = permit;
+            let incarnation = conn.peer().incarnation;
+            let listen = match recv(&mut conn, Instant::now() + JOIN_STEP_WAIT_MAX).await {
+                Ok(Step::Join { listen }) => listen,
+                Ok(other) => return tracing::warn!(?other, index, "the driver drops a worker that did not join"),
+                Err(e) => return tracing::warn!(%e, index, "the driver drops a worker whose join failed"),
+            };
+            let others: Vec<(u32, SocketAddr)> = {
+                // A plain map, consistent whatever a panicking holder did.
+                let mut addresses = addresses.lock().unwrap_or_else(|p| p.into_inner());
+                addresses.insert(index, listen);
+                addresses.iter().filter(|(i, _)| **i != index).map(|(i, addr)| (*i, *addr)).collect()
+            };
+            let step = match encode(&Step::Running { workers: others }) {
+                Ok(step) => step,
+                Err(e) => return tracing::error!(%e, index, "the driver cannot answer a join"),
+            };
+            if let Err(e) = conn.send_step(step).await {
+                return tracing::warn!(%e, index, "the driver cannot answer a join");
+            }
+            tracing::info!(index, incarnation, %listen, "a worker rejoined");
+            transport.add(conn);
+        });
+    }
 }
 
 /// The worker's side: dials the driver (again while it refuses, until `deadline`), binds the
@@ -188,8 +269,16 @@ pub(crate) async fn join(
     conn.send_step(encode(&Step::Join { listen: peers.local_addr() })?)
         .await
         .map_err(|e| LaunchError::Join { reason: format!("cannot join: {e}") })?;
-    let Step::Directory { workers } = recv(&mut conn, deadline).await? else {
-        return Err(LaunchError::Join { reason: "the driver answered the join with something else".into() });
+    let workers = match recv(&mut conn, deadline).await? {
+        Step::Directory { workers } => workers,
+        Step::Running { workers } => {
+            rejoin(workers, handshake, deadline, transport).await;
+            accept_later(peers, transport);
+            return Ok(conn);
+        }
+        Step::Join { .. } => {
+            return Err(LaunchError::Join { reason: "the driver answered the join with something else".into() })
+        }
     };
     let mut awaited: BTreeSet<u32> = BTreeSet::new();
     for (index, addr) in workers {
@@ -219,13 +308,38 @@ pub(crate) async fn join(
             }
         }
     }
-    // Later connections (a peer reconnecting) are taken as they come, for as long as the
-    // runtime runs.
+    accept_later(peers, transport);
+    Ok(conn)
+}
+
+/// Takes later connections (a restarted peer joining) as they come, for as long as the
+/// runtime runs.
+fn accept_later(mut peers: Listener, transport: &Arc<TcpTransport>) {
     let transport = Arc::clone(transport);
     tokio::spawn(async move {
         while let Some(peer) = peers.accept().await {
             transport.add(peer);
         }
     });
-    Ok(conn)
+}
+
+/// A worker joining a running cluster: dials every other worker at once, each for
+/// [`JOIN_STEP_WAIT_MAX`] at most (and not past `deadline`), adding each connection to
+/// `transport`. A worker that cannot be reached is skipped: it is dead (the driver will
+/// report it lost, or has) or will dial this one when it rejoins itself.
+async fn rejoin(
+    workers: Vec<(u32, SocketAddr)>,
+    handshake: &HandshakeConfig,
+    deadline: Instant,
+    transport: &Arc<TcpTransport>,
+) {
+    let dial_deadline = deadline.min(Instant::now() + JOIN_STEP_WAIT_MAX);
+    let dials = workers.into_iter().map(|(index, addr)| async move {
+        match timeout_at(dial_deadline, connect(addr, handshake)).await {
+            Ok(Ok(peer)) => transport.add(peer),
+            Ok(Err(e)) => tracing::warn!(index, %addr, %e, "a rejoining worker cannot reach a peer"),
+            Err(_) => tracing::warn!(index, %addr, "a rejoining worker's peer did not answer in time"),
+        }
+    });
+    futures_util::future::join_all(dials).await;
 }
