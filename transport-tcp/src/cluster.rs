@@ -12,7 +12,9 @@
 //! - **worker** (`DSTREAM_ROLE=worker`, `DSTREAM_DRIVER_ADDR`, `DSTREAM_WORKER_INDEX`): builds
 //!   the program on [`Context::for_worker`], connects, serves tasks until the driver goes
 //!   away, and exits the process (status 0; 2 if it could not join, 3 if the driver refused
-//!   it, with the reason on stderr). `launch` never returns in this role.
+//!   it, with the reason on stderr). `launch` never returns in this role. A worker started
+//!   again after the launch (with a higher [`INCARNATION_ENV`], or none) rejoins the running
+//!   cluster: see [`Cluster::restart_worker`].
 //!
 //! The secret comes from `DSTREAM_SECRET` or `DSTREAM_SECRET_FILE` ([`Secret::from_env`]), in
 //! every role but the driver of [`ClusterBuilder::local`], which makes a fresh random one and
@@ -478,7 +480,9 @@ impl ClusterBuilder {
             transport.add(conn);
         }
         // From now on a worker that joins is a restarted process.
-        runtime.spawn(join::admit(listener, workers, addresses, listener_config.handshakes_max, transport));
+        let weak = Arc::downgrade(&transport);
+        drop(transport);
+        runtime.spawn(join::admit(listener, workers, addresses, listener_config.handshakes_max, weak));
         let mut cluster = Cluster {
             context: ctx,
             inbox,

@@ -170,7 +170,9 @@ pub(crate) async fn gather(
 /// The driver's side after the launch, for as long as the listener runs: takes the join of
 /// every worker that connects with an index below `expected` (a restarted process), answers
 /// it with [`Step::Running`] and hands its connection to `transport`, where it replaces the
-/// dead process's connection. At most `joins_max` joins wait for their step at once (the
+/// dead process's connection. Holds the transport weakly: once the driver's loop has dropped
+/// it, the workers' connections close (and they exit) whether or not this task still runs,
+/// and a late join is dropped. At most `joins_max` joins wait for their step at once (the
 /// listener bounds the handshakes before them); a worker silent after its handshake is
 /// dropped after [`JOIN_STEP_WAIT_MAX`].
 pub(crate) async fn admit(
@@ -178,7 +180,7 @@ pub(crate) async fn admit(
     expected: u32,
     addresses: Addresses,
     joins_max: usize,
-    transport: Arc<TcpTransport>,
+    transport: std::sync::Weak<TcpTransport>,
 ) {
     let addresses = Arc::new(std::sync::Mutex::new(addresses));
     let joins = Arc::new(tokio::sync::Semaphore::new(joins_max.max(1)));
@@ -199,7 +201,7 @@ pub(crate) async fn admit(
         };
         // The semaphore is never closed.
         let Ok(permit) = Arc::clone(&joins).acquire_owned().await else { return };
-        let (addresses, transport) = (Arc::clone(&addresses), Arc::clone(&transport));
+        let (addresses, transport) = (Arc::clone(&addresses), transport.clone());
         tokio::spawn(async move {
             let _permit = permit;
             let incarnation = conn.peer().incarnation;
@@ -221,8 +223,13 @@ pub(crate) async fn admit(
             if let Err(e) = conn.send_step(step).await {
                 return tracing::warn!(%e, index, "the driver cannot answer a join");
             }
-            tracing::info!(index, incarnation, %listen, "a worker rejoined");
-            transport.add(conn);
+            match transport.upgrade() {
+                Some(transport) => {
+                    tracing::info!(index, incarnation, %listen, "a worker rejoined");
+                    transport.add(conn);
+                }
+                None => tracing::debug!(index, "the driver has stopped: it drops a late join"),
+            }
         });
     }
 }
