@@ -62,11 +62,15 @@
 //! milliseconds since the Unix epoch at the start). The driver answers its join with the other
 //! workers' addresses, it dials each of them (their connections to the dead process are
 //! replaced), registers, and the driver gives it tasks again; messages still in flight from
-//! the dead incarnation are ignored.
+//! the dead incarnation are ignored. A join whose incarnation is not higher than the last one
+//! of its index is dropped (the process exits with status 2), so a stale process cannot take
+//! the live one's place. Of two workers restarted at once, the one that joins second is given
+//! the first's new address and dials it.
 //!
-//! What does **not** exist yet: the examples' `--cluster` flag; a worker that cannot reach a
-//! peer when it rejoins (two workers restarted at the same moment, each given the other's
-//! dead address) does not dial it again later.
+//! What does **not** exist yet: the examples' `--cluster` flag; a rejoining worker that cannot
+//! reach a live peer at that moment (a network partition) does not dial it again, so the two
+//! stay unconnected (their fetches from each other fail) until one
+//! of them is restarted.
 //!
 //! ## Fuzzing
 //!

@@ -69,9 +69,18 @@ pub(crate) enum Step {
     },
 }
 
-/// Where each worker last joined from, by index: the driver's, kept after the launch for
-/// the workers that join later.
-pub(crate) type Addresses = BTreeMap<u32, SocketAddr>;
+/// Each worker's last join, by index: the driver's, kept after the launch for the workers
+/// that join later.
+pub(crate) type Addresses = BTreeMap<u32, Joined>;
+
+/// A worker's last join.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Joined {
+    /// Where it accepts connections from its peers.
+    pub(crate) listen: SocketAddr,
+    /// Its process's incarnation.
+    pub(crate) incarnation: u64,
+}
 
 fn encode(step: &Step) -> Result<Vec<u8>, LaunchError> {
     codec::encode(step).map_err(|e| LaunchError::Join { reason: format!("cannot encode a join step: {e}") })
@@ -154,8 +163,11 @@ pub(crate) async fn gather(
             Err(e) => tracing::warn!(%e, index, "the driver drops a worker whose join failed"),
         }
     }
-    let addresses: Addresses = joined.iter().map(|(i, (addr, _))| (*i, *addr)).collect();
-    let workers: Vec<(u32, SocketAddr)> = addresses.iter().map(|(i, addr)| (*i, *addr)).collect();
+    let addresses: Addresses = joined
+        .iter()
+        .map(|(i, (listen, conn))| (*i, Joined { listen: *listen, incarnation: conn.peer().incarnation }))
+        .collect();
+    let workers: Vec<(u32, SocketAddr)> = addresses.iter().map(|(i, j)| (*i, j.listen)).collect();
     let directory = encode(&Step::Directory { workers })?;
     let mut connections = Vec::new();
     for (index, (_, mut conn)) in joined {
@@ -170,7 +182,10 @@ pub(crate) async fn gather(
 /// The driver's side after the launch, for as long as the listener runs: takes the join of
 /// every worker that connects with an index below `expected` (a restarted process), answers
 /// it with [`Step::Running`] and hands its connection to `transport`, where it replaces the
-/// dead process's connection. Holds the transport weakly: once the driver's loop has dropped
+/// dead process's connection. A join whose incarnation is not higher than the last one of
+/// its index (a stale process, or a supervisor's wrong `DSTREAM_INCARNATION`) is dropped
+/// without an answer, so it cannot take the place of the live process. Holds the transport
+/// weakly: once the driver's loop has dropped
 /// it, the workers' connections close (and they exit) whether or not this task still runs,
 /// and a late join is dropped. At most `joins_max` joins wait for their step at once (the
 /// listener bounds the handshakes before them); a worker silent after its handshake is
@@ -213,8 +228,19 @@ pub(crate) async fn admit(
             let others: Vec<(u32, SocketAddr)> = {
                 // A plain map, consistent whatever a panicking holder did.
                 let mut addresses = addresses.lock().unwrap_or_else(|p| p.into_inner());
-                addresses.insert(index, listen);
-                addresses.iter().filter(|(i, _)| **i != index).map(|(i, addr)| (*i, *addr)).collect()
+                if let Some(last) = addresses.get(&index).filter(|last| last.incarnation >= incarnation) {
+                    let known = last.incarnation;
+                    return tracing::warn!(
+                        index,
+                        incarnation,
+                        known,
+                        "the driver drops the join of a stale incarnation"
+                    );
+                }
+                // Recorded and read under one lock: of two workers joining at once, the
+                // second is given the first's new address (and dials it).
+                addresses.insert(index, Joined { listen, incarnation });
+                addresses.iter().filter(|(i, _)| **i != index).map(|(i, j)| (*i, j.listen)).collect()
             };
             let step = match encode(&Step::Running { workers: others }) {
                 Ok(step) => step,
@@ -349,4 +375,61 @@ async fn rejoin(
         }
     });
     futures_util::future::join_all(dials).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use crate::transport::TransportConfig;
+
+    const PROGRAM: u64 = 0x5eed;
+
+    fn config(node: NodeId, incarnation: u64) -> HandshakeConfig {
+        HandshakeConfig::new(node, incarnation, PROGRAM, Secret::from_bytes("a-test-secret-0123456789").unwrap())
+    }
+
+    /// A worker's join after the launch: the driver's answer, `None` if it closed the
+    /// connection instead.
+    async fn late_join(driver: SocketAddr, index: u32, incarnation: u64, listen: SocketAddr) -> Option<Step> {
+        let mut conn = connect(driver, &config(NodeId::Worker(WorkerId(index)), incarnation)).await.unwrap();
+        conn.send_step(encode(&Step::Join { listen }).unwrap()).await.unwrap();
+        match conn.recv_step().await {
+            Ok(Some(bytes)) => Some(codec::decode(&bytes).unwrap()),
+            Ok(None) | Err(_) => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_join_gets_the_others_addresses_unless_its_incarnation_is_stale() {
+        let listener =
+            Listener::bind("127.0.0.1:0", config(NodeId::Driver, 1), ListenerConfig::default()).await.unwrap();
+        let driver = listener.local_addr();
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let addresses: Addresses =
+            (0..3u32).map(|i| (i, Joined { listen: addr(7000 + i as u16), incarnation: 10 })).collect();
+        let (transport, _events) =
+            TcpTransport::new(NodeId::Driver, tokio::runtime::Handle::current(), TransportConfig::default());
+        let transport = Arc::new(transport);
+        tokio::spawn(admit(listener, 3, addresses, 4, Arc::downgrade(&transport)));
+        let wait = Duration::from_secs(10);
+
+        // Not newer than the live process: dropped, and it takes no place in the transport.
+        for stale in [9, 10] {
+            let answer = tokio::time::timeout(wait, late_join(driver, 1, stale, addr(8001))).await.unwrap();
+            assert!(answer.is_none(), "{answer:?}");
+        }
+        assert!(transport.peers().is_empty());
+
+        let answer = tokio::time::timeout(wait, late_join(driver, 1, 11, addr(8001))).await.unwrap();
+        let Some(Step::Running { workers }) = answer else { panic!("{answer:?}") };
+        assert_eq!(workers, [(0, addr(7000)), (2, addr(7002))]);
+        // Another worker's late join is given worker 1's new address.
+        let answer = tokio::time::timeout(wait, late_join(driver, 2, 11, addr(8002))).await.unwrap();
+        let Some(Step::Running { workers }) = answer else { panic!("{answer:?}") };
+        assert_eq!(workers, [(0, addr(7000)), (1, addr(8001))]);
+        // An index the cluster does not have is dropped.
+        let answer = tokio::time::timeout(wait, late_join(driver, 3, 11, addr(8003))).await.unwrap();
+        assert!(answer.is_none(), "{answer:?}");
+    }
 }
