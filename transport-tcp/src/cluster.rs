@@ -714,10 +714,16 @@ impl Cluster {
         self.observed.lock().lost.iter().map(|(w, r)| (*w, *r)).collect()
     }
 
-    /// Waits until the driver has reported `worker` lost, for `wait_max` at most; returns
-    /// whether it has.
+    /// Waits until the driver has reported `worker` lost (and it has not registered again
+    /// since: after a restart this waits for the new process's loss), for `wait_max` at most;
+    /// returns whether it has.
     pub fn wait_lost(&self, worker: WorkerId, wait_max: Duration) -> bool {
-        self.observed.wait_until(wait_max, wait_max, || {}, |m| m.lost.contains_key(&worker))
+        self.observed.wait_until(
+            wait_max,
+            wait_max,
+            || {},
+            |m| m.lost.contains_key(&worker) && !m.alive.contains(&worker),
+        )
     }
 
     /// Kills local worker process `index` with SIGKILL (`Child::kill`), as a machine failure

@@ -267,7 +267,7 @@ fn a_restarted_worker_process_rejoins_and_carries_work() {
     bounded(|| {
         let (cluster, program) =
             cluster("a_restarted_worker_process_rejoins_and_carries_work").launch(streaming_word_count).unwrap();
-        let got = step(&program, 11, |b| match b {
+        let got = step(&program, 12, |b| match b {
             3 => kill_and_restart(&cluster, 1),
             6 => {
                 // Worker 0 goes: its work and the input replicas it held fall to worker 2 and
@@ -283,21 +283,24 @@ fn a_restarted_worker_process_rejoins_and_carries_work() {
                 cluster.kill_worker(2).unwrap();
                 assert!(cluster.wait_lost(WorkerId(2), Duration::from_secs(30)), "the driver did not see the loss");
             }
+            // Worker 1 dies a second time (batches 8 and 9 have their input on worker 0 too):
+            // its third process gets a higher incarnation again.
+            10 => kill_and_restart(&cluster, 1),
             _ => {}
         });
         let mut lost: Vec<WorkerId> = cluster.lost_workers().iter().map(|(w, _)| *w).collect();
         lost.sort();
         assert_eq!(lost, [WorkerId(0), WorkerId(1), WorkerId(2)]);
         // The restarted workers are still registered, and were not lost again.
-        for w in [WorkerId(0), WorkerId(1)] {
+        for (w, registrations) in [(WorkerId(0), 2), (WorkerId(1), 3)] {
             assert!(cluster.wait_registered(w, Duration::ZERO), "{w} was lost again");
-            assert_eq!(cluster.registrations(w), 2);
+            assert_eq!(cluster.registrations(w), registrations);
         }
         drop(program);
         drop(cluster);
-        let expected = in_process(11);
+        let expected = in_process(12);
         // Exactly once: one output per batch and output, each equal to the in-process one.
-        assert_eq!((got.0.len(), got.1.len()), (11, 11));
+        assert_eq!((got.0.len(), got.1.len()), (12, 12));
         assert_eq!(got, expected);
     });
 }
