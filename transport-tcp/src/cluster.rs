@@ -609,6 +609,13 @@ impl Children {
         Ok(())
     }
 
+    /// Whether local worker process `index` has exited (false if it was killed on purpose,
+    /// or there is none).
+    fn exited(&mut self, index: u32) -> bool {
+        let child = self.processes.get_mut(index as usize).and_then(Option::as_mut);
+        child.is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     /// Fails if a worker process (not killed on purpose) has exited.
     fn check(&mut self) -> Result<(), LaunchError> {
         for (index, child) in self.processes.iter_mut().enumerate() {
@@ -758,9 +765,17 @@ impl Cluster {
 
     /// Waits until `worker` is registered and not reported lost since, for `wait_max` at
     /// most; returns whether it is. After [`Cluster::wait_lost`] and
-    /// [`Cluster::restart_worker`], this waits for the new process's registration.
+    /// [`Cluster::restart_worker`], this waits for the new process's registration. In a local
+    /// cluster it gives up early once that worker's process has exited (it could not join,
+    /// say: its reason is on its stderr).
     pub fn wait_registered(&self, worker: WorkerId, wait_max: Duration) -> bool {
-        self.observed.wait_until(wait_max, wait_max, || {}, |m| m.alive.contains(&worker))
+        let exited = std::cell::Cell::new(false);
+        let watch = || {
+            let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+            exited.set(children.exited(worker.0));
+        };
+        self.observed.wait_until(wait_max, WATCH_INTERVAL, watch, |m| m.alive.contains(&worker) || exited.get());
+        self.observed.lock().alive.contains(&worker)
     }
 
     /// How many times `worker` has registered (each incarnation once).

@@ -291,6 +291,8 @@ fn a_restarted_worker_process_rejoins_and_carries_work() {
         let mut lost: Vec<WorkerId> = cluster.lost_workers().iter().map(|(w, _)| *w).collect();
         lost.sort();
         assert_eq!(lost, [WorkerId(0), WorkerId(1), WorkerId(2)]);
+        let unknown = cluster.restart_worker(3);
+        assert!(matches!(unknown, Err(LaunchError::UnknownWorker { index: 3 })), "{unknown:?}");
         // The restarted workers are still registered, and were not lost again.
         for (w, registrations) in [(WorkerId(0), 2), (WorkerId(1), 3)] {
             assert!(cluster.wait_registered(w, Duration::ZERO), "{w} was lost again");
