@@ -12,7 +12,9 @@
 //! - **worker** (`DSTREAM_ROLE=worker`, `DSTREAM_DRIVER_ADDR`, `DSTREAM_WORKER_INDEX`): builds
 //!   the program on [`Context::for_worker`], connects, serves tasks until the driver goes
 //!   away, and exits the process (status 0; 2 if it could not join, 3 if the driver refused
-//!   it, with the reason on stderr). `launch` never returns in this role.
+//!   it, with the reason on stderr). `launch` never returns in this role. A worker started
+//!   again after the launch (with a higher [`INCARNATION_ENV`], or none) rejoins the running
+//!   cluster: see [`Cluster::restart_worker`].
 //!
 //! The secret comes from `DSTREAM_SECRET` or `DSTREAM_SECRET_FILE` ([`Secret::from_env`]), in
 //! every role but the driver of [`ClusterBuilder::local`], which makes a fresh random one and
@@ -49,7 +51,7 @@ use crate::handshake::{HandshakeConfig, HandshakeError};
 use crate::listener::{Listener, ListenerConfig};
 use crate::runtime::driver::{DriverLoop, DriverRunner, Observed};
 use crate::runtime::worker::{serve, WorkerExit};
-use crate::runtime::{incarnation, join, pump, spawn, tokio_runtime, Input, INBOX_INPUTS_MAX};
+use crate::runtime::{self, incarnation, join, pump, spawn, tokio_runtime, Input, INBOX_INPUTS_MAX};
 use crate::secret::{Secret, SecretError, SECRET_ENV, SECRET_FILE_ENV};
 use crate::transport::{TcpTransport, TransportConfig};
 
@@ -61,6 +63,11 @@ pub const DRIVER_ADDR_ENV: &str = "DSTREAM_DRIVER_ADDR";
 pub const WORKER_INDEX_ENV: &str = "DSTREAM_WORKER_INDEX";
 /// How many workers the cluster has.
 pub const WORKERS_ENV: &str = "DSTREAM_WORKERS";
+/// A worker process's incarnation (optional): a number higher than that of every earlier
+/// process of the same worker index. Without it a worker takes the milliseconds since the
+/// Unix epoch at its start, which a process restarted later exceeds as long as the
+/// machines' clocks do not step back. Set it on every run of a worker or on none.
+pub const INCARNATION_ENV: &str = "DSTREAM_INCARNATION";
 
 /// How often a waiting driver checks whether a local worker process has exited.
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
@@ -157,6 +164,16 @@ pub enum LaunchError {
         /// The index.
         index: u32,
     },
+    /// The worker process to restart is still running.
+    #[error("worker process {index} is still running")]
+    WorkerRunning {
+        /// The index.
+        index: u32,
+    },
+    /// The cluster starts no worker processes itself (it was built with
+    /// [`ClusterBuilder::listen`] or from the environment): a supervisor restarts them.
+    #[error("the cluster has no local worker processes to restart")]
+    NotLocal,
 }
 
 /// A process's role, as read from the environment ([`Role::from_env`]).
@@ -175,6 +192,8 @@ pub enum Role {
         driver: SocketAddr,
         /// This worker's index.
         index: u32,
+        /// This process's incarnation, if [`INCARNATION_ENV`] names one.
+        incarnation: Option<u64>,
     },
 }
 
@@ -210,6 +229,10 @@ impl Role {
             "worker" => Ok(Some(Role::Worker {
                 driver: parse(DRIVER_ADDR_ENV, &get(DRIVER_ADDR_ENV)?)?,
                 index: parse(WORKER_INDEX_ENV, &get(WORKER_INDEX_ENV)?)?,
+                incarnation: match var(INCARNATION_ENV) {
+                    None => None,
+                    Some(_) => Some(parse(INCARNATION_ENV, &get(INCARNATION_ENV)?)?),
+                },
             })),
             other => Err(LaunchError::Env { var: ROLE_ENV, reason: format!("{other:?} is neither driver nor worker") }),
         }
@@ -344,8 +367,8 @@ impl ClusterBuilder {
             },
         };
         match role {
-            Role::Worker { driver, index } => {
-                let code = match self.work(driver, index, program) {
+            Role::Worker { driver, index, incarnation } => {
+                let code = match self.work(driver, index, incarnation, program) {
                     Ok(WorkerExit::DriverGone) => 0,
                     Ok(WorkerExit::Refused(reason)) => {
                         eprintln!("dstream worker {index}: the driver refused it: {reason}");
@@ -367,6 +390,7 @@ impl ClusterBuilder {
         self,
         driver: SocketAddr,
         index: u32,
+        incarnation: Option<u64>,
         program: impl FnOnce(&Context) -> Result<T, dstream::Error>,
     ) -> Result<WorkerExit, LaunchError> {
         let secret = Secret::from_env()?;
@@ -376,7 +400,7 @@ impl ClusterBuilder {
         let graph = Arc::clone(ctx.graph());
         let id = WorkerId(index);
         let node = NodeId::Worker(id);
-        let incarnation = incarnation();
+        let incarnation = incarnation.unwrap_or_else(runtime::incarnation);
         let mut handshake = HandshakeConfig::new(node, incarnation, graph.fingerprint(), secret);
         handshake.wire = self.transport.wire;
         let runtime = tokio_runtime().map_err(|source| LaunchError::Io { what: "starting tokio".into(), source })?;
@@ -426,8 +450,9 @@ impl ClusterBuilder {
         let mut handshake = HandshakeConfig::new(NodeId::Driver, incarnation(), graph.fingerprint(), secret);
         handshake.wire = self.transport.wire;
         let runtime = tokio_runtime().map_err(|source| LaunchError::Io { what: "starting tokio".into(), source })?;
+        let listener_config = ListenerConfig::default();
         let mut listener = runtime
-            .block_on(Listener::bind(listen, handshake, ListenerConfig::default()))
+            .block_on(Listener::bind(listen, handshake, listener_config))
             .map_err(|source| LaunchError::Io { what: format!("listening on {listen}"), source })?;
         let addr = listener.local_addr();
         let mut children = Children::default();
@@ -436,12 +461,10 @@ impl ClusterBuilder {
         }
         let started = std::time::Instant::now();
         let wait = self.workers_wait_max;
-        let connections = runtime.block_on(async {
+        let (connections, addresses) = runtime.block_on(async {
             let deadline = tokio::time::Instant::now() + wait;
             join::gather(&mut listener, workers, deadline, || children.check()).await
         })?;
-        // Workers join only at the launch (see the runtime's documentation).
-        drop(listener);
 
         let (transport, events) = TcpTransport::new(NodeId::Driver, runtime.handle().clone(), self.transport);
         let transport = Arc::new(transport);
@@ -456,7 +479,10 @@ impl ClusterBuilder {
         for conn in connections {
             transport.add(conn);
         }
+        // From now on a worker that joins is a restarted process.
+        let weak = Arc::downgrade(&transport);
         drop(transport);
+        runtime.spawn(join::admit(listener, workers, addresses, listener_config.handshakes_max, weak));
         let mut cluster = Cluster {
             context: ctx,
             inbox,
@@ -510,34 +536,89 @@ fn random_secret() -> Result<String, LaunchError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The worker processes a local cluster started, by index; `None` once killed.
+/// The worker processes a local cluster started, by index (`None` once killed), and how to
+/// start one again.
 #[derive(Default)]
-struct Children(Vec<Option<Child>>);
+struct Children {
+    processes: Vec<Option<Child>>,
+    /// The incarnation each index's last process was started with.
+    incarnations: Vec<u64>,
+    /// `None` unless the cluster is local.
+    spawn: Option<SpawnSpec>,
+}
+
+/// What a local worker process is started with.
+struct SpawnSpec {
+    exe: std::path::PathBuf,
+    args: Vec<OsString>,
+    driver: SocketAddr,
+    workers: u32,
+    secret: String,
+}
+
+impl SpawnSpec {
+    fn spawn(&self, index: u32, incarnation: u64) -> Result<Child, LaunchError> {
+        Command::new(&self.exe)
+            .args(&self.args)
+            .env(ROLE_ENV, "worker")
+            .env(DRIVER_ADDR_ENV, self.driver.to_string())
+            .env(WORKER_INDEX_ENV, index.to_string())
+            .env(WORKERS_ENV, self.workers.to_string())
+            .env(INCARNATION_ENV, incarnation.to_string())
+            .env(SECRET_ENV, &self.secret)
+            .env_remove(SECRET_FILE_ENV)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|source| LaunchError::Io { what: format!("starting worker process {index}"), source })
+    }
+}
 
 impl Children {
     fn start(&mut self, workers: u32, driver: SocketAddr, secret: &str, args: &[OsString]) -> Result<(), LaunchError> {
         let exe = std::env::current_exe()
             .map_err(|source| LaunchError::Io { what: "finding the current executable".into(), source })?;
+        let spec = SpawnSpec { exe, args: args.to_vec(), driver, workers, secret: secret.to_string() };
+        let first = incarnation();
         for index in 0..workers {
-            let child = Command::new(&exe)
-                .args(args)
-                .env(ROLE_ENV, "worker")
-                .env(DRIVER_ADDR_ENV, driver.to_string())
-                .env(WORKER_INDEX_ENV, index.to_string())
-                .env(WORKERS_ENV, workers.to_string())
-                .env(SECRET_ENV, secret)
-                .env_remove(SECRET_FILE_ENV)
-                .stdin(Stdio::null())
-                .spawn()
-                .map_err(|source| LaunchError::Io { what: format!("starting worker process {index}"), source })?;
-            self.0.push(Some(child));
+            let child = spec.spawn(index, first)?;
+            self.processes.push(Some(child));
+            self.incarnations.push(first);
         }
+        self.spawn = Some(spec);
         Ok(())
+    }
+
+    /// Starts worker process `index` again, with an incarnation higher than its last one's,
+    /// once its last process is gone.
+    fn restart(&mut self, index: u32) -> Result<(), LaunchError> {
+        let spec = self.spawn.as_ref().ok_or(LaunchError::NotLocal)?;
+        let slot = self.processes.get_mut(index as usize).ok_or(LaunchError::UnknownWorker { index })?;
+        if let Some(child) = slot {
+            match child.try_wait() {
+                Ok(None) => return Err(LaunchError::WorkerRunning { index }),
+                Ok(Some(_)) => {}
+                Err(source) => {
+                    return Err(LaunchError::Io { what: format!("checking worker process {index}"), source })
+                }
+            }
+        }
+        let last = self.incarnations[index as usize];
+        let next = incarnation().max(last.saturating_add(1));
+        *slot = Some(spec.spawn(index, next)?);
+        self.incarnations[index as usize] = next;
+        Ok(())
+    }
+
+    /// Whether local worker process `index` has exited (false if it was killed on purpose,
+    /// or there is none).
+    fn exited(&mut self, index: u32) -> bool {
+        let child = self.processes.get_mut(index as usize).and_then(Option::as_mut);
+        child.is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
     }
 
     /// Fails if a worker process (not killed on purpose) has exited.
     fn check(&mut self) -> Result<(), LaunchError> {
-        for (index, child) in self.0.iter_mut().enumerate() {
+        for (index, child) in self.processes.iter_mut().enumerate() {
             if let Some(Some(status)) = child.as_mut().map(|c| c.try_wait()).transpose().ok().flatten() {
                 return Err(LaunchError::WorkerExited {
                     index: index as u32,
@@ -552,7 +633,7 @@ impl Children {
     /// Waits a while for every process to exit by itself, then kills those left.
     fn finish(&mut self) {
         let deadline = std::time::Instant::now() + CHILD_EXIT_WAIT_MAX;
-        for child in self.0.iter_mut().filter_map(Option::take).collect::<Vec<_>>().iter_mut() {
+        for child in self.processes.iter_mut().filter_map(Option::take).collect::<Vec<_>>().iter_mut() {
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) | Err(_) => break,
@@ -571,7 +652,7 @@ impl Children {
 
 impl Drop for Children {
     fn drop(&mut self) {
-        for child in self.0.iter_mut().filter_map(Option::take) {
+        for child in self.processes.iter_mut().filter_map(Option::take) {
             let mut child = child;
             let _ = child.kill();
             let _ = child.wait();
@@ -640,10 +721,16 @@ impl Cluster {
         self.observed.lock().lost.iter().map(|(w, r)| (*w, *r)).collect()
     }
 
-    /// Waits until the driver has reported `worker` lost, for `wait_max` at most; returns
-    /// whether it has.
+    /// Waits until the driver has reported `worker` lost (and it has not registered again
+    /// since: after a restart this waits for the new process's loss), for `wait_max` at most;
+    /// returns whether it has.
     pub fn wait_lost(&self, worker: WorkerId, wait_max: Duration) -> bool {
-        self.observed.wait_until(wait_max, wait_max, || {}, |m| m.lost.contains_key(&worker))
+        self.observed.wait_until(
+            wait_max,
+            wait_max,
+            || {},
+            |m| m.lost.contains_key(&worker) && !m.alive.contains(&worker),
+        )
     }
 
     /// Kills local worker process `index` with SIGKILL (`Child::kill`), as a machine failure
@@ -651,12 +738,49 @@ impl Cluster {
     pub fn kill_worker(&self, index: u32) -> Result<(), LaunchError> {
         let child = {
             let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
-            children.0.get_mut(index as usize).and_then(Option::take)
+            children.processes.get_mut(index as usize).and_then(Option::take)
         };
         let mut child = child.ok_or(LaunchError::UnknownWorker { index })?;
         child.kill().map_err(|source| LaunchError::Io { what: format!("killing worker process {index}"), source })?;
         child.wait().map_err(|source| LaunchError::Io { what: format!("reaping worker process {index}"), source })?;
         Ok(())
+    }
+
+    /// Starts local worker process `index` again, as a supervisor would restart a process
+    /// that died: a new process of the current executable, with the launch's arguments and
+    /// an incarnation ([`INCARNATION_ENV`]) higher than the last one's. It joins the running
+    /// cluster (the driver gives it the other workers' addresses and it connects to each),
+    /// then registers; [`Cluster::wait_registered`] waits for that. Fails with
+    /// [`LaunchError::WorkerRunning`] while the last process of `index` runs (kill it first),
+    /// and with [`LaunchError::NotLocal`] unless the cluster was built with
+    /// [`ClusterBuilder::local`].
+    ///
+    /// Elsewhere, a supervisor restarts a worker the same way: it runs the program again with
+    /// `DSTREAM_ROLE=worker`, [`DRIVER_ADDR_ENV`], [`WORKER_INDEX_ENV`] (the lost worker's
+    /// index) and the secret (`DSTREAM_SECRET` or `DSTREAM_SECRET_FILE`), and either no
+    /// [`INCARNATION_ENV`] (a time-derived incarnation) or a higher one than the last run's.
+    pub fn restart_worker(&self, index: u32) -> Result<(), LaunchError> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner()).restart(index)
+    }
+
+    /// Waits until `worker` is registered and not reported lost since, for `wait_max` at
+    /// most; returns whether it is. After [`Cluster::wait_lost`] and
+    /// [`Cluster::restart_worker`], this waits for the new process's registration. In a local
+    /// cluster it gives up early once that worker's process has exited (it could not join,
+    /// say: its reason is on its stderr).
+    pub fn wait_registered(&self, worker: WorkerId, wait_max: Duration) -> bool {
+        let exited = std::cell::Cell::new(false);
+        let watch = || {
+            let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+            exited.set(children.exited(worker.0));
+        };
+        self.observed.wait_until(wait_max, WATCH_INTERVAL, watch, |m| m.alive.contains(&worker) || exited.get());
+        self.observed.lock().alive.contains(&worker)
+    }
+
+    /// How many times `worker` has registered (each incarnation once).
+    pub fn registrations(&self, worker: WorkerId) -> u32 {
+        self.observed.lock().registrations.get(&worker).copied().unwrap_or(0)
     }
 }
 
@@ -691,7 +815,15 @@ mod tests {
         let driver = role(&[(ROLE_ENV, "driver"), (DRIVER_ADDR_ENV, "0.0.0.0:7077"), (WORKERS_ENV, "4")]);
         assert_eq!(driver.unwrap(), Some(Role::Driver { listen: "0.0.0.0:7077".parse().unwrap(), workers: 4 }));
         let worker = role(&[(ROLE_ENV, "worker"), (DRIVER_ADDR_ENV, "10.0.0.1:7077"), (WORKER_INDEX_ENV, "2")]);
-        assert_eq!(worker.unwrap(), Some(Role::Worker { driver: "10.0.0.1:7077".parse().unwrap(), index: 2 }));
+        let driver = "10.0.0.1:7077".parse().unwrap();
+        assert_eq!(worker.unwrap(), Some(Role::Worker { driver, index: 2, incarnation: None }));
+        let restarted = role(&[
+            (ROLE_ENV, "worker"),
+            (DRIVER_ADDR_ENV, "10.0.0.1:7077"),
+            (WORKER_INDEX_ENV, "2"),
+            (INCARNATION_ENV, "8"),
+        ]);
+        assert_eq!(restarted.unwrap(), Some(Role::Worker { driver, index: 2, incarnation: Some(8) }));
     }
 
     #[test]
@@ -700,6 +832,13 @@ mod tests {
         assert!(matches!(missing, LaunchError::Env { var: WORKER_INDEX_ENV, .. }), "{missing:?}");
         let bad = role(&[(ROLE_ENV, "driver"), (DRIVER_ADDR_ENV, "nowhere"), (WORKERS_ENV, "4")]).unwrap_err();
         assert!(matches!(bad, LaunchError::Env { var: DRIVER_ADDR_ENV, .. }), "{bad:?}");
+        let incarnation = role(&[
+            (ROLE_ENV, "worker"),
+            (DRIVER_ADDR_ENV, "10.0.0.1:7077"),
+            (WORKER_INDEX_ENV, "2"),
+            (INCARNATION_ENV, "soon"),
+        ]);
+        assert!(matches!(incarnation, Err(LaunchError::Env { var: INCARNATION_ENV, .. })), "{incarnation:?}");
         let other = role(&[(ROLE_ENV, "observer")]).unwrap_err();
         assert!(matches!(other, LaunchError::Env { var: ROLE_ENV, .. }), "{other:?}");
     }

@@ -24,10 +24,13 @@
 //! - [`cluster`]: [`Cluster`] and its [`ClusterBuilder`]: roles from the environment, a local
 //!   cluster of worker processes of the current executable ([`ClusterBuilder::local`], with a
 //!   fresh secret passed in their environment), a driver waiting for workers started elsewhere
-//!   ([`ClusterBuilder::listen`]), a bounded launch with typed [`LaunchError`]s;
+//!   ([`ClusterBuilder::listen`]), a bounded launch with typed [`LaunchError`]s, and a lost
+//!   worker process restarted ([`Cluster::restart_worker`] locally; elsewhere a supervisor
+//!   starts it again with the same variables) that rejoins the running cluster as a new
+//!   incarnation ([`cluster::INCARNATION_ENV`]), awaited with [`Cluster::wait_registered`];
 //! - [`runtime`]: the driver's and workers' loops over the transport, the join that tells
-//!   workers each other's addresses (shuffle fetches go directly between workers), and how a
-//!   closed connection becomes a lost peer;
+//!   workers each other's addresses (shuffle fetches go directly between workers), also to a
+//!   worker that joins after the launch, and how a closed connection becomes a lost peer;
 //! - [`frame`]: frames over tokio-util's `LengthDelimitedCodec` with a hard
 //!   [`WireConfig::frame_bytes_max`], a tag byte per frame, typed [`WireError`]s;
 //! - [`chunk`]: a message longer than a frame goes in chunks, reassembled by a
@@ -42,14 +45,32 @@
 //! - [`transport`]: [`TcpTransport`], the core's `dstream::transport::Transport` over
 //!   established connections (a writer task per peer fed by a bounded queue, a reader task per
 //!   connection, heartbeats, `TransportEvent::PeerLost` when a connection closes, fails or
-//!   falls silent).
+//!   falls silent, or is replaced by a connection of the peer's next incarnation).
 //!
 //! Every misbehaving peer (garbage bytes, an oversized frame, a wrong secret, program or
 //! version, a peer that stops inside a frame, says nothing, or floods the listener) gets a
 //! typed error and a closed connection, within bounded memory and time; the listener goes on.
 //!
-//! What does **not** exist yet: restarting a lost worker process (with a new incarnation; the
-//! driver takes joins only at the launch), and the examples' `--cluster` flag.
+//! ## Restarting a worker
+//!
+//! A worker process that died can be started again at any time after the launch, with the
+//! same index: [`Cluster::restart_worker`] does it for a [`ClusterBuilder::local`] cluster. On
+//! another machine a supervisor runs the same binary with the same arguments and
+//! `DSTREAM_ROLE=worker`, `DSTREAM_DRIVER_ADDR`, `DSTREAM_WORKER_INDEX` (the dead worker's),
+//! the secret (`DSTREAM_SECRET` or `DSTREAM_SECRET_FILE`) and, optionally,
+//! `DSTREAM_INCARNATION` (higher than the last run's; without it the incarnation is the
+//! milliseconds since the Unix epoch at the start). The driver answers its join with the other
+//! workers' addresses, it dials each of them (their connections to the dead process are
+//! replaced), registers, and the driver gives it tasks again; messages still in flight from
+//! the dead incarnation are ignored. A join whose incarnation is not higher than the last one
+//! of its index is dropped (the process exits with status 2), so a stale process cannot take
+//! the live one's place. Of two workers restarted at once, the one that joins second is given
+//! the first's new address and dials it.
+//!
+//! What does **not** exist yet: the examples' `--cluster` flag; a rejoining worker that cannot
+//! reach a live peer at that moment (a network partition) does not dial it again, so the two
+//! stay unconnected (their fetches from each other fail) until one
+//! of them is restarted.
 //!
 //! ## Fuzzing
 //!

@@ -100,9 +100,11 @@ struct Peers {
 }
 
 /// One connected peer: its queue and its two tasks. The generation tells a replaced
-/// connection's tasks from the current one's.
+/// connection's tasks from the current one's; the incarnation is the peer's, from the
+/// handshake.
 struct Peer {
     generation: u64,
+    incarnation: u64,
     queue: mpsc::Sender<Vec<Frame>>,
     reader: AbortHandle,
     writer: AbortHandle,
@@ -135,8 +137,11 @@ impl TcpTransport {
     }
 
     /// Starts sending to and receiving from the connection's peer. A connection to a node
-    /// already connected replaces the old one (a new incarnation), which is closed without a
-    /// [`TransportEvent::PeerLost`].
+    /// already connected replaces the old one, which is closed. If the new connection's peer
+    /// has the same incarnation (the same process reconnected), that is all; if it has
+    /// another (the process was restarted), a [`TransportEvent::PeerLost`] for the old one is
+    /// reported first, before any message of the new connection, so the state machine lets go
+    /// of what it awaited from the old process.
     pub fn add(&self, connection: Connection) {
         let (peer, reader, writer) = connection.into_split();
         let node = peer.node;
@@ -145,11 +150,19 @@ impl TcpTransport {
         let mut peers = self.inner.lock();
         let generation = peers.next_generation;
         peers.next_generation += 1;
+        let replaces = peers.by_node.get(&node).is_some_and(|old| old.incarnation != peer.incarnation);
         let weak = Arc::downgrade(&self.inner);
         let events = self.inner.events.clone();
-        let reader = self.inner.runtime.spawn(read_loop(reader, node, generation, config, events, weak.clone()));
+        let read = read_loop(reader, node, generation, replaces, config, events, weak.clone());
+        let reader = self.inner.runtime.spawn(read);
         let writer = self.inner.runtime.spawn(write_loop(writer, queued, node, generation, config, weak));
-        let entry = Peer { generation, queue, reader: reader.abort_handle(), writer: writer.abort_handle() };
+        let entry = Peer {
+            generation,
+            incarnation: peer.incarnation,
+            queue,
+            reader: reader.abort_handle(),
+            writer: writer.abort_handle(),
+        };
         let old = peers.by_node.insert(node, entry);
         drop(peers);
         if let Some(old) = old {
@@ -248,14 +261,21 @@ async fn report_lost(inner: &Weak<Inner>, events: &mpsc::Sender<TransportEvent>,
     }
 }
 
+/// Reads the connection of `generation` to `node` into `events` until it is gone. If it
+/// `replaces` an older incarnation's connection, that one's loss is reported first, by the
+/// same task, so that it comes before the new connection's messages.
 async fn read_loop(
     mut reader: MessageReader,
     node: NodeId,
     generation: u64,
+    replaces: bool,
     config: TransportConfig,
     events: mpsc::Sender<TransportEvent>,
     inner: Weak<Inner>,
 ) {
+    if replaces && events.send(TransportEvent::PeerLost(node)).await.is_err() {
+        return;
+    }
     loop {
         match timeout(config.peer_silence_max, reader.recv()).await {
             Ok(Ok(Some(Inbound::Message(msg)))) => {

@@ -239,3 +239,70 @@ fn a_worker_process_killed_inside_a_batch_changes_no_output() {
         assert_eq!(got, expected);
     });
 }
+
+/// Kills local worker process `index`, waits for the driver to see it, starts it again and
+/// waits for the new process to register.
+fn kill_and_restart(cluster: &Cluster, index: u32) {
+    let worker = WorkerId(index);
+    let before = cluster.registrations(worker);
+    cluster.kill_worker(index).unwrap();
+    assert!(cluster.wait_lost(worker, Duration::from_secs(30)), "the driver did not see {worker}'s loss");
+    restart(cluster, index, before);
+}
+
+/// Starts the dead local worker process `index` again and waits for the new process to
+/// register (its `before + 1`th registration).
+fn restart(cluster: &Cluster, index: u32, before: u32) {
+    let worker = WorkerId(index);
+    assert!(matches!(cluster.restart_worker(index), Ok(())));
+    // The new process joins the running cluster and registers as a new incarnation.
+    assert!(cluster.wait_registered(worker, Duration::from_secs(60)), "{worker} did not rejoin");
+    assert_eq!(cluster.registrations(worker), before + 1);
+    let running = cluster.restart_worker(index);
+    assert!(matches!(running, Err(LaunchError::WorkerRunning { .. })), "{running:?}");
+}
+
+#[test]
+fn a_restarted_worker_process_rejoins_and_carries_work() {
+    bounded(|| {
+        let (cluster, program) =
+            cluster("a_restarted_worker_process_rejoins_and_carries_work").launch(streaming_word_count).unwrap();
+        let got = step(&program, 12, |b| match b {
+            3 => kill_and_restart(&cluster, 1),
+            6 => {
+                // Worker 0 goes: its work and the input replicas it held fall to worker 2 and
+                // the restarted worker 1; batches 6 and 7 store their input on those two.
+                cluster.kill_worker(0).unwrap();
+                assert!(cluster.wait_lost(WorkerId(0), Duration::from_secs(30)), "the driver did not see the loss");
+            }
+            8 => {
+                // Worker 0 comes back (it dials the restarted worker 1 at its new address),
+                // then worker 2 goes: batch 8's window reads batches 6 and 7, whose input only
+                // the restarted worker 1 still holds.
+                restart(&cluster, 0, 1);
+                cluster.kill_worker(2).unwrap();
+                assert!(cluster.wait_lost(WorkerId(2), Duration::from_secs(30)), "the driver did not see the loss");
+            }
+            // Worker 1 dies a second time (batches 8 and 9 have their input on worker 0 too):
+            // its third process gets a higher incarnation again.
+            10 => kill_and_restart(&cluster, 1),
+            _ => {}
+        });
+        let mut lost: Vec<WorkerId> = cluster.lost_workers().iter().map(|(w, _)| *w).collect();
+        lost.sort();
+        assert_eq!(lost, [WorkerId(0), WorkerId(1), WorkerId(2)]);
+        let unknown = cluster.restart_worker(3);
+        assert!(matches!(unknown, Err(LaunchError::UnknownWorker { index: 3 })), "{unknown:?}");
+        // The restarted workers are still registered, and were not lost again.
+        for (w, registrations) in [(WorkerId(0), 2), (WorkerId(1), 3)] {
+            assert!(cluster.wait_registered(w, Duration::ZERO), "{w} was lost again");
+            assert_eq!(cluster.registrations(w), registrations);
+        }
+        drop(program);
+        drop(cluster);
+        let expected = in_process(12);
+        // Exactly once: one output per batch and output, each equal to the in-process one.
+        assert_eq!((got.0.len(), got.1.len()), (12, 12));
+        assert_eq!(got, expected);
+    });
+}

@@ -146,6 +146,30 @@ async fn a_new_connection_from_a_node_replaces_the_old_one() {
     assert_eq!(driver.peers(), [worker(1)]);
 }
 
+#[tokio::test]
+async fn a_connection_of_a_new_incarnation_reports_the_old_one_lost_before_its_messages() {
+    let mut listener = driver_listener().await;
+    let (_old_worker_side, old_driver_side) = pair(&mut listener, config_of(worker(1))).await;
+    let (driver, mut driver_events) = transport(NodeId::Driver, transport_config());
+    driver.add(old_driver_side);
+
+    // The restarted process: the same node, a higher incarnation.
+    let mut restarted = config_of(worker(1));
+    restarted.incarnation += 1;
+    let (new_worker_side, new_driver_side) = pair(&mut listener, restarted).await;
+    let (new_worker, _new_worker_events) = transport(worker(1), transport_config());
+    new_worker.add(new_worker_side);
+    new_worker.send(NodeId::Driver, Message::Registered).unwrap();
+    driver.add(new_driver_side);
+
+    assert!(matches!(next_event(&mut driver_events).await, TransportEvent::PeerLost(w) if w == worker(1)));
+    match next_event(&mut driver_events).await {
+        TransportEvent::Message { from, msg: Message::Registered } => assert_eq!(from, worker(1)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(driver.peers(), [worker(1)]);
+}
+
 /// A peer that reads nothing: once the sockets' buffers and its queue are full, a send from a
 /// state machine's thread waits `send_wait_max`, then the peer is given up and reported lost.
 #[test]

@@ -29,6 +29,10 @@ pub(crate) struct Observed {
 pub(crate) struct Members {
     /// Workers that registered.
     pub(crate) registered: BTreeSet<WorkerId>,
+    /// Workers registered and not reported lost since.
+    pub(crate) alive: BTreeSet<WorkerId>,
+    /// How many times each worker registered (once per incarnation).
+    pub(crate) registrations: BTreeMap<WorkerId, u32>,
     /// The last loss reported for each worker.
     pub(crate) lost: BTreeMap<WorkerId, LossReason>,
     /// Workers refused, with the reason.
@@ -163,6 +167,8 @@ impl DriverLoop {
                     tracing::debug!(%w, "worker registered");
                     self.observed.update(|m| {
                         m.registered.insert(w);
+                        m.alive.insert(w);
+                        *m.registrations.entry(w).or_default() += 1;
                     });
                 }
                 DriverEvent::WorkerRefused { worker, reason } => {
@@ -175,6 +181,7 @@ impl DriverLoop {
                     tracing::warn!(%worker, incarnation, %reason, "worker lost");
                     self.observed.update(|m| {
                         m.lost.insert(worker, reason);
+                        m.alive.remove(&worker);
                     });
                 }
                 DriverEvent::Speculated { task, worker } => tracing::debug!(%task, %worker, "speculative copy"),

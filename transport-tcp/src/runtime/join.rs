@@ -8,6 +8,15 @@
 //! worker i dials each j < i, accepts each j > i, then uses the driver's connection for messages
 //! ```
 //!
+//! After the launch the driver goes on accepting ([`admit`]): a worker process restarted
+//! with an index the cluster has (and a higher incarnation) joins the same way, but the
+//! driver answers at once with [`Step::Running`], the addresses the others last joined
+//! with. The newcomer dials every one of them (the others are running and accept
+//! connections from peers for as long as they run; one that cannot be reached is skipped,
+//! it is lost or about to be), so each pair of workers still shares one connection: the
+//! newcomer's replaces, in the peer's transport, the one to the dead process. Then it
+//! registers like any worker.
+//!
 //! Both steps are handshake-tagged frames holding postcard encodings of [`Step`], sent on the
 //! worker's connection to the driver before it carries any message.
 
@@ -51,6 +60,26 @@ pub(crate) enum Step {
         /// The addresses.
         workers: Vec<(u32, SocketAddr)>,
     },
+    /// Driver to a worker joining a running cluster (a restarted process): the other
+    /// workers' addresses, by index, each as that worker last joined; the newcomer dials
+    /// them all.
+    Running {
+        /// The addresses.
+        workers: Vec<(u32, SocketAddr)>,
+    },
+}
+
+/// Each worker's last join, by index: the driver's, kept after the launch for the workers
+/// that join later.
+pub(crate) type Addresses = BTreeMap<u32, Joined>;
+
+/// A worker's last join.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Joined {
+    /// Where it accepts connections from its peers.
+    pub(crate) listen: SocketAddr,
+    /// Its process's incarnation.
+    pub(crate) incarnation: u64,
 }
 
 fn encode(step: &Step) -> Result<Vec<u8>, LaunchError> {
@@ -71,13 +100,13 @@ async fn recv(conn: &mut Connection, deadline: Instant) -> Result<Step, LaunchEr
 /// The driver's side: accepts connections until `expected` workers (indices `0..expected`)
 /// have joined, then sends each the directory. `watch` is called every
 /// [`WATCH_INTERVAL`] and fails the wait if it fails (a local worker process died, say).
-/// Returns the connections, by worker.
+/// Returns the connections, by worker, and the workers' addresses.
 pub(crate) async fn gather(
     listener: &mut Listener,
     expected: u32,
     deadline: Instant,
     mut watch: impl FnMut() -> Result<(), LaunchError>,
-) -> Result<Vec<Connection>, LaunchError> {
+) -> Result<(Vec<Connection>, Addresses), LaunchError> {
     let started = Instant::now();
     let mut joined: BTreeMap<u32, (SocketAddr, Connection)> = BTreeMap::new();
     let mut rejection = None;
@@ -134,7 +163,11 @@ pub(crate) async fn gather(
             Err(e) => tracing::warn!(%e, index, "the driver drops a worker whose join failed"),
         }
     }
-    let workers: Vec<(u32, SocketAddr)> = joined.iter().map(|(i, (addr, _))| (*i, *addr)).collect();
+    let addresses: Addresses = joined
+        .iter()
+        .map(|(i, (listen, conn))| (*i, Joined { listen: *listen, incarnation: conn.peer().incarnation }))
+        .collect();
+    let workers: Vec<(u32, SocketAddr)> = addresses.iter().map(|(i, j)| (*i, j.listen)).collect();
     let directory = encode(&Step::Directory { workers })?;
     let mut connections = Vec::new();
     for (index, (_, mut conn)) in joined {
@@ -143,7 +176,88 @@ pub(crate) async fn gather(
             .map_err(|e| LaunchError::Join { reason: format!("cannot send the directory to worker {index}: {e}") })?;
         connections.push(conn);
     }
-    Ok(connections)
+    Ok((connections, addresses))
+}
+
+/// The driver's side after the launch, for as long as the listener runs: takes the join of
+/// every worker that connects with an index below `expected` (a restarted process), answers
+/// it with [`Step::Running`] and hands its connection to `transport`, where it replaces the
+/// dead process's connection. A join whose incarnation is not higher than the last one of
+/// its index (a stale process, or a supervisor's wrong `DSTREAM_INCARNATION`) is dropped
+/// without an answer, so it cannot take the place of the live process. Holds the transport
+/// weakly: once the driver's loop has dropped
+/// it, the workers' connections close (and they exit) whether or not this task still runs,
+/// and a late join is dropped. At most `joins_max` joins wait for their step at once (the
+/// listener bounds the handshakes before them); a worker silent after its handshake is
+/// dropped after [`JOIN_STEP_WAIT_MAX`].
+pub(crate) async fn admit(
+    mut listener: Listener,
+    expected: u32,
+    addresses: Addresses,
+    joins_max: usize,
+    transport: std::sync::Weak<TcpTransport>,
+) {
+    let addresses = Arc::new(std::sync::Mutex::new(addresses));
+    let joins = Arc::new(tokio::sync::Semaphore::new(joins_max.max(1)));
+    while let Some(event) = listener.next().await {
+        let mut conn = match event {
+            ListenerEvent::Rejected { addr, error } => {
+                tracing::warn!(%addr, %error, "the driver rejected a connection");
+                continue;
+            }
+            ListenerEvent::Accepted(conn) => *conn,
+        };
+        let index = match conn.peer().node {
+            NodeId::Worker(WorkerId(i)) if i < expected => i,
+            other => {
+                tracing::warn!(%other, expected, "the driver drops a connection from an unexpected member");
+                continue;
+            }
+        };
+        // The semaphore is never closed.
+        let Ok(permit) = Arc::clone(&joins).acquire_owned().await else { return };
+        let (addresses, transport) = (Arc::clone(&addresses), transport.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let incarnation = conn.peer().incarnation;
+            let listen = match recv(&mut conn, Instant::now() + JOIN_STEP_WAIT_MAX).await {
+                Ok(Step::Join { listen }) => listen,
+                Ok(other) => return tracing::warn!(?other, index, "the driver drops a worker that did not join"),
+                Err(e) => return tracing::warn!(%e, index, "the driver drops a worker whose join failed"),
+            };
+            let others: Vec<(u32, SocketAddr)> = {
+                // A plain map, consistent whatever a panicking holder did.
+                let mut addresses = addresses.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(last) = addresses.get(&index).filter(|last| last.incarnation >= incarnation) {
+                    let known = last.incarnation;
+                    return tracing::warn!(
+                        index,
+                        incarnation,
+                        known,
+                        "the driver drops the join of a stale incarnation"
+                    );
+                }
+                // Recorded and read under one lock: of two workers joining at once, the
+                // second is given the first's new address (and dials it).
+                addresses.insert(index, Joined { listen, incarnation });
+                addresses.iter().filter(|(i, _)| **i != index).map(|(i, j)| (*i, j.listen)).collect()
+            };
+            let step = match encode(&Step::Running { workers: others }) {
+                Ok(step) => step,
+                Err(e) => return tracing::error!(%e, index, "the driver cannot answer a join"),
+            };
+            if let Err(e) = conn.send_step(step).await {
+                return tracing::warn!(%e, index, "the driver cannot answer a join");
+            }
+            match transport.upgrade() {
+                Some(transport) => {
+                    tracing::info!(index, incarnation, %listen, "a worker rejoined");
+                    transport.add(conn);
+                }
+                None => tracing::debug!(index, "the driver has stopped: it drops a late join"),
+            }
+        });
+    }
 }
 
 /// The worker's side: dials the driver (again while it refuses, until `deadline`), binds the
@@ -188,8 +302,16 @@ pub(crate) async fn join(
     conn.send_step(encode(&Step::Join { listen: peers.local_addr() })?)
         .await
         .map_err(|e| LaunchError::Join { reason: format!("cannot join: {e}") })?;
-    let Step::Directory { workers } = recv(&mut conn, deadline).await? else {
-        return Err(LaunchError::Join { reason: "the driver answered the join with something else".into() });
+    let workers = match recv(&mut conn, deadline).await? {
+        Step::Directory { workers } => workers,
+        Step::Running { workers } => {
+            rejoin(workers, handshake, deadline, transport).await;
+            accept_later(peers, transport);
+            return Ok(conn);
+        }
+        Step::Join { .. } => {
+            return Err(LaunchError::Join { reason: "the driver answered the join with something else".into() })
+        }
     };
     let mut awaited: BTreeSet<u32> = BTreeSet::new();
     for (index, addr) in workers {
@@ -219,13 +341,95 @@ pub(crate) async fn join(
             }
         }
     }
-    // Later connections (a peer reconnecting) are taken as they come, for as long as the
-    // runtime runs.
+    accept_later(peers, transport);
+    Ok(conn)
+}
+
+/// Takes later connections (a restarted peer joining) as they come, for as long as the
+/// runtime runs.
+fn accept_later(mut peers: Listener, transport: &Arc<TcpTransport>) {
     let transport = Arc::clone(transport);
     tokio::spawn(async move {
         while let Some(peer) = peers.accept().await {
             transport.add(peer);
         }
     });
-    Ok(conn)
+}
+
+/// A worker joining a running cluster: dials every other worker at once, each for
+/// [`JOIN_STEP_WAIT_MAX`] at most (and not past `deadline`), adding each connection to
+/// `transport`. A worker that cannot be reached is skipped: it is dead (the driver will
+/// report it lost, or has) or will dial this one when it rejoins itself.
+async fn rejoin(
+    workers: Vec<(u32, SocketAddr)>,
+    handshake: &HandshakeConfig,
+    deadline: Instant,
+    transport: &Arc<TcpTransport>,
+) {
+    let dial_deadline = deadline.min(Instant::now() + JOIN_STEP_WAIT_MAX);
+    let dials = workers.into_iter().map(|(index, addr)| async move {
+        match timeout_at(dial_deadline, connect(addr, handshake)).await {
+            Ok(Ok(peer)) => transport.add(peer),
+            Ok(Err(e)) => tracing::warn!(index, %addr, %e, "a rejoining worker cannot reach a peer"),
+            Err(_) => tracing::warn!(index, %addr, "a rejoining worker's peer did not answer in time"),
+        }
+    });
+    futures_util::future::join_all(dials).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use crate::transport::TransportConfig;
+
+    const PROGRAM: u64 = 0x5eed;
+
+    fn config(node: NodeId, incarnation: u64) -> HandshakeConfig {
+        HandshakeConfig::new(node, incarnation, PROGRAM, Secret::from_bytes("a-test-secret-0123456789").unwrap())
+    }
+
+    /// A worker's join after the launch: the driver's answer, `None` if it closed the
+    /// connection instead.
+    async fn late_join(driver: SocketAddr, index: u32, incarnation: u64, listen: SocketAddr) -> Option<Step> {
+        let mut conn = connect(driver, &config(NodeId::Worker(WorkerId(index)), incarnation)).await.unwrap();
+        conn.send_step(encode(&Step::Join { listen }).unwrap()).await.unwrap();
+        match conn.recv_step().await {
+            Ok(Some(bytes)) => Some(codec::decode(&bytes).unwrap()),
+            Ok(None) | Err(_) => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_join_gets_the_others_addresses_unless_its_incarnation_is_stale() {
+        let listener =
+            Listener::bind("127.0.0.1:0", config(NodeId::Driver, 1), ListenerConfig::default()).await.unwrap();
+        let driver = listener.local_addr();
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let addresses: Addresses =
+            (0..3u32).map(|i| (i, Joined { listen: addr(7000 + i as u16), incarnation: 10 })).collect();
+        let (transport, _events) =
+            TcpTransport::new(NodeId::Driver, tokio::runtime::Handle::current(), TransportConfig::default());
+        let transport = Arc::new(transport);
+        tokio::spawn(admit(listener, 3, addresses, 4, Arc::downgrade(&transport)));
+        let wait = Duration::from_secs(10);
+
+        // Not newer than the live process: dropped, and it takes no place in the transport.
+        for stale in [9, 10] {
+            let answer = tokio::time::timeout(wait, late_join(driver, 1, stale, addr(8001))).await.unwrap();
+            assert!(answer.is_none(), "{answer:?}");
+        }
+        assert!(transport.peers().is_empty());
+
+        let answer = tokio::time::timeout(wait, late_join(driver, 1, 11, addr(8001))).await.unwrap();
+        let Some(Step::Running { workers }) = answer else { panic!("{answer:?}") };
+        assert_eq!(workers, [(0, addr(7000)), (2, addr(7002))]);
+        // Another worker's late join is given worker 1's new address.
+        let answer = tokio::time::timeout(wait, late_join(driver, 2, 11, addr(8002))).await.unwrap();
+        let Some(Step::Running { workers }) = answer else { panic!("{answer:?}") };
+        assert_eq!(workers, [(0, addr(7000)), (1, addr(8001))]);
+        // An index the cluster does not have is dropped.
+        let answer = tokio::time::timeout(wait, late_join(driver, 3, 11, addr(8003))).await.unwrap();
+        assert!(answer.is_none(), "{answer:?}");
+    }
 }

@@ -36,11 +36,17 @@
 //! is reported the same way. The core's own heartbeats cover a worker that stays connected
 //! but stops working.
 //!
-//! # Not yet
+//! # Rejoining
 //!
-//! A worker process that dies is not restarted, and the driver accepts no worker after the
-//! launch (a restarted process, with its higher incarnation, would need the join to be
-//! repeated and the directory sent again to every peer).
+//! After the launch the driver keeps its listener: a worker process restarted with an index
+//! the cluster has joins again (`join.rs`'s `admit`). The driver records its new address and
+//! answers at once with the other workers' last addresses; the newcomer dials each of them
+//! (every worker accepts peers for as long as it runs), so each pair of workers still shares
+//! one connection, and only then hands the driver's connection to its transport and
+//! registers. Its higher incarnation (from the handshake and `Register`) makes it a new
+//! member for the core: on each side [`TcpTransport`](crate::TcpTransport) reports the
+//! replaced connection's peer lost before the new one's first message, and the driver
+//! ignores whatever the dead incarnation still sent.
 
 pub(crate) mod driver;
 pub(crate) mod join;
