@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example grep
 //! cargo run --release --example grep -- --rate 1000000 --batch-ms 100 --quiet
+//! cargo run --release --example grep -- --cluster local:3   # a driver and 3 worker processes
 //! ```
 //!
 //! `--help` lists the flags with their defaults.
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use dstream::generator::{RecordPool, GREP_PATTERN};
-use dstream::{BatchInfo, Error, StreamingContext, StreamingListener, SystemClock, Time};
+use dstream::{BatchInfo, Context, Error, StreamingContext, StreamingListener, SystemClock, Time};
 use dstream_examples::{main_with, run_until, ClusterArgs, Progress, Until};
 
 /// Counts the synthetic records of each batch that contain a pattern (the paper's Grep).
@@ -80,24 +81,29 @@ impl StreamingListener for Matches {
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let batch = Duration::from_millis(args.batch_ms);
     let rate = args.rate;
-    let cluster = args.cluster.local_cluster()?;
-    let ssc = StreamingContext::new(cluster.context(), batch, Arc::new(SystemClock::new()))?;
     let quiet = args.quiet;
-    // The batch's result first, then its progress line, as in the other examples.
     let matches = Arc::new(Matches { quiet, ..Matches::default() });
-    ssc.add_listener(matches.clone());
     let progress = Progress::new(quiet);
-    ssc.add_listener(progress.clone());
+    // Every process of the cluster builds the program (`--cluster`); its outputs run in the
+    // driver only.
+    let program = |ctx: &Context| -> Result<_, Error> {
+        let ssc = StreamingContext::new(ctx.clone(), batch, Arc::new(SystemClock::new()))?;
+        // The batch's result first, then its progress line, as in the other examples.
+        ssc.add_listener(matches.clone());
+        ssc.add_listener(progress.clone());
 
-    let records = ssc.generator_stream(RecordPool::standard(), rate);
-    // One pass over each partition, in chunks, in one job per batch: the filter keeps the
-    // matching records and the count action adds up what reaches it, with no shuffle (the
-    // stream's `count()` would shuffle the per-partition counts into one partition).
-    let sink = Arc::clone(&matches);
-    records.filter(|r| r.line().contains(GREP_PATTERN)).foreach_rdd(move |rdd, time| {
-        sink.record(time, rdd.count()?);
-        Ok::<(), Error>(())
-    })?;
+        let records = ssc.generator_stream(RecordPool::standard(), rate);
+        // One pass over each partition, in chunks, in one job per batch: the filter keeps the
+        // matching records and the count action adds up what reaches it, with no shuffle (the
+        // stream's `count()` would shuffle the per-partition counts into one partition).
+        let sink = Arc::clone(&matches);
+        records.filter(|r| r.line().contains(GREP_PATTERN)).foreach_rdd(move |rdd, time| {
+            sink.record(time, rdd.count()?);
+            Ok::<(), Error>(())
+        })?;
+        Ok(ssc)
+    };
+    let (_cluster, ssc) = args.cluster.launch(program)?;
 
     let handle = ssc.start()?;
     run_until(&handle, Until::Elapsed(Duration::from_secs(args.seconds)), None)?;

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release --example topk
 //! cargo run --release --example topk -- --rate 200000 --window-s 10 --quiet
+//! cargo run --release --example topk -- --cluster local:3   # a driver and 3 worker processes
 //! ```
 //!
 //! The window's counts are kept incrementally (`reduce_by_key_and_window_inv_filtered`: each
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use dstream::generator::RecordPool;
-use dstream::{StreamingContext, SystemClock};
+use dstream::{Context, Error, StreamingContext, SystemClock};
 use dstream_examples::{
     main_with, print_top, run_until, state_partitions, track_top, windowed_counts, word_counts, ClusterArgs, Progress,
     Until,
@@ -62,21 +63,25 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let window = Duration::from_secs(args.window_s);
     let k = args.k;
     let rate = args.rate;
-    let cluster = args.cluster.local_cluster()?;
     let partitions = state_partitions();
-    let ssc = StreamingContext::new(cluster.context(), batch, Arc::new(SystemClock::new()))?;
     let quiet = args.quiet;
     let progress = Progress::new(quiet);
-    ssc.add_listener(progress.clone());
-
-    let records = ssc.generator_stream(RecordPool::standard(), rate);
-    // Each partition's words are counted where they are, reading the records in place, so a
-    // word is copied into a `String` once per partition rather than once per occurrence (Zipf:
-    // most occurrences are of a few words); this about halves the processing time of plain
-    // `flat_map` to `(word, 1)` pairs.
-    let ones = records.map_partitions_ref(|_, part| word_counts(part));
-    let counts = windowed_counts(&ones, window, batch, partitions)?;
-    let top = track_top(&counts, k, 3, quiet)?;
+    // Every process of the cluster builds the program (`--cluster`); its outputs run in the
+    // driver only.
+    let program = |ctx: &Context| -> Result<_, Error> {
+        let ssc = StreamingContext::new(ctx.clone(), batch, Arc::new(SystemClock::new()))?;
+        ssc.add_listener(progress.clone());
+        let records = ssc.generator_stream(RecordPool::standard(), rate);
+        // Each partition's words are counted where they are, reading the records in place, so a
+        // word is copied into a `String` once per partition rather than once per occurrence (Zipf:
+        // most occurrences are of a few words); this about halves the processing time of plain
+        // `flat_map` to `(word, 1)` pairs.
+        let ones = records.map_partitions_ref(|_, part| word_counts(part));
+        let counts = windowed_counts(&ones, window, batch, partitions)?;
+        let top = track_top(&counts, k, 3, quiet)?;
+        Ok((ssc, top))
+    };
+    let (_cluster, (ssc, top)) = args.cluster.launch(program)?;
 
     // A run of bounded length without checkpoints: the state's lineage grows for its duration.
     ssc.allow_unbounded_lineage();

@@ -23,9 +23,16 @@
 //!
 //! `--stdin` reads lines from standard input until it ends, pushing each buffer's lines as one
 //! chunk.
+//!
+//! `--cluster local:N` runs the same program on a driver (this process) and `N` worker
+//! processes of this executable over TCP on 127.0.0.1, instead of the in-process cluster
+//! (`--cluster inproc`, the default); `--kill-worker-at` then kills worker process 0 with
+//! SIGKILL. `--cluster listen:IP:PORT:N` waits for `N` workers started elsewhere (see
+//! `dstream_examples::ClusterSpec`).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)] // An example program reports on stdout.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -34,15 +41,14 @@ use std::time::Duration;
 
 use clap::Parser;
 use dstream::generator::RecordPool;
-use dstream::{BatchInfo, DStream, Error, StreamingContext, StreamingListener, SystemClock, Time, WorkerId};
+use dstream::{BatchInfo, Context, DStream, Error, StreamingContext, StreamingListener, SystemClock, Time};
 use dstream_examples::{
     default_checkpoint_interval, main_with, print_top, read_line_chunks, run_until, state_partitions, track_top,
-    windowed_counts, words_of, ClusterArgs, Progress, Until,
+    windowed_counts, words_of, ClusterArgs, ClusterSpec, ExampleCluster, Progress, Until,
 };
-use dstream_inproc::LocalCluster;
 use dstream_storage::{LocalFs, SocketTextReceiver};
 
-/// Word counts over a sliding window, on an in-process cluster.
+/// Word counts over a sliding window, on an in-process cluster or over TCP.
 #[derive(Debug, Parser)]
 #[command(name = "wordcount")]
 struct Args {
@@ -71,8 +77,9 @@ struct Args {
     /// Run without checkpointing: the window's lineage, and memory, then grow with the run
     #[arg(long)]
     no_checkpoint: bool,
-    /// Kill worker 0 once this many seconds have run, as if its process died, and print the
-    /// batch delays around the failure (needs at least 3 workers: input is stored on 2)
+    /// Kill worker 0 once this many seconds have run, as if its process died (with
+    /// --cluster local:N, by SIGKILL), and print the batch delays around the failure (needs
+    /// at least 3 workers: input is stored on 2)
     #[arg(long, value_name = "S")]
     kill_worker_at: Option<u64>,
     /// Write an SVG chart of every batch's processing and total delay to FILE (with the
@@ -128,6 +135,10 @@ fn words(
     if args.stdin {
         let (input, lines) = ssc.input_stream::<String>();
         let (done, ended) = mpsc::channel();
+        if args.cluster.is_worker_process() {
+            // A worker process's input stream takes no records: the driver reads stdin.
+            return (lines.flat_map(|l| words_of(&l)), Some(ended));
+        }
         // Reading stdin blocks, so it has a thread of its own that the context does not wait for.
         std::thread::spawn(move || {
             let read = read_line_chunks(std::io::stdin().lock(), 1 << 16, |lines| input.push_all(lines).is_ok());
@@ -142,21 +153,12 @@ fn words(
     (records.flat_map(|r| r.words().map(str::to_owned).collect::<Vec<_>>()), None)
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let batch = Duration::from_millis(args.batch_ms);
-    let window = Duration::from_secs(args.window_s);
-    let partitions = state_partitions();
-    let checkpoints = args.checkpoint_dir();
-    // Resolved before the program is built, so a bad address fails here, with its own error.
-    let socket = args.socket.as_deref().map(SocketTextReceiver::new).transpose()?;
-
+/// What the run reads, where it runs and checkpoints, and how long.
+fn print_banner(args: &Args, batch: Duration, partitions: usize, checkpoints: Option<&CheckpointDir>) {
     println!("wordcount: the top words over a {} s window sliding every {} ms batch", args.window_s, args.batch_ms);
     println!("  input:         {}", args.source());
-    println!(
-        "  cluster:       in-process, {} workers; the window's counts in {partitions} partitions",
-        args.cluster.worker_count()
-    );
-    match &checkpoints {
+    println!("  cluster:       {}; the window's counts in {partitions} partitions", args.cluster.describe());
+    match checkpoints {
         Some(dir) => println!(
             "  checkpoints:   every {} s to {}{}",
             default_checkpoint_interval(batch).as_secs_f64(),
@@ -170,32 +172,57 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         println!("  run:           {} s (Ctrl-C stops earlier, gracefully)", args.seconds);
     }
+}
 
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let batch = Duration::from_millis(args.batch_ms);
+    let window = Duration::from_secs(args.window_s);
+    let partitions = state_partitions();
+    let checkpoints = args.checkpoint_dir();
+    // Resolved before the program is built, so a bad address fails here, with its own error.
+    let socket = args.socket.as_deref().map(SocketTextReceiver::new).transpose()?;
+
+    // A worker process of a TCP cluster builds the same program and serves: it prints nothing.
+    if !args.cluster.is_worker_process() {
+        print_banner(&args, batch, partitions, checkpoints.as_ref());
+    }
     if args.kill_worker_at.is_some() && args.cluster.worker_count() < 3 {
         return Err("--kill-worker-at needs at least 3 workers (--workers 3): input is stored on 2".into());
     }
-    let cluster = Arc::new(args.cluster.local_cluster()?);
+    if args.kill_worker_at.is_some() && matches!(args.cluster.cluster, ClusterSpec::Listen { .. }) {
+        return Err("--kill-worker-at kills a worker on this machine: use --cluster inproc or local:N".into());
+    }
     let progress = Progress::new(args.quiet);
-    let killer = args.kill_worker_at.map(|s| KillAt::new(&cluster, Duration::from_secs(s)));
     let quiet = args.quiet;
     let job = |ssc: &StreamingContext| -> Result<_, Error> {
         ssc.add_listener(progress.clone());
-        if let Some(killer) = &killer {
-            ssc.add_listener(killer.clone());
-        }
         let (words, input_done) = words(ssc, &args, socket);
         let counts = windowed_counts(&words.map(|w| (w, 1u64)), window, batch, partitions)?;
         let top = track_top(&counts, 10, 5, quiet)?;
         Ok((top, input_done))
     };
     let clock = Arc::new(SystemClock::new());
-    let (ssc, (top, input_done)) = match &checkpoints {
-        Some(dir) => {
-            let storage = dstream_storage::checkpointing(LocalFs::new(&dir.path)?);
-            StreamingContext::get_or_create(cluster.context(), batch, clock, storage, job)?
-        }
-        None => StreamingContext::create(cluster.context(), batch, clock, job)?,
+    // Every process of the cluster builds the program: datasets, streams and outputs.
+    let storage = match &checkpoints {
+        Some(dir) => Some(dstream_storage::checkpointing(LocalFs::new(&dir.path)?)),
+        None => None,
     };
+    let program = |ctx: &Context| match storage {
+        Some(storage) => StreamingContext::get_or_create(ctx.clone(), batch, clock, storage, job),
+        None => StreamingContext::create(ctx.clone(), batch, clock, job),
+    };
+    // The worker processes of `--cluster local:N` write and read the state's checkpoints too:
+    // they get the driver's directory, a temporary one included (which only the driver removes).
+    let shared_dir = checkpoints.as_ref().filter(|d| d.temporary).map(|d| d.path.clone().into_os_string());
+    let worker_args = std::env::args_os()
+        .skip(1)
+        .chain(shared_dir.into_iter().flat_map(|dir| [OsString::from("--checkpoint-dir"), dir]));
+    let (cluster, (ssc, (top, input_done))) = args.cluster.launch_with_worker_args(worker_args, program)?;
+    let cluster = Arc::new(cluster);
+    let killer = args.kill_worker_at.map(|s| KillAt::new(&cluster, Duration::from_secs(s)));
+    if let Some(killer) = &killer {
+        ssc.add_listener(killer.clone());
+    }
 
     // A run of bounded length without checkpoints: the state's lineage grows for its duration.
     ssc.allow_unbounded_lineage();
@@ -209,11 +236,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(path) = &args.svg {
         let killed = killer.as_ref().and_then(|k| k.killed_at());
-        let title = match killed {
-            Some(_) => "WordCount on the in-process cluster: worker 0 killed",
-            None => "WordCount on the in-process cluster",
+        let on = match args.cluster.cluster {
+            ClusterSpec::InProcess => "the in-process cluster".to_string(),
+            _ => format!("{} worker processes", args.cluster.worker_count()),
         };
-        std::fs::write(path, progress.svg(title, killed))?;
+        let title = match killed {
+            Some(_) => format!("WordCount on {on}: worker 0 killed"),
+            None => format!("WordCount on {on}"),
+        };
+        std::fs::write(path, progress.svg(&title, killed))?;
     }
     print_top("top words over the last window:", &top.lock().map_err(|_| "a lock was poisoned")?);
     if let Some(dir) = checkpoints.filter(|d| d.temporary) {
@@ -226,14 +257,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Kills worker 0 after the first batch that completes once `after` has run.
 struct KillAt {
-    cluster: Arc<LocalCluster>,
+    cluster: Arc<ExampleCluster>,
     after: Duration,
     first: Mutex<Option<Time>>,
     killed: Mutex<Option<Time>>,
 }
 
 impl KillAt {
-    fn new(cluster: &Arc<LocalCluster>, after: Duration) -> Arc<KillAt> {
+    fn new(cluster: &Arc<ExampleCluster>, after: Duration) -> Arc<KillAt> {
         Arc::new(KillAt { cluster: Arc::clone(cluster), after, first: Mutex::new(None), killed: Mutex::new(None) })
     }
 
@@ -247,7 +278,7 @@ impl StreamingListener for KillAt {
         let first = *self.first.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(info.time);
         let mut killed = self.killed.lock().unwrap_or_else(|p| p.into_inner());
         if killed.is_none() && info.time.saturating_since(first) >= self.after {
-            match self.cluster.kill_worker(WorkerId(0)) {
+            match self.cluster.kill_worker(0) {
                 Ok(()) => println!(
                     "killed worker 0 after the batch of {:.1} s (from the first batch)",
                     info.time.saturating_since(first).as_secs_f64()
