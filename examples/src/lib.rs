@@ -240,7 +240,7 @@ impl ClusterArgs {
             ClusterSpec::Listen { addr, workers } => TcpCluster::builder().listen(addr, workers),
         };
         let (cluster, handles) = builder.launch(program)?;
-        Ok((ExampleCluster::Tcp(cluster), handles))
+        Ok((ExampleCluster::Tcp(Box::new(cluster)), handles))
     }
 }
 
@@ -250,7 +250,7 @@ pub enum ExampleCluster {
     /// The in-process cluster (`--cluster inproc`).
     InProcess(LocalCluster),
     /// The TCP cluster's driver (`--cluster local:N` or `listen:ADDR:N`).
-    Tcp(TcpCluster),
+    Tcp(Box<TcpCluster>),
 }
 
 impl ExampleCluster {
