@@ -2,6 +2,7 @@
 
 #[allow(clippy::wildcard_imports)] // The cluster module's imports, split from it.
 use super::*;
+use wait_timeout::ChildExt;
 
 /// A fresh random secret, as text (for the environment): 32 random bytes in hex.
 pub(super) fn random_secret() -> Result<String, LaunchError> {
@@ -116,18 +117,13 @@ impl Children {
     /// Waits a while for every process to exit by itself, then kills those left.
     pub(super) fn finish(&mut self) {
         let deadline = std::time::Instant::now() + CHILD_EXIT_WAIT_MAX;
-        for child in self.processes.iter_mut().filter_map(Option::take).collect::<Vec<_>>().iter_mut() {
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if std::time::Instant::now() >= deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    // The process is going: its driver connection closed.
-                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                }
+        for mut child in self.processes.iter_mut().filter_map(Option::take) {
+            // The process is going (its driver connection closed): wait for its exit, up to
+            // what is left of the deadline.
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if let Ok(None) = child.wait_timeout(left) {
+                let _ = child.kill();
+                let _ = child.wait();
             }
         }
     }
