@@ -49,7 +49,7 @@ use dstream::{Context, DriverConfig, Graph, LossReason, NodeId, SystemClock, Wor
 
 use crate::handshake::{HandshakeConfig, HandshakeError};
 use crate::listener::{Listener, ListenerConfig};
-use crate::runtime::driver::{DriverLoop, DriverRunner, Observed};
+use crate::runtime::driver::{Bringup, DriverLoop, DriverRunner, Observed};
 use crate::runtime::worker::{serve, WorkerExit};
 use crate::runtime::{self, incarnation, join, pump, spawn, tokio_runtime, Input, INBOX_INPUTS_MAX};
 use crate::secret::{Secret, SecretError, SECRET_ENV, SECRET_FILE_ENV};
@@ -57,6 +57,7 @@ use crate::transport::{TcpTransport, TransportConfig};
 
 mod children;
 mod role;
+mod start;
 
 /// How often a waiting driver checks whether a local worker process has exited.
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
@@ -66,6 +67,7 @@ const CHILD_EXIT_WAIT_MAX: Duration = Duration::from_secs(5);
 
 use children::{random_secret, Children};
 pub use role::*;
+use start::{Plan, Startup, Up};
 
 /// What the builder's own role is, when the environment names none.
 #[derive(Clone, Debug)]
@@ -178,7 +180,11 @@ impl ClusterBuilder {
     /// `program` returned. In the worker role: builds the program on
     /// [`Context::for_worker`], serves until the driver goes away and exits the process; it
     /// never returns. `program` must build the same datasets, streams and outputs in every
-    /// process (a worker that built another program is refused); it must not run jobs.
+    /// process (a worker that built another program is refused); it must not run jobs of its
+    /// own (a worker's build cannot). What the engine runs while the driver builds it, as
+    /// [`StreamingContext::get_or_create`](dstream::StreamingContext::get_or_create) resuming
+    /// from checkpoints reads them on the workers, brings the cluster up first; otherwise it
+    /// comes up once the program is built.
     pub fn launch<T>(
         self,
         program: impl FnOnce(&Context) -> Result<T, dstream::Error>,
@@ -257,7 +263,8 @@ impl ClusterBuilder {
         Ok(exit)
     }
 
-    /// The driver role: up to the registration of every worker.
+    /// The driver role: builds the program, then brings the cluster up (earlier if the program
+    /// runs jobs while it is built: see `start.rs`), up to the registration of every worker.
     fn drive<T>(
         self,
         listen: SocketAddr,
@@ -273,83 +280,41 @@ impl ClusterBuilder {
         };
         let graph = Graph::new();
         let (inbox, inbox_rx) = bounded(INBOX_INPUTS_MAX);
-        let ctx = Context::new(Arc::clone(&graph), Arc::new(DriverRunner { inbox: inbox.clone() }));
-        let value = program(&ctx)?;
-        let mut handshake = HandshakeConfig::new(NodeId::Driver, incarnation(), graph.fingerprint(), secret);
-        handshake.wire = self.transport.wire;
-        let runtime = tokio_runtime().map_err(|source| LaunchError::Io { what: "starting tokio".into(), source })?;
-        let listener_config = ListenerConfig::default();
-        let mut listener = runtime
-            .block_on(Listener::bind(listen, handshake, listener_config))
-            .map_err(|source| LaunchError::Io { what: format!("listening on {listen}"), source })?;
-        let addr = listener.local_addr();
-        let mut children = Children::default();
-        if let Some(secret) = &secret_text {
-            children.start(workers, addr, secret, &self.worker_args)?;
-        }
-        let started = std::time::Instant::now();
-        let wait = self.workers_wait_max;
-        let (connections, addresses) = runtime.block_on(async {
-            let deadline = tokio::time::Instant::now() + wait;
-            join::gather(&mut listener, workers, deadline, || children.check()).await
-        })?;
-
-        let (transport, events) = TcpTransport::new(NodeId::Driver, runtime.handle().clone(), self.transport);
-        let transport = Arc::new(transport);
-        pump(events, inbox.clone())?;
-        let mut config = self.driver;
-        config.encode_payloads = true;
-        config.input_replicas = self.input_replicas.unwrap_or(2.min(workers));
-        let driver = dstream::Driver::new(config, Arc::clone(&graph));
-        let observed = Arc::new(Observed::default());
-        let driver_loop = DriverLoop::new(driver, Arc::clone(&transport), SystemClock::new(), Arc::clone(&observed));
-        let thread = spawn("dstream-driver", move || driver_loop.run(inbox_rx))?;
-        for conn in connections {
-            transport.add(conn);
-        }
-        // From now on a worker that joins is a restarted process.
-        let weak = Arc::downgrade(&transport);
-        drop(transport);
-        runtime.spawn(join::admit(listener, workers, addresses, listener_config.handshakes_max, weak));
-        let mut cluster = Cluster {
+        let plan = Plan {
+            builder: self,
+            listen,
+            workers,
+            secret,
+            secret_text,
+            graph: Arc::clone(&graph),
+            inbox: inbox.clone(),
+            inbox_rx,
+        };
+        let startup = Arc::new(Startup::new(plan));
+        let bringup: Arc<dyn Bringup> = Arc::clone(&startup) as Arc<dyn Bringup>;
+        let ctx = Context::new(graph, Arc::new(DriverRunner { inbox: inbox.clone(), bringup }));
+        let value = match program(&ctx) {
+            Ok(value) => value,
+            Err(e) => {
+                // A cluster brought up for the program's jobs stops with it.
+                if let Some(up) = startup.take_up() {
+                    up.stop(&inbox);
+                }
+                // The cluster's failure to come up is the cause of the program's.
+                return Err(startup.take_error().unwrap_or(LaunchError::Program(e)));
+            }
+        };
+        let Up { driver, observed, children, addr, runtime } = startup.take()?;
+        let cluster = Cluster {
             context: ctx,
             inbox,
-            driver: Some(thread),
+            driver: Some(driver),
             observed,
             children: Mutex::new(children),
             workers,
             addr,
             runtime: Some(runtime),
         };
-        let mut exited = None;
-        let remaining = wait.saturating_sub(started.elapsed());
-        let all = cluster.observed.wait_until(
-            remaining,
-            WATCH_INTERVAL,
-            || {
-                if exited.is_none() {
-                    exited = cluster.children.get_mut().unwrap_or_else(|p| p.into_inner()).check().err();
-                }
-            },
-            |m| m.registered.len() as u32 >= workers || !m.refused.is_empty() || m.stopped,
-        );
-        if let Some(e) = exited {
-            return Err(e);
-        }
-        let members = cluster.observed.lock();
-        if let Some((worker, reason)) = members.refused.iter().next() {
-            return Err(LaunchError::Refused { worker: *worker, reason: reason.clone() });
-        }
-        if !all {
-            return Err(LaunchError::WorkersTimeout {
-                expected: workers,
-                joined: workers,
-                registered: members.registered.len() as u32,
-                waited: started.elapsed(),
-                last_rejection: None,
-            });
-        }
-        drop(members);
         Ok((cluster, value))
     }
 }

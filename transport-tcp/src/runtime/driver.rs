@@ -80,27 +80,42 @@ impl Observed {
     }
 }
 
-/// The runner of the driver process's `Context`: jobs go to the driver's thread.
+/// Brings the driver's side of a cluster up (listener, workers, driver thread) the first time
+/// the program needs it: a program resuming from checkpoints runs jobs while it is built.
+pub(crate) trait Bringup: Send + Sync {
+    /// Returns once the cluster is up, or [`Error::ClusterStopped`] if it could not come up
+    /// (the launch reports why).
+    fn ensure_up(&self) -> Result<(), Error>;
+}
+
+/// The runner of the driver process's `Context`: jobs go to the driver's thread, once the
+/// cluster is up.
 pub(crate) struct DriverRunner {
     pub(crate) inbox: Sender<Input>,
+    pub(crate) bringup: Arc<dyn Bringup>,
 }
 
 impl JobRunner for DriverRunner {
     fn run_job(&self, request: JobRequest) -> Result<Vec<Payload>, Error> {
+        self.bringup.ensure_up()?;
         let (reply, result) = bounded(1);
         self.inbox.send(Input::Submit { request, reply }).map_err(|_| Error::ClusterStopped { submitted: false })?;
         result.recv().map_err(|_| Error::ClusterStopped { submitted: true })?
     }
 
     fn store_blocks(&self, upload: BlockUpload) -> Result<(), Error> {
+        self.bringup.ensure_up()?;
         let (reply, result) = bounded(1);
         self.inbox.send(Input::Store { upload, reply }).map_err(|_| Error::ClusterStopped { submitted: false })?;
         result.recv().map_err(|_| Error::ClusterStopped { submitted: true })?.map(drop)
     }
 
     fn announce(&self, fact: Fact) {
-        // A driver that stopped runs no more jobs that could need it.
-        let _ = self.inbox.send(Input::Announce(fact));
+        // The facts go to the driver's thread in order, so it must be running; a driver that
+        // could not come up or stopped runs no more jobs that could need them.
+        if self.bringup.ensure_up().is_ok() {
+            let _ = self.inbox.send(Input::Announce(fact));
+        }
     }
 }
 
