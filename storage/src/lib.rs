@@ -25,6 +25,7 @@ mod save;
 mod signals;
 mod socket;
 mod stream_ext;
+mod temporaries;
 mod text_file;
 
 pub use checkpoint::{read_checkpoint, write_checkpoint, CheckpointError, CheckpointHeader, CheckpointStats, Zstd};

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dstream::storage::{validate_name, validate_prefix};
 use dstream::{Storage, StorageError};
 
-/// What a temporary file's name holds after the object's file name: `.{file}.tmp-{pid}-{n}`.
-/// Object names never start with `.`, so no object can be mistaken for a temporary file.
-const TMP_TAG: &str = ".tmp-";
+use crate::temporaries::{abandoned, is_temporary, tmp_name, InFlight};
 
 /// How many times a put retries creating its temporary file when a concurrent
 /// [`Storage::delete`] removed the (then empty) directory in between.
@@ -18,14 +16,17 @@ const CREATE_ATTEMPTS_MAX: u32 = 4;
 
 /// Objects as files under a root directory: the object `a/b/c` is the file `{root}/a/b/c`.
 ///
-/// A put writes a temporary file next to the object's file (`.{file}.tmp-{pid}-{n}`), flushes
+/// A put writes a temporary file next to the object's file (`.{file}.tmp-{pid}-{n}-{host}`), flushes
 /// it to disk (`fsync`), renames it over the object's file and flushes the directory. A crash
 /// at any point leaves the old object or the new one, and perhaps a temporary file, which
-/// [`list`](Storage::list) never returns and [`LocalFs::new`] removes. Directories are created
-/// as needed and removed by [`delete`](Storage::delete) when they become empty.
+/// [`list`](Storage::list) never returns and [`LocalFs::new`] removes once it is abandoned.
+/// Directories are created as needed and removed by [`delete`](Storage::delete) when they
+/// become empty.
 ///
-/// One process at a time should write a root: [`LocalFs::new`] removes every temporary file
-/// under it, including one another process would be writing.
+/// Several processes may share a root, as a cluster's driver and workers share a checkpoint
+/// directory: [`LocalFs::new`] removes only the temporary files nobody writes any more (of no
+/// put in progress in this process, of a process of this machine that is gone, or of another
+/// machine and untouched for an hour), never one another process is writing.
 ///
 /// # Examples
 ///
@@ -98,7 +99,7 @@ impl LocalFs {
     }
 
     /// Creates a new temporary file next to `path`.
-    fn create_tmp(&self, name: &str, path: &Path) -> Result<(PathBuf, File), StorageError> {
+    fn create_tmp(&self, name: &str, path: &Path) -> Result<(InFlight, File), StorageError> {
         let (Some(dir), Some(file_name)) = (path.parent(), path.file_name()) else {
             unreachable!("a validated name has a parent directory and a final segment: {path:?}");
         };
@@ -107,12 +108,10 @@ impl LocalFs {
             attempt += 1;
             self.ensure_dir(name, dir)?;
             let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
-            let mut tmp_name = std::ffi::OsString::from(".");
-            tmp_name.push(file_name);
-            tmp_name.push(format!("{TMP_TAG}{}-{n}", std::process::id()));
-            let tmp = dir.join(tmp_name);
+            let tmp = dir.join(tmp_name(file_name, n));
+            let writing = InFlight::new(tmp.clone());
             match File::create_new(&tmp) {
-                Ok(file) => return Ok((tmp, file)),
+                Ok(file) => return Ok((writing, file)),
                 // A concurrent delete removed the directory after it became empty.
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < CREATE_ATTEMPTS_MAX => continue,
                 Err(e) => return Err(io_error(name, &tmp, "create", &e)),
@@ -128,8 +127,9 @@ impl Storage for LocalFs {
         write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
     ) -> Result<(), StorageError> {
         let path = self.path_of(name)?;
-        let (tmp, file) = self.create_tmp(name, &path)?;
-        let result = write_durably(name, &tmp, file, write);
+        let (writing, file) = self.create_tmp(name, &path)?;
+        let tmp = writing.path();
+        let result = write_durably(name, tmp, file, write);
         #[cfg(test)]
         if result.is_ok() && self.crash_before_rename.swap(false, Ordering::SeqCst) {
             // The temporary file stays, complete and durable, as a killed process leaves it.
@@ -141,11 +141,11 @@ impl Storage for LocalFs {
                 message: "the test hook stopped the put before the rename".into(),
             });
         }
-        let result = result.and_then(|()| fs::rename(&tmp, &path).map_err(|e| io_error(name, &tmp, "rename", &e)));
+        let result = result.and_then(|()| fs::rename(tmp, &path).map_err(|e| io_error(name, tmp, "rename", &e)));
         if let Err(e) = result {
             // Best effort: the error that matters is the first one, and a leftover temporary
             // file is invisible to readers and removed by the next `LocalFs::new`.
-            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(tmp);
             return Err(e);
         }
         let dir = path.parent().unwrap_or(&self.root);
@@ -231,11 +231,6 @@ fn sync_dir(name: &str, dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// Whether a directory entry is one of the store's temporary files.
-fn is_temporary(file_name: &str) -> bool {
-    file_name.starts_with('.') && file_name.contains(TMP_TAG)
-}
-
 /// Collects the names of the objects under `dir` (whose name is `name`, `""` for the root).
 /// Entries whose names are not valid segments (temporary files, anything a person put there)
 /// are skipped; a directory that vanishes during the walk (a concurrent delete) is empty.
@@ -269,7 +264,7 @@ fn remove_temporaries(dir: &Path) -> io::Result<()> {
         let file_type = entry.file_type()?;
         if file_type.is_dir() {
             remove_temporaries(&entry.path())?;
-        } else if entry.file_name().to_str().is_some_and(is_temporary) {
+        } else if entry.file_name().to_str().is_some_and(|name| is_temporary(name) && abandoned(&entry.path(), name)) {
             fs::remove_file(entry.path())?;
         }
     }
@@ -279,6 +274,7 @@ fn remove_temporaries(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::temporaries::TMP_TAG;
 
     fn temp_root(tag: &str) -> PathBuf {
         static NEXT: AtomicU64 = AtomicU64::new(0);

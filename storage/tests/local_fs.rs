@@ -103,3 +103,41 @@ fn a_killed_writer_leaves_a_complete_object() {
     }
     eprintln!("kills that left a temporary file: {temporaries_seen} of 6");
 }
+
+/// A store opened while another process writes the same root (a cluster's driver and workers
+/// share a checkpoint directory) removes none of that process's temporary files: every put
+/// of the writer succeeds.
+#[test]
+fn opening_a_store_another_process_writes_removes_nothing_it_writes() {
+    let dir = common::TempDir::new("localfs-shared");
+    let fs = LocalFs::new(dir.path()).unwrap();
+    fs.put(OBJECT, &version_bytes(0)).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["child_writer", "--exact", "--test-threads=1", "--nocapture"])
+        .env(CHILD_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut reached = 0;
+    let mut opens = 0;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let Ok(v) = line.unwrap().trim().parse::<u64>() else { continue };
+        reached = v;
+        // Two removal passes over the root per version the writer stores, so that some fall
+        // in the middle of its puts.
+        for _ in 0..2 {
+            drop(LocalFs::new(dir.path()).unwrap());
+            opens += 1;
+        }
+        if v >= 300 {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A put that failed (its temporary file removed under it) panics the writer: its output
+    // would have ended early.
+    assert!(reached >= 300, "the writer stopped at version {reached} after {opens} opens of its root");
+    check_version(&fs.get(OBJECT).unwrap());
+}
