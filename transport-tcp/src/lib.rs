@@ -94,7 +94,10 @@ pub mod secret;
 pub mod transport;
 
 pub use chunk::{message_frames, Inbound, Reassembler};
-pub use cluster::{Cluster, ClusterBuilder, LaunchError, Role};
+pub use cluster::{
+    Cluster, ClusterBuilder, LaunchError, Role, DRIVER_ADDR_ENV, INCARNATION_ENV, ROLE_ENV, WORKERS_ENV,
+    WORKER_INDEX_ENV,
+};
 pub use connection::{Connection, MessageReader, MessageWriter};
 pub use frame::{Frame, FrameCodec, WireConfig, WireError};
 pub use handshake::{
