@@ -1,8 +1,9 @@
 //! The driver process killed (SIGKILL) and started again on the same checkpoint directory: the
 //! restarted driver resumes the stream from its checkpoints, as in the restart suite, and the
-//! batch-keyed output files equal an uninterrupted run's.
+//! batch-keyed output files equal an uninterrupted run's. And a worker process killed and
+//! started again in the middle of the same checkpointed stream.
 //!
-//! Each test runs three processes trees in turn: this test executable re-run as a driver (the
+//! Each test runs process trees in turn: this test executable re-run as a driver (the
 //! test function again, told so by [`DIR_ENV`]), which starts three worker processes of the
 //! same executable ([`Cluster::builder`]`.local(3)`); every process builds the same program
 //! with [`StreamingContext::get_or_create`] on a [`LocalFs`] in one shared directory (the
@@ -18,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use dstream::{Error, ManualClock, QueueHandle, Rdd, StreamingContext, Time};
+use dstream::{Error, ManualClock, QueueHandle, Rdd, StreamingContext, Time, WorkerId};
 use dstream_inproc::LocalCluster;
 use dstream_storage::LocalFs;
 use dstream_tcp::Cluster;
@@ -49,6 +50,9 @@ enum Stop {
     /// In batch `k`, while the workers run its tasks: every task of the batch's transform
     /// waits for the kill.
     InTasks(u64),
+    /// Not at all, but before batch `k` the driver kills worker process 1 and starts it again
+    /// (it opens the shared directory while the others write checkpoints there).
+    RestartWorker(u64),
 }
 
 impl Stop {
@@ -59,6 +63,7 @@ impl Stop {
             "after" => Stop::After(k),
             "outputs" => Stop::BetweenOutputs(k),
             "tasks" => Stop::InTasks(k),
+            "worker" => Stop::RestartWorker(k),
             _ => Stop::Never,
         }
     }
@@ -69,6 +74,7 @@ impl Stop {
             Stop::After(k) => format!("after:{k}"),
             Stop::BetweenOutputs(k) => format!("outputs:{k}"),
             Stop::InTasks(k) => format!("tasks:{k}"),
+            Stop::RestartWorker(k) => format!("worker:{k}"),
         }
     }
 }
@@ -161,8 +167,9 @@ fn build(ctx: &dstream::Context, dir: &Path, stop: Stop) -> Result<(StreamingCon
 }
 
 /// Runs the batches a (possibly resumed) context still has to run, up to [`BATCHES`],
-/// pushing the input of those whose input was not logged.
-fn run(ssc: &StreamingContext, queue: &QueueHandle<Page>, stop: Stop) {
+/// pushing the input of those whose input was not logged, calling `before(k)` before batch
+/// `k`.
+fn run(ssc: &StreamingContext, queue: &QueueHandle<Page>, stop: Stop, mut before: impl FnMut(u64)) {
     let resumed = ssc.resumed();
     let first = resumed.map_or(1, |r| batch_of(r.next_batch));
     let logged_until = resumed.map_or(0, |r| batch_of(r.logged_until));
@@ -170,6 +177,7 @@ fn run(ssc: &StreamingContext, queue: &QueueHandle<Page>, stop: Stop) {
         report(&format!("resumed at batch {first}, logged until batch {}", batch_of(r.logged_until)));
     }
     for k in first..=BATCHES {
+        before(k);
         if k > logged_until {
             queue.push(views(k));
         }
@@ -194,7 +202,15 @@ fn driver_process(dir: &Path) {
         .workers_wait_max(Duration::from_secs(60))
         .launch(|ctx| build(ctx, dir, stop))
         .unwrap();
-    run(&ssc, &queue, stop);
+    run(&ssc, &queue, stop, |k| {
+        if stop == Stop::RestartWorker(k) {
+            cluster.kill_worker(1).unwrap();
+            assert!(cluster.wait_lost(WorkerId(1), Duration::from_secs(30)), "the driver saw the loss");
+            cluster.restart_worker(1).unwrap();
+            assert!(cluster.wait_registered(WorkerId(1), Duration::from_secs(30)), "the new process registered");
+            report(&format!("worker 1 restarted before batch {k}"));
+        }
+    });
     drop(ssc);
     drop(cluster);
     report("finished");
@@ -325,7 +341,7 @@ fn uninterrupted() -> &'static BTreeMap<String, String> {
         let dir = TempDir::new("uninterrupted");
         let cluster = LocalCluster::builder().workers(3).threads(2).slots(2).build().unwrap();
         let (ssc, queue) = build(&cluster.context(), &dir.0, Stop::Never).unwrap();
-        run(&ssc, &queue, Stop::Never);
+        run(&ssc, &queue, Stop::Never, |_| {});
         let files = files(&dir.0.join("out"));
         assert_eq!(files.len() as u64, 2 * BATCHES);
         files
@@ -419,4 +435,19 @@ fn a_driver_killed_while_its_workers_run_a_batch_runs_that_batch_after_the_resta
     );
     // No output of batch 7 had run: it runs once, after the restart.
     assert_once_but(&runs, &[]);
+}
+
+#[test]
+fn a_worker_process_restarted_in_a_checkpointed_stream_changes_no_output() {
+    if as_child() {
+        return;
+    }
+    let test = "a_worker_process_restarted_in_a_checkpointed_stream_changes_no_output";
+    let dir = TempDir::new(test);
+    let tree = Tree::start(test, &dir.0, Stop::RestartWorker(5));
+    let before = tree.wait_for("finished");
+    assert!(before.iter().any(|r| r == "worker 1 restarted before batch 5"), "{before:?}");
+    assert!(tree.wait_exit().success());
+    assert_eq!(&files(&dir.0.join("out")), uninterrupted());
+    assert_once_but(&runs(&dir.0.join("out")), &[]);
 }
