@@ -54,6 +54,9 @@ impl fmt::Display for Job {
 pub enum Impl {
     /// This project, in process (`dstream_inproc::LocalCluster`).
     Dstream,
+    /// This project on a driver and two worker processes over TCP on loopback
+    /// (`dstream_tcp::Cluster`); the harness's `--transport` chooses it, not `--impls`.
+    DstreamTcp,
     /// timely dataflow.
     Timely,
     /// Hand-written threads and hash maps, no framework.
@@ -61,13 +64,15 @@ pub enum Impl {
 }
 
 impl Impl {
-    /// All implementations, in report order.
+    /// The implementations `--impls` names, in report order (dstream's TCP runtime,
+    /// [`Impl::DstreamTcp`], is reported next to [`Impl::Dstream`]).
     pub const ALL: [Impl; 3] = [Impl::Dstream, Impl::Timely, Impl::Baseline];
 
     /// The implementation's name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             Impl::Dstream => "dstream",
+            Impl::DstreamTcp => "dstream-tcp",
             Impl::Timely => "timely",
             Impl::Baseline => "baseline",
         }

@@ -108,7 +108,8 @@ pub fn table(rows: &[Row]) -> String {
 /// The ratios of each implementation's maximum rate to the others', per job and bound.
 pub fn ratios(rows: &[Row]) -> String {
     let mut s = String::from("| job | bound ms | ratio | value |\n| --- | ---: | --- | ---: |\n");
-    // Rows come in implementation order (dstream, timely, baseline): each pair once, in it.
+    // Rows come in implementation order (dstream, dstream-tcp, timely, baseline): each pair
+    // once, in it.
     for (i, a) in rows.iter().enumerate() {
         for b in &rows[i + 1..] {
             if a.job == b.job && a.bound_ms == b.bound_ms && a.implementation != b.implementation {
@@ -164,7 +165,7 @@ pub fn write(dir: &Path, report: &Report) -> Result<(), HarnessError> {
     Ok(())
 }
 
-const COLORS: [&str; 3] = ["#1f77b4", "#ff7f0e", "#2ca02c"];
+const COLORS: [&str; 4] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"];
 
 /// Bars of the maximum rate per job and bound, one color per implementation, then per job and
 /// bound the p99 latency of every run against its rate (log scale), with the bound dashed.

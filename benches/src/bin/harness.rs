@@ -4,7 +4,15 @@
 //! ```text
 //! cargo run --release -p dstream-benches --bin harness -- --quick --out target/harness-quick
 //! cargo run --release -p dstream-benches --bin harness -- --measure-secs 20 --bounds 1000
+//! cargo run --release -p dstream-benches --bin harness -- --quick --transport both --out target/harness-quick-tcp
 //! ```
+//!
+//! `--transport` says where dstream runs: `inproc` (the default: `LocalCluster`, reported as
+//! `dstream`), `tcp` (a driver and two worker processes over loopback, `dstream-tcp`) or
+//! `both` (the two rows side by side). Each step of a `dstream-tcp` search launches a cluster
+//! whose worker processes are this executable again, given the step's program in their
+//! arguments: `main` recognizes them first (`DSTREAM_ROLE=worker`) and serves. The launch is
+//! not in the measured window.
 //!
 //! For the 1000 ms bound the batch interval is 500 ms (the paper's setting). For a smaller
 //! bound, each interval of `--small-batches` below the bound is searched and the one
@@ -23,13 +31,46 @@ use dstream_benches::search::{search, SearchPlan, SearchResult};
 use dstream_benches::{run_timed, HarnessError, Setup};
 
 const USAGE: &str = "usage: harness [--quick] [--jobs grep,wordcount,topk] [--impls dstream,timely,baseline] \
-[--bounds 1000,100] [--small-batches 50,25,10] [--workers N] [--warmup-secs S] [--measure-secs S] \
+[--transport inproc|tcp|both] [--bounds 1000,100] [--small-batches 50,25,10] [--workers N] [--warmup-secs S] [--measure-secs S] \
 [--start-rate N] [--max-steps N] [--precision F] [--out DIR]";
 
+/// Where dstream's runs go: `--transport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    /// In process: [`Impl::Dstream`].
+    InProc,
+    /// A driver and worker processes over TCP: [`Impl::DstreamTcp`].
+    Tcp,
+    /// Both, side by side.
+    Both,
+}
+
+impl Transport {
+    fn parse(value: &str) -> Option<Transport> {
+        match value {
+            "inproc" => Some(Transport::InProc),
+            "tcp" => Some(Transport::Tcp),
+            "both" => Some(Transport::Both),
+            _ => None,
+        }
+    }
+
+    /// The implementations that measure dstream.
+    fn dstream(self) -> &'static [Impl] {
+        match self {
+            Transport::InProc => &[Impl::Dstream],
+            Transport::Tcp => &[Impl::DstreamTcp],
+            Transport::Both => &[Impl::Dstream, Impl::DstreamTcp],
+        }
+    }
+}
+
 /// The command line.
+#[derive(Debug)]
 struct Options {
     jobs: Vec<Job>,
     impls: Vec<Impl>,
+    transport: Transport,
     bounds: Vec<u64>,
     small_batches: Vec<u64>,
     workers: usize,
@@ -53,6 +94,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
     let mut o = Options {
         jobs: Job::ALL.to_vec(),
         impls: Impl::ALL.to_vec(),
+        transport: Transport::InProc,
         bounds: vec![1000, 100],
         small_batches: if quick { vec![50] } else { vec![50, 25, 10] },
         workers: cores,
@@ -80,6 +122,10 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
         match flag {
             "jobs" => o.jobs = list(&value, flag, Job::parse)?,
             "impls" => o.impls = list(&value, flag, Impl::parse)?,
+            "transport" => {
+                o.transport =
+                    Transport::parse(&value).ok_or_else(|| format!("--transport: unknown value {value:?}\n{USAGE}"))?
+            }
             "bounds" => o.bounds = list(&value, flag, |v| v.parse().ok().filter(|b| *b > 0))?,
             "small-batches" => o.small_batches = list(&value, flag, |v| v.parse().ok().filter(|b| *b > 0))?,
             "workers" => o.workers = number::<usize>(&value, flag)?.max(1),
@@ -96,6 +142,16 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
         return Err(format!("--warmup-secs and --measure-secs must be finite, the measure above zero\n{USAGE}"));
     }
     Ok(o)
+}
+
+/// The implementations measured, in report order: `--impls`, with dstream as `--transport`
+/// says.
+fn implementations(o: &Options) -> Vec<Impl> {
+    o.impls
+        .iter()
+        .flat_map(|imp| if *imp == Impl::Dstream { o.transport.dstream() } else { std::slice::from_ref(imp) })
+        .copied()
+        .collect()
 }
 
 /// The batch intervals tried under a bound: 500 ms for 1 s, else the small ones below it.
@@ -170,7 +226,7 @@ fn run(o: &Options, command: String) -> Result<(), HarnessError> {
     let mut rows = Vec::new();
     for &bound in &o.bounds {
         for &job in &o.jobs {
-            for &imp in &o.impls {
+            for imp in implementations(o) {
                 rows.push(measure(o, job, imp, bound)?);
             }
         }
@@ -192,6 +248,8 @@ fn run(o: &Options, command: String) -> Result<(), HarnessError> {
 }
 
 fn main() -> ExitCode {
+    // A worker process of a `dstream-tcp` run builds the run's program, serves and exits.
+    dstream_benches::dstream_tcp_jobs::serve_if_worker();
     let args: Vec<String> = std::env::args().collect();
     let command = args.join(" ");
     let options = match parse(args.into_iter().skip(1).collect()) {
@@ -211,5 +269,41 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(args: &str) -> Result<Options, String> {
+        parse(args.split_whitespace().map(String::from).collect())
+    }
+
+    #[test]
+    fn the_transport_chooses_where_dstream_runs() {
+        let default = options("--quick").unwrap();
+        assert_eq!(default.transport, Transport::InProc);
+        assert_eq!(implementations(&default), [Impl::Dstream, Impl::Timely, Impl::Baseline]);
+        let both = options("--quick --transport both").unwrap();
+        assert_eq!(implementations(&both), [Impl::Dstream, Impl::DstreamTcp, Impl::Timely, Impl::Baseline]);
+        let tcp = options("--transport tcp --impls dstream").unwrap();
+        assert_eq!(implementations(&tcp), [Impl::DstreamTcp]);
+        let others = options("--transport tcp --impls baseline,timely").unwrap();
+        assert_eq!(implementations(&others), [Impl::Baseline, Impl::Timely]);
+        assert!(options("--transport udp").unwrap_err().starts_with("--transport: unknown value \"udp\""));
+        assert!(options("--transport").unwrap_err().starts_with("--transport needs a value"));
+        assert!(options("--impls dstream-tcp").unwrap_err().starts_with("--impls: unknown value"));
+    }
+
+    #[test]
+    fn quick_mode_keeps_its_settings() {
+        let quick = options("--quick --jobs grep,topk --workers 3 --out x").unwrap();
+        assert_eq!(quick.jobs, [Job::Grep, Job::TopK]);
+        assert_eq!((quick.workers, quick.warmup, quick.measure, quick.plan.max_steps), (3, 0.5, 1.0, 2));
+        assert_eq!(quick.small_batches, [50]);
+        assert_eq!(quick.out, PathBuf::from("x"));
+        assert!(options("--measure-secs 0").is_err());
+        assert!(options("stray").unwrap_err().starts_with("unexpected argument stray"));
     }
 }

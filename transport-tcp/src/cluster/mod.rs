@@ -131,6 +131,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// Each worker's block store limit in estimated bytes (default 1 GiB), as
+    /// `LocalClusterBuilder::block_store_bytes_max` sets it in process.
+    pub fn block_store_bytes_max(mut self, bytes: u64) -> Self {
+        self.worker.block_store_bytes_max = bytes;
+        self
+    }
+
     /// On how many distinct workers each input block is stored (default 2, or 1 with one
     /// worker).
     pub fn input_replicas(mut self, replicas: u32) -> Self {
