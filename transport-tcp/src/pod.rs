@@ -23,9 +23,10 @@
 //! abomonation is flagged unsound by RUSTSEC-2021-0120 (no fixed version): its `encode` reads
 //! the memory of any type it is given, padding bytes included, and its `decode` casts bytes to
 //! a `&T` without checking their alignment or that they are a valid `T`, so it can make
-//! misaligned references and invalid values (a `bool` of 2, a `Vec` pointing anywhere). This is
-//! why it is kept behind a feature, used for nothing but [`Pod`] records, and why this is the
-//! only module of the workspace allowed unsafe code (`core/tests/architecture.rs` checks it).
+//! misaligned references and invalid values (a `bool` of 2; a `Vec` whose pointer and length
+//! are whatever the bytes say). This is why it is kept behind a feature, used for nothing but
+//! [`Pod`] records, and why this is the only module of the workspace allowed unsafe code
+//! (`core/tests/architecture.rs` checks it).
 //!
 //! # The bound: [`Pod`]
 //!
@@ -37,17 +38,19 @@
 //! - arrays `[T; N]` of a `Pod` type, `N` from 1 to 32 (arrays have no padding between
 //!   elements).
 //!
-//! Not admitted: `bool` and `char` (bit patterns that are not values: decoding arbitrary bytes
-//! would make an invalid one, undefined behaviour), the `NonZero` integers (zero is invalid),
-//! `usize` and `isize` (their width is the platform's, so two processes could disagree on a
-//! record's size), `u128` and `i128` (their alignment changed between compiler versions, so
-//! the layout of tuples of them did too), `f32` and `f64` (every bit pattern is a valid float,
-//! so they would be sound, but NaN ≠ NaN makes equality of decoded records meaningless: carry
-//! floats as their `to_bits()`), mixed tuples such as `(u8, u64)` (padding) and zero-sized
-//! records (refused at compile time: their count cannot be told from the bytes). Every use of
-//! [`encode_pod`] and [`decode_pod`] also checks, at compile time, that `size_of::<T>()` is the
-//! sum of the sizes of `T`'s integers ([`Pod::FIELD_BYTES`]): a record with padding does not
-//! compile.
+//! Not admitted, because unsound: `bool` and `char` (bit patterns that are not values: decoding
+//! arbitrary bytes would make an invalid one, undefined behaviour), the `NonZero` integers (zero
+//! is invalid), mixed tuples such as `(u8, u64)` (padding: bytes that are not initialized).
+//! Not admitted, because of the format: `usize` and `isize` (their width is the platform's, so
+//! two processes could disagree on a record's size), zero-sized records (refused at compile
+//! time: their count cannot be told from the bytes). Left out although they would be sound:
+//! `f32` and `f64` (every bit pattern is a float, but NaN ≠ NaN makes comparing decoded records
+//! meaningless; carry them as their `to_bits()`), `u128` and `i128` (no record needs them yet,
+//! and their alignment differs between compiler versions).
+//!
+//! Every use of [`encode_pod`] and [`decode_pod`] also checks, at compile time, that
+//! `size_of::<T>()` is the sum of the sizes of `T`'s integers ([`Pod::FIELD_BYTES`]): a record
+//! with padding does not compile.
 //!
 //! ```compile_fail
 //! dstream_tcp::pod::encode_pod(&[(1u8, 2u64)], &mut Vec::new()); // padding: not Pod
