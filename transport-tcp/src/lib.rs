@@ -80,7 +80,15 @@
 //! ```text
 //! PROPTEST_CASES=100000 cargo test -p dstream-tcp --release --test fuzz
 //! ```
-#![forbid(unsafe_code)]
+//!
+//! ## Feature `pod-codec` (off by default)
+//!
+//! `pod`: an opt-in codec that copies records of fixed-width integers as their memory through
+//! abomonation, a crate flagged unsound (RUSTSEC-2021-0120). Nothing in dstream uses it: the
+//! engine's codec is `dstream::codec` (postcard). It is the one module of the workspace with
+//! unsafe code; without the feature this crate forbids unsafe code, as every other crate does.
+#![cfg_attr(not(feature = "pod-codec"), forbid(unsafe_code))]
+#![cfg_attr(feature = "pod-codec", deny(unsafe_code))]
 #![deny(missing_docs)]
 
 pub mod chunk;
@@ -89,6 +97,9 @@ pub mod connection;
 pub mod frame;
 pub mod handshake;
 pub mod listener;
+#[cfg(feature = "pod-codec")]
+#[allow(unsafe_code)]
+pub mod pod;
 pub mod runtime;
 pub mod secret;
 pub mod transport;

@@ -1,5 +1,6 @@
 //! Every kind of bad peer, over loopback: each gets a typed error and a closed connection,
 //! and the listener goes on accepting good peers.
+#![forbid(unsafe_code)] // dstream-tcp only denies it, for its `pod` module.
 #![allow(clippy::unwrap_used)] // Integration tests are test code.
 
 mod common;

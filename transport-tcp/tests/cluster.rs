@@ -3,6 +3,7 @@
 //! Each test re-runs this test executable as its worker processes (`--exact <its name>`, the
 //! role in the environment): in them, the same test function runs up to
 //! [`ClusterBuilder::launch`], which serves and exits the process.
+#![forbid(unsafe_code)] // dstream-tcp only denies it, for its `pod` module.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::{mpsc, Arc, Mutex};

@@ -2,6 +2,7 @@
 //! handshake reader: never a panic, always a valid frame or a typed error. The case count is
 //! proptest's (256 by default, `PROPTEST_CASES` for more); the socket property runs a
 //! quarter of it.
+#![forbid(unsafe_code)] // dstream-tcp only denies it, for its `pod` module.
 #![allow(clippy::unwrap_used)] // Integration tests are test code.
 
 mod common;

@@ -1,4 +1,5 @@
 //! Good peers over loopback: the handshake on both sides, messages both ways, chunked ones.
+#![forbid(unsafe_code)] // dstream-tcp only denies it, for its `pod` module.
 #![allow(clippy::unwrap_used)] // Integration tests are test code.
 
 mod common;

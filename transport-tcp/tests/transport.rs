@@ -1,4 +1,5 @@
 //! `TcpTransport` over loopback connections: messages both ways, chunked ones, lost peers.
+#![forbid(unsafe_code)] // dstream-tcp only denies it, for its `pod` module.
 #![allow(clippy::unwrap_used)] // Integration tests are test code.
 
 mod common;
