@@ -7,6 +7,7 @@
 //! ```text
 //! nc -lk 9999
 //! cargo run --release --example network_wordcount -- localhost 9999
+//! cargo run --release --example network_wordcount -- localhost 9999 --cluster local:3   # 3 worker processes
 //! ```
 //!
 //! It runs until Ctrl-C (a graceful stop: every line received is counted), or for
@@ -21,9 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use dstream::{StreamingContext, SystemClock};
+use dstream::{Context, Error, StreamingContext, SystemClock};
 use dstream_examples::{main_with, run_until, words_of, ClusterArgs, Progress, Until};
-use dstream_storage::StreamingContextExt;
+use dstream_storage::SocketTextReceiver;
 
 /// Word counts of each batch of lines read from a TCP server.
 #[derive(Debug, Parser)]
@@ -47,15 +48,21 @@ struct Args {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let batch = Duration::from_millis(args.batch_ms);
-    let cluster = args.cluster.local_cluster()?;
-    let ssc = StreamingContext::new(cluster.context(), batch, Arc::new(SystemClock::new()))?;
     // Reports receiver errors (a refused connection) on stderr, and the summary at the end.
     let progress = Progress::new(true);
-    ssc.add_listener(progress.clone());
-
-    let lines = ssc.socket_text_stream((args.host.as_str(), args.port))?;
-    let counts = lines.flat_map(|line| words_of(&line)).map(|word| (word, 1u64)).reduce_by_key(|a, b| a + b);
-    counts.print(10)?;
+    // Resolved before the program is built: the program returns dstream errors only.
+    let receiver = SocketTextReceiver::new((args.host.as_str(), args.port))?;
+    // Every process of the cluster builds the program (`--cluster`); the receiver and the
+    // output run in the driver only.
+    let program = |ctx: &Context| -> Result<_, Error> {
+        let ssc = StreamingContext::new(ctx.clone(), batch, Arc::new(SystemClock::new()))?;
+        ssc.add_listener(progress.clone());
+        let lines = ssc.receiver_stream(receiver);
+        let counts = lines.flat_map(|line| words_of(&line)).map(|word| (word, 1u64)).reduce_by_key(|a, b| a + b);
+        counts.print(10)?;
+        Ok(ssc)
+    };
+    let (_cluster, ssc) = args.cluster.launch(program)?;
 
     println!("network_wordcount: counting the words of {}:{} every {} ms", args.host, args.port, args.batch_ms);
     let handle = ssc.start()?;

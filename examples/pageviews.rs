@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example pageviews                      # synthetic page views
 //! cargo run --release --example pageviews -- --socket 127.0.0.1:9999   # one URL per line
+//! cargo run --release --example pageviews -- --cluster local:3   # a driver and 3 worker processes
 //! ```
 //!
 //! The synthetic views choose among `--pages` URLs (`/page/0` to `/page/999` by default) with a
@@ -25,11 +26,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
-use dstream::{DStream, Error, Receiver, ReceiverContext, SplitMix64, StreamingContext, SystemClock, Time};
+use dstream::{Context, DStream, Error, Receiver, ReceiverContext, SplitMix64, StreamingContext, SystemClock, Time};
 use dstream_examples::{
     format_top, main_with, print_top, run_until, state_partitions, top_k, top_k_borrowed, ClusterArgs, Progress, Until,
 };
-use dstream_storage::StreamingContextExt;
+use dstream_storage::SocketTextReceiver;
 
 /// Running page-view counts per URL, kept with `update_state_by_key`.
 #[derive(Debug, Parser)]
@@ -151,15 +152,12 @@ impl Receiver<String> for PageViews {
     }
 }
 
-/// The URLs viewed, from the source the flags name.
-fn views(ssc: &StreamingContext, args: &Args) -> Result<DStream<String>, Box<dyn std::error::Error>> {
-    if let Some(addr) = &args.socket {
-        return Ok(ssc
-            .socket_text_stream(addr.as_str())?
-            .map(|line| line.trim().to_owned())
-            .filter(|url| !url.is_empty()));
+/// The URLs viewed, from the source the flags name: `socket`'s lines, or synthetic views.
+fn views(ssc: &StreamingContext, args: &Args, socket: Option<SocketTextReceiver>) -> DStream<String> {
+    if let Some(receiver) = socket {
+        return ssc.receiver_stream(receiver).map(|line| line.trim().to_owned()).filter(|url| !url.is_empty());
     }
-    Ok(ssc.receiver_stream(PageViews::new(args.rate, args.pages, SEED)))
+    ssc.receiver_stream(PageViews::new(args.rate, args.pages, SEED))
 }
 
 /// What the end of a batch reports: the ten most viewed URLs, the views and the pages so far.
@@ -172,49 +170,54 @@ struct Totals {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let batch = Duration::from_millis(args.batch_ms);
-    let cluster = args.cluster.local_cluster()?;
     let partitions = state_partitions();
-    let ssc = StreamingContext::new(cluster.context(), batch, Arc::new(SystemClock::new()))?;
     let quiet = args.quiet;
     let progress = Progress::new(quiet);
-    ssc.add_listener(progress.clone());
-
-    // Each batch's views are counted per URL (combined before the shuffle) into the state's
-    // partitioning, so adding them to the state moves nothing more.
-    let batch_counts = views(&ssc, &args)?
-        .map(|url| (url, 1u64))
-        .transform(move |rdd, _| rdd.reduce_by_key_with_partitions(|a, b| a + b, partitions));
-    let running = batch_counts.update_state_by_key(
-        |counts: Vec<u64>, total: Option<u64>| Some(total.unwrap_or(0) + counts.iter().sum::<u64>()),
-        partitions,
-    )?;
-
+    // Resolved before the program is built, so a bad address fails here, with its own error.
+    let socket = args.socket.as_deref().map(SocketTextReceiver::new).transpose()?;
     let last: Arc<Mutex<Totals>> = Arc::default();
-    let sink = Arc::clone(&last);
-    running.foreach_rdd(move |rdd, time| {
-        // One job: each partition's top ten, views and pages, merged here.
-        let parts = rdd
-            .map_partitions_ref(|_, part: &[(String, u64)]| {
-                let views = part.iter().map(|(_, n)| n).sum::<u64>();
-                let pages = part.len() as u64;
-                [(top_k_borrowed(10, part), views, pages)]
-            })
-            .collect()?;
-        let mut totals = Totals::default();
-        let mut tops = Vec::new();
-        for (top, views, pages) in parts {
-            tops.extend(top);
-            totals.views += views;
-            totals.pages += pages;
-        }
-        totals.top = top_k(10, tops);
-        if !quiet {
-            let top5 = &totals.top[..totals.top.len().min(5)];
-            println!("batch {time}: {} views of {} pages; top {}", totals.views, totals.pages, format_top(top5));
-        }
-        *sink.lock().map_err(|_| Error::BatchFailed("a lock was poisoned".into()))? = totals;
-        Ok(())
-    })?;
+    // Every process of the cluster builds the program (`--cluster`); its outputs run in the
+    // driver only.
+    let program = |ctx: &Context| -> Result<_, Error> {
+        let ssc = StreamingContext::new(ctx.clone(), batch, Arc::new(SystemClock::new()))?;
+        ssc.add_listener(progress.clone());
+        // Each batch's views are counted per URL (combined before the shuffle) into the
+        // state's partitioning, so adding them to the state moves nothing more.
+        let batch_counts = views(&ssc, &args, socket)
+            .map(|url| (url, 1u64))
+            .transform(move |rdd, _| rdd.reduce_by_key_with_partitions(|a, b| a + b, partitions));
+        let running = batch_counts.update_state_by_key(
+            |counts: Vec<u64>, total: Option<u64>| Some(total.unwrap_or(0) + counts.iter().sum::<u64>()),
+            partitions,
+        )?;
+        // Each partition's top ten, views and pages, on the workers: a stream of the program
+        // (not a dataset made inside the output), so worker processes can compute it too.
+        let partials = running.map_partitions_ref(|_, part: &[(String, u64)]| {
+            let views = part.iter().map(|(_, n)| n).sum::<u64>();
+            let pages = part.len() as u64;
+            [(top_k_borrowed(10, part), views, pages)]
+        });
+        let sink = Arc::clone(&last);
+        // One job per batch, its partitions' results merged here.
+        partials.foreach_rdd(move |rdd, time| {
+            let mut totals = Totals::default();
+            let mut tops = Vec::new();
+            for (top, views, pages) in rdd.collect()? {
+                tops.extend(top);
+                totals.views += views;
+                totals.pages += pages;
+            }
+            totals.top = top_k(10, tops);
+            if !quiet {
+                let top5 = &totals.top[..totals.top.len().min(5)];
+                println!("batch {time}: {} views of {} pages; top {}", totals.views, totals.pages, format_top(top5));
+            }
+            *sink.lock().map_err(|_| Error::BatchFailed("a lock was poisoned".into()))? = totals;
+            Ok(())
+        })?;
+        Ok(ssc)
+    };
+    let (_cluster, ssc) = args.cluster.launch(program)?;
 
     // A run of bounded length without checkpoints: the state's lineage grows for its duration.
     ssc.allow_unbounded_lineage();

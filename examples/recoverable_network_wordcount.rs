@@ -18,6 +18,10 @@
 //! at once the batches whose time passed while the program was down, then goes on. Lines the
 //! server sent while no program was connected were never received, and are not counted.
 //!
+//! With `--cluster local:N` (a driver and N worker processes) or `listen:IP:PORT:N`, every
+//! process opens the directory: it must be storage they all reach (on one machine, any
+//! directory; across machines, a shared one).
+//!
 //! The directory belongs to this program: a restart with another batch interval or another
 //! number of partitions is refused (`ProgramMismatch`); delete the directory to start over.
 #![forbid(unsafe_code)]
@@ -29,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use dstream::{Error, StreamingContext, SystemClock};
+use dstream::{Context, Error, StreamingContext, SystemClock};
 use dstream_examples::{main_with, print_running_word_totals, run_until, ClusterArgs, Progress, Until};
 use dstream_storage::{LocalFs, SocketTextReceiver};
 
@@ -67,22 +71,27 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let partitions = usize::try_from(args.partitions)?;
     // Resolved before the program is built: the job function returns dstream errors only.
     let receiver = SocketTextReceiver::new((args.host.as_str(), args.port))?;
-    let cluster = args.cluster.local_cluster()?;
     let checkpoints = dstream_storage::checkpointing(LocalFs::new(&dir)?);
     let progress = Progress::new(true);
 
     // The job function defines the program; it runs on a fresh start and on a restart alike,
-    // so both build the same streams.
-    let (ssc, ()) = StreamingContext::get_or_create(
-        cluster.context(),
-        batch,
-        Arc::new(SystemClock::new()),
-        checkpoints,
-        |ssc| -> Result<(), Error> {
-            ssc.add_listener(progress.clone());
-            print_running_word_totals(ssc, receiver, partitions)
-        },
-    )?;
+    // so both build the same streams. Every process of the cluster builds it (`--cluster`):
+    // the worker processes of `local:N` run with the same flags, so they open the same
+    // directory, where they write and read the state's checkpoints; the receiver, the output
+    // and the resuming run in the driver only.
+    let program = |ctx: &Context| {
+        StreamingContext::get_or_create(
+            ctx.clone(),
+            batch,
+            Arc::new(SystemClock::new()),
+            checkpoints,
+            |ssc| -> Result<(), Error> {
+                ssc.add_listener(progress.clone());
+                print_running_word_totals(ssc, receiver, partitions)
+            },
+        )
+    };
+    let (_cluster, (ssc, ())) = args.cluster.launch(program)?;
 
     if resuming {
         println!("recoverable_network_wordcount: resuming from the checkpoints in {}", dir.display());

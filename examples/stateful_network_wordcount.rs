@@ -4,24 +4,29 @@
 //! ```text
 //! nc -lk 9999
 //! cargo run --release --example stateful_network_wordcount -- localhost 9999
+//! cargo run --release --example stateful_network_wordcount -- localhost 9999 --cluster local:3
 //! ```
 //!
 //! Type lines into netcat's terminal: each batch prints the words seen so far with their
 //! totals. It runs until Ctrl-C, or for `--seconds N`. The state is the running totals, a
 //! dataset hash-partitioned by word; each batch adds its own counts to it without shuffling it.
 //!
-//! The context runs without checkpointing, so the state's lineage reaches back to the first
-//! batch and memory grows with the run; `recoverable_network_wordcount` checkpoints, which cuts
-//! the lineage and survives a restart.
+//! The state is checkpointed (every 10 s at the default batch interval), which cuts its
+//! lineage, in a temporary directory removed at the end of the run (`--checkpoint-dir DIR`
+//! keeps them in `DIR` instead); `recoverable_network_wordcount` shows the restart from them.
+//! With `--cluster local:N` the worker processes write and read the checkpoints in the same
+//! directory.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)] // An example program reports on stdout.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use dstream::{Error, StreamingContext, SystemClock};
+use dstream::{Context, Error, StreamingContext, SystemClock};
 use dstream_examples::{main_with, print_running_word_totals, run_until, ClusterArgs, Progress, Until};
 use dstream_storage::{LocalFs, SocketTextReceiver};
 
@@ -44,6 +49,10 @@ struct Args {
     /// Partitions of the running totals
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     partitions: u64,
+    /// Keep the checkpoints in DIR (a later run with the same flags resumes from them)
+    /// [default: a temporary directory, removed at the end]
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -51,24 +60,37 @@ struct Args {
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let batch = Duration::from_millis(args.batch_ms);
     let partitions = usize::try_from(args.partitions)?;
-    let cluster = args.cluster.local_cluster()?;
     let progress = Progress::new(true);
     // A state needs checkpoints, or its lineage grows every batch (Spark's example calls
-    // `ssc.checkpoint`): here in a directory of this run, removed at the end.
+    // `ssc.checkpoint`): by default in a directory of this run, removed at the end.
     // `recoverable_network_wordcount` keeps them to resume after a restart.
-    let dir = std::env::temp_dir().join(format!("dstream-stateful-wordcount-{}", std::process::id()));
+    let (dir, temporary) = match &args.checkpoint_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (std::env::temp_dir().join(format!("dstream-stateful-wordcount-{}", std::process::id())), true),
+    };
     let checkpoints = dstream_storage::checkpointing(LocalFs::new(&dir)?);
     let receiver = SocketTextReceiver::new((args.host.as_str(), args.port))?;
-    let (ssc, ()) = StreamingContext::get_or_create(
-        cluster.context(),
-        batch,
-        Arc::new(SystemClock::new()),
-        checkpoints,
-        |ssc| -> Result<(), Error> {
-            ssc.add_listener(progress.clone());
-            print_running_word_totals(ssc, receiver, partitions)
-        },
-    )?;
+    // Every process of the cluster builds the program (`--cluster`); the receiver and the
+    // output run in the driver only.
+    let program = |ctx: &Context| {
+        StreamingContext::get_or_create(
+            ctx.clone(),
+            batch,
+            Arc::new(SystemClock::new()),
+            checkpoints,
+            |ssc| -> Result<(), Error> {
+                ssc.add_listener(progress.clone());
+                print_running_word_totals(ssc, receiver, partitions)
+            },
+        )
+    };
+    // The worker processes of `--cluster local:N` write and read the state's checkpoints too:
+    // they get the driver's directory, a temporary one included (which only the driver removes).
+    let shared_dir = temporary.then(|| dir.clone().into_os_string());
+    let worker_args = std::env::args_os()
+        .skip(1)
+        .chain(shared_dir.into_iter().flat_map(|dir| [OsString::from("--checkpoint-dir"), dir]));
+    let (_cluster, (ssc, ())) = args.cluster.launch_with_worker_args(worker_args, program)?;
 
     println!(
         "stateful_network_wordcount: running word counts of {}:{} every {} ms (checkpoints in {})",
@@ -80,8 +102,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let handle = ssc.start()?;
     let ended = run_until(&handle, Until::seconds(args.seconds), None);
     progress.summary(batch);
-    // Best effort: a directory left behind is in the temporary directory anyway.
-    let _ = std::fs::remove_dir_all(&dir);
+    if temporary {
+        // Best effort: a directory left behind is in the temporary directory anyway.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(ended?)
 }
 

@@ -108,12 +108,6 @@ pub enum ClusterError {
     /// The flags do not go together.
     #[error("{0}")]
     Flags(String),
-    /// This example runs on the in-process cluster only.
-    #[error("this example runs on the in-process cluster only: --cluster {spec} is not supported here")]
-    InProcessOnly {
-        /// The cluster asked for.
-        spec: ClusterSpec,
-    },
 }
 
 /// The flags of the cluster, shared by the streaming examples (flattened into each
@@ -162,16 +156,6 @@ impl ClusterArgs {
         }
     }
 
-    /// An in-process cluster with `--workers` workers (default: the cluster's own default), for
-    /// the examples that run in-process only: refuses `--cluster local:N` and
-    /// `listen:ADDR:N` ([`ClusterError::InProcessOnly`]).
-    pub fn local_cluster(&self) -> Result<LocalCluster, ClusterError> {
-        if self.cluster != ClusterSpec::InProcess {
-            return Err(ClusterError::InProcessOnly { spec: self.cluster });
-        }
-        Ok(self.in_process()?)
-    }
-
     /// The in-process cluster with `--workers` workers.
     fn in_process(&self) -> Result<LocalCluster, Error> {
         let mut builder = LocalCluster::builder();
@@ -184,8 +168,8 @@ impl ClusterArgs {
     /// Builds `program` on the cluster `--cluster` names and returns the cluster with what
     /// `program` returned (its handles), in the driver.
     ///
-    /// `inproc`: builds the in-process cluster ([`ClusterArgs::local_cluster`]) and the
-    /// program on its context. `local:N` and `listen:ADDR:N`: launches the TCP cluster
+    /// `inproc`: builds the in-process cluster (with `--workers` workers) and the program on
+    /// its context. `local:N` and `listen:ADDR:N`: launches the TCP cluster
     /// ([`dstream_tcp::ClusterBuilder::launch`]); the worker processes of `local:N` are this
     /// executable with this process's own arguments, so they parse the same flags and build
     /// the same program. In a worker process this call builds the program, serves the driver
@@ -295,7 +279,5 @@ mod tests {
         let (cluster, numbers) = inproc.launch(|ctx| ctx.parallelize(vec![1u64, 2, 3], 2)).unwrap();
         assert!(matches!(cluster, ExampleCluster::InProcess(_)));
         assert_eq!(numbers.count().unwrap(), 3);
-        let only = ClusterArgs { workers: None, cluster: ClusterSpec::Local(2) }.local_cluster();
-        assert!(matches!(only, Err(ClusterError::InProcessOnly { .. })), "{only:?}");
     }
 }
