@@ -10,6 +10,7 @@
 //! workers write their state checkpoints there). The processes write to one inherited pipe:
 //! the driver reports its progress on it, and its end of file says that every process of the
 //! tree has exited, the workers included, once the driver is gone.
+#![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;

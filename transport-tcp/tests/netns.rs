@@ -7,6 +7,7 @@
 //!
 //! Namespaces need root (`ip netns`): elsewhere the tests say why and pass, except under
 //! `CI=true`, where they must run.
+#![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};

@@ -7,6 +7,7 @@
 //! test executable as the worker processes (`--exact <its name>`): in them the same test
 //! function runs up to the launch, which serves and exits the process. Cases whose outputs
 //! differ are named, each with the first line that differs.
+#![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
 #[path = "suites/batch.rs"]
