@@ -6,42 +6,23 @@
 #![forbid(unsafe_code)] // dstream-tcp only denies it, for its `pod` module.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{mpsc, Arc, Mutex};
+#[path = "common/processes.rs"]
+mod processes;
+
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dstream::{Context, Error, ManualClock, QueueHandle, Rdd, StreamingContext, Time, WorkerId};
 use dstream_inproc::LocalCluster;
-use dstream_tcp::{Cluster, ClusterBuilder, LaunchError};
+use dstream_tcp::{Cluster, LaunchError};
+use processes::cluster;
 
 /// The most a test may take before it fails instead of hanging.
 const TEST_WAIT_MAX: Duration = Duration::from_secs(90);
 
-/// A local cluster of three worker processes running the test `name`, with margins for a
-/// loaded machine.
-fn cluster(name: &str) -> ClusterBuilder {
-    Cluster::builder()
-        .local(3)
-        .worker_args(["--exact", name, "--nocapture", "--test-threads", "1"])
-        .threads(2)
-        .slots(2)
-        .heartbeat_timeout(Duration::from_secs(5))
-        .workers_wait_max(Duration::from_secs(60))
-}
-
-/// Runs `body` on a thread of its own, failing the test if it takes more than
-/// [`TEST_WAIT_MAX`].
+/// Runs `body` on a thread of its own, failing the test past [`TEST_WAIT_MAX`].
 fn bounded(body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::sync_channel(1);
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(TEST_WAIT_MAX) {
-        Ok(()) => thread.join().unwrap(),
-        // The body panicked: its panic is the test's.
-        Err(mpsc::RecvTimeoutError::Disconnected) => std::panic::resume_unwind(thread.join().unwrap_err()),
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test took more than {TEST_WAIT_MAX:?}"),
-    }
+    processes::bounded(TEST_WAIT_MAX, body);
 }
 
 fn words() -> Vec<String> {

@@ -10,31 +10,36 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/processes.rs"]
+mod processes;
+
 #[path = "suites/batch.rs"]
 mod batch;
 #[path = "suites/streaming.rs"]
 mod streaming;
 
-use std::sync::mpsc;
 use std::time::Duration;
 
 use dstream::{Error, TaskErrorKind};
 use dstream_inproc::LocalCluster;
-use dstream_tcp::{Cluster, ClusterBuilder};
+use processes::cluster;
 
 /// The most a test may take before it fails instead of hanging.
 const TEST_WAIT_MAX: Duration = Duration::from_secs(240);
 
-/// A local cluster of three worker processes running the test `name`, with margins for a
-/// loaded machine.
-fn cluster(name: &str) -> ClusterBuilder {
-    Cluster::builder()
-        .local(3)
-        .worker_args(["--exact", name, "--nocapture", "--test-threads", "1"])
-        .threads(2)
-        .slots(2)
-        .heartbeat_timeout(Duration::from_secs(5))
-        .workers_wait_max(Duration::from_secs(60))
+/// (sum, count) per key: Spark's `combineByKey` example, in both tables.
+fn sum_count() -> dstream::Aggregator<i64, (i64, u32)> {
+    dstream::Aggregator::new(
+        |v| (v, 1),
+        |c: &mut (i64, u32), v| {
+            c.0 += v;
+            c.1 += 1;
+        },
+        |c: &mut (i64, u32), o: (i64, u32)| {
+            c.0 += o.0;
+            c.1 += o.1;
+        },
+    )
 }
 
 /// The in-process cluster the outputs are compared with: as many workers, threads and slots.
@@ -42,20 +47,9 @@ fn local_cluster() -> LocalCluster {
     LocalCluster::builder().workers(3).threads(2).slots(2).build().unwrap()
 }
 
-/// Runs `body` on a thread of its own, failing the test if it takes more than
-/// [`TEST_WAIT_MAX`].
+/// Runs `body` on a thread of its own, failing the test past [`TEST_WAIT_MAX`].
 fn bounded(body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::sync_channel(1);
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(TEST_WAIT_MAX) {
-        Ok(()) => thread.join().unwrap(),
-        // The body panicked: its panic is the test's.
-        Err(mpsc::RecvTimeoutError::Disconnected) => std::panic::resume_unwind(thread.join().unwrap_err()),
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test took more than {TEST_WAIT_MAX:?}"),
-    }
+    processes::bounded(TEST_WAIT_MAX, body);
 }
 
 /// Compares every case's output on the TCP cluster with the in-process one; panics naming

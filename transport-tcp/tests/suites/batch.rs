@@ -15,6 +15,8 @@
 //! with a typed error.
 
 use std::fmt::Debug;
+
+use super::sum_count;
 use std::rc::Rc;
 
 use dstream::{Aggregator, Context, Data, Error, PartitionSource, Rdd, SplitMix64};
@@ -134,21 +136,6 @@ fn labelled<U: Data>(
         }) as Jobs)
     };
     Case { name, build: Box::new(build) }
-}
-
-/// (sum, count) per key: Spark's `combineByKey` example.
-fn sum_count() -> Aggregator<i64, (i64, u32)> {
-    Aggregator::new(
-        |v| (v, 1),
-        |c: &mut (i64, u32), v| {
-            c.0 += v;
-            c.1 += 1;
-        },
-        |c: &mut (i64, u32), o: (i64, u32)| {
-            c.0 += o.0;
-            c.1 += o.1;
-        },
-    )
 }
 
 /// A key's values as a list: the order of values shows in it.

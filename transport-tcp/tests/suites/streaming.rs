@@ -9,12 +9,12 @@
 //! same streams, rebuild each batch from what the driver tells them.
 
 use std::fmt::Debug;
+
+use super::sum_count;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dstream::{
-    Aggregator, Context, DStream, Data, Error, ManualClock, SplitMix64, State, StateSpec, StreamingContext, Time,
-};
+use dstream::{Context, DStream, Data, Error, ManualClock, SplitMix64, State, StateSpec, StreamingContext, Time};
 
 /// The batches every case runs.
 pub(crate) const BATCHES: usize = 8;
@@ -152,21 +152,6 @@ fn running_sums() -> StateSpec<u32, i64, i64, (u32, i64)> {
     })
     .partitions(3)
     .timeout(SECOND)
-}
-
-/// (sum, count) per key.
-fn sum_count() -> Aggregator<i64, (i64, u32)> {
-    Aggregator::new(
-        |v| (v, 1),
-        |c: &mut (i64, u32), v| {
-            c.0 += v;
-            c.1 += 1;
-        },
-        |c: &mut (i64, u32), o: (i64, u32)| {
-            c.0 += o.0;
-            c.1 += o.1;
-        },
-    )
 }
 
 /// The table.
