@@ -19,6 +19,11 @@ impl Progress {
         Arc::new(Progress { quiet, ..Progress::default() })
     }
 
+    /// The batches completed so far.
+    pub fn batches(&self) -> usize {
+        self.batches.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Prints the summary of the run.
     ///
     /// Two batches are partial: the first (batch times are multiples of the interval, so the

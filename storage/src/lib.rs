@@ -10,6 +10,8 @@
 //! - [`Memory`]: objects in memory, with scripted [`Fault`]s, for tests and the simulation.
 //! - [`SignalsExt::await_termination_or_signal`]: runs a started context until SIGINT (Ctrl-C)
 //!   or SIGTERM, then stops it gracefully.
+//! - [`PrometheusMetrics`]: per-batch and per-stream metrics of a streaming context, served in
+//!   Prometheus's text format by a [`MetricsServer`] (see [`metrics`] for the families).
 //! - [`checkpoint`]: the checkpoint file format (header, zstd body, checksums), written and
 //!   read as a stream.
 #![forbid(unsafe_code)]
@@ -20,6 +22,7 @@ mod file_stream;
 mod lines;
 mod local_fs;
 mod memory;
+pub mod metrics;
 mod report;
 mod save;
 mod signals;
@@ -32,6 +35,7 @@ pub use checkpoint::{read_checkpoint, write_checkpoint, CheckpointError, Checkpo
 pub use file_stream::{FileStreamStats, TextFileStreamReceiver};
 pub use local_fs::LocalFs;
 pub use memory::{Fault, Memory};
+pub use metrics::{MetricsError, MetricsServer, PrometheusMetrics};
 pub use save::{text_files_dir, write_text_dir, SaveError};
 pub use signals::{SignalsExt, Termination, EXIT_CODE_SECOND_SIGNAL};
 pub use socket::{SocketStats, SocketTextReceiver};

@@ -54,6 +54,9 @@ pub struct BatchInfo {
     pub time: Time,
     /// Records the inputs received for the batch.
     pub records: u64,
+    /// Each input stream's records in the batch, in the order the inputs were created; they
+    /// sum to `records`.
+    pub input_records: Vec<(StreamId, u64)>,
     /// From the batch time to the start of its processing.
     pub scheduling_delay: Duration,
     /// From the start to the end of its processing.
@@ -335,6 +338,33 @@ impl StreamingContext {
     /// The context's state.
     pub fn state(&self) -> StreamingState {
         lock(&self.inner.run).state
+    }
+
+    /// Each input stream's buffer: the estimated bytes of the records it accepted that are not
+    /// in a closed batch yet, in the order the inputs were created. What a receiver or an
+    /// [`InputHandle`](crate::InputHandle) holds back waits here (its bound is the input's
+    /// [`FlowControl`](crate::FlowControl)); a monitor samples it to see an input falling behind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use dstream::{ManualClock, StepCluster, StreamingContext, Time};
+    ///
+    /// let cluster = StepCluster::builder().workers(1).build();
+    /// let ssc = StreamingContext::new(cluster.context(), Duration::from_secs(1), Arc::new(ManualClock::new(Time::ZERO)))?;
+    /// let (input, lines) = ssc.input_stream::<String>();
+    /// lines.count().foreach_rdd(|_, _| Ok(()))?;
+    /// input.push("a line".to_string())?;
+    /// let buffers = ssc.input_buffered_bytes();
+    /// assert_eq!(buffers.len(), 1);
+    /// assert_eq!(buffers[0].0, lines.id());
+    /// assert!(buffers[0].1 > 0);
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn input_buffered_bytes(&self) -> Vec<(StreamId, u64)> {
+        lock(&self.inner.inputs).iter().map(|(input, node)| (node.id(), input.buffered_bytes())).collect()
     }
 
     pub(crate) fn next_stream_id(&self) -> StreamId {

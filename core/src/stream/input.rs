@@ -30,6 +30,8 @@ pub(crate) trait InputDyn: Send + Sync {
     fn stop_accepting(&self);
     /// Whether every accepted record is in a closed batch.
     fn drained(&self) -> bool;
+    /// The estimated bytes of the records accepted and not yet in a closed batch.
+    fn buffered_bytes(&self) -> u64;
     /// The batches closed so far, for the input log.
     fn frozen(&self) -> &dyn FrozenDyn;
 }
@@ -254,6 +256,10 @@ impl<T: Data> InputDyn for QueueInput<T> {
 
     fn stop_accepting(&self) {
         self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    fn buffered_bytes(&self) -> u64 {
+        lock(&self.pending).iter().map(|batch| estimate_bytes(batch)).sum()
     }
 
     fn drained(&self) -> bool {
@@ -591,6 +597,10 @@ impl<T: Data> InputDyn for PushInput<T> {
 
     fn drained(&self) -> bool {
         lock(&self.buffer).chunks.is_empty()
+    }
+
+    fn buffered_bytes(&self) -> u64 {
+        lock(&self.buffer).bytes
     }
 
     fn frozen(&self) -> &dyn FrozenDyn {

@@ -161,6 +161,7 @@ mod tests {
         BatchInfo {
             time: Time::from_millis(secs * 1000),
             records: 0,
+            input_records: Vec::new(),
             scheduling_delay: scheduling,
             processing_delay: processing,
             total_delay: processing + scheduling,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{BatchInfo, OutputOp, StreamingContext, StreamingListener};
 use crate::error::Error;
-use crate::ids::Scope;
+use crate::ids::{Scope, StreamId};
 use crate::message::Fact;
 use crate::runtime::batches::BatchExecutor;
 use crate::scheduler::{BatchReport, Done, Phase, Work};
@@ -23,6 +23,8 @@ struct Batch {
     outputs: Vec<Arc<OutputOp>>,
     /// Dead letters delivered with the batch.
     dead_letters: u64,
+    /// Each input's records in the batch, once its inputs closed.
+    input_records: Vec<(StreamId, u64)>,
 }
 
 /// Executes the work items of one streaming context.
@@ -62,6 +64,7 @@ impl Executor {
                 inputs: lock(&inner.inputs).clone(),
                 outputs: lock(&inner.outputs).clone(),
                 dead_letters: 0,
+                input_records: Vec::new(),
             },
         };
         let mut batch = batch;
@@ -91,12 +94,12 @@ impl Executor {
             Phase::CloseInputs { from_log } => {
                 listeners.iter().for_each(|l| l.on_batch_submitted(time));
                 let inputs = &batch.inputs;
-                let records = if *from_log {
+                batch.input_records = if *from_log {
                     // Closed before the restart: the input log holds the batch (read when restoring).
-                    inputs.iter().map(|(i, _)| i.frozen().records_at(time)).sum()
+                    inputs.iter().map(|(i, node)| (node.id(), i.frozen().records_at(time))).collect()
                 } else {
                     let prev = time - inner.batch_interval;
-                    let records = inputs.iter().map(|(i, _)| i.close_batch(prev, time)).sum();
+                    let records = inputs.iter().map(|(i, node)| (node.id(), i.close_batch(prev, time))).collect();
                     if let Some(ck) = inner.checkpointer.get() {
                         for (input, node) in inputs {
                             input.frozen().log(node.id(), time, ck)?;
@@ -104,7 +107,7 @@ impl Executor {
                     }
                     records
                 };
-                return Ok(Done::Closed { records });
+                return Ok(Done::Closed { records: batch.input_records.iter().map(|(_, n)| n).sum() });
             }
             Phase::MarkPending => checkpointer()?.batch_started(time)?,
             Phase::GenerateInputs => {
@@ -166,6 +169,7 @@ fn batch_info(time: Time, report: &BatchReport, batch: &Batch) -> BatchInfo {
     BatchInfo {
         time,
         records: report.records,
+        input_records: batch.input_records.clone(),
         scheduling_delay: report.scheduling_delay,
         processing_delay: report.processing_delay,
         total_delay: report.total_delay,
