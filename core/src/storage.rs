@@ -168,7 +168,7 @@ pub enum StorageError {
         message: String,
     },
     /// An I/O operation failed.
-    #[error("{operation} {path} (object {name:?}) failed: {message}")]
+    #[error("{operation} {path}{} failed: {message}", of_object(name))]
     Io {
         /// The object's name.
         name: String,
@@ -189,6 +189,41 @@ pub enum StorageError {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// The store refused the request's credentials, or they lack the permission (an object
+    /// store answering 401 or 403). Retrying does not help; the configuration must change.
+    #[error("access denied{}: {message}", of_object(name))]
+    Unauthorized {
+        /// The object.
+        name: String,
+        /// What the store said.
+        message: String,
+    },
+    /// The bucket (or container) the store keeps its objects in does not exist.
+    #[error("bucket {bucket:?} does not exist{}", of_object(name))]
+    BucketMissing {
+        /// The object.
+        name: String,
+        /// The bucket.
+        bucket: String,
+    },
+    /// The store kept throttling the requests (an object store answering 503 SlowDown or 429)
+    /// until the store's bounded retries ran out. A later attempt may succeed.
+    #[error("requests throttled past the retries{}: {message}", of_object(name))]
+    Throttled {
+        /// The object.
+        name: String,
+        /// What the store said last.
+        message: String,
+    },
+}
+
+/// ` (object "name")`, or nothing for a request of no one object (a store's own check).
+fn of_object(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!(" (object {name:?})")
+    }
 }
 
 impl StorageError {
@@ -232,7 +267,10 @@ impl StorageError {
             | StorageError::Corrupted { name, .. }
             | StorageError::Full { name, .. }
             | StorageError::Io { name, .. }
-            | StorageError::InvalidName { name, .. } => name,
+            | StorageError::InvalidName { name, .. }
+            | StorageError::Unauthorized { name, .. }
+            | StorageError::BucketMissing { name, .. }
+            | StorageError::Throttled { name, .. } => name,
         }
     }
 }

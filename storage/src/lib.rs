@@ -7,6 +7,8 @@
 //! - [`TextFile`]: a [`PartitionSource`](dstream::PartitionSource) that splits a text file into
 //!   byte ranges and reads the lines of each range on the worker that computes it.
 //! - [`LocalFs`]: objects as files under a directory, each put atomic and crash-safe.
+//! - `S3` (feature `s3`): objects in an S3 bucket, each put atomic, for checkpoints any
+//!   machine can restart from.
 //! - [`Memory`]: objects in memory, with scripted [`Fault`]s, for tests and the simulation.
 //! - [`SignalsExt::await_termination_or_signal`]: runs a started context until SIGINT (Ctrl-C)
 //!   or SIGTERM, then stops it gracefully.
@@ -24,6 +26,8 @@ mod local_fs;
 mod memory;
 pub mod metrics;
 mod report;
+#[cfg(feature = "s3")]
+pub mod s3;
 mod save;
 mod signals;
 mod socket;
@@ -36,6 +40,8 @@ pub use file_stream::{FileStreamStats, TextFileStreamReceiver};
 pub use local_fs::LocalFs;
 pub use memory::{Fault, Memory};
 pub use metrics::{MetricsError, MetricsServer, PrometheusMetrics};
+#[cfg(feature = "s3")]
+pub use s3::{S3Config, S3};
 pub use save::{text_files_dir, write_text_dir, SaveError};
 pub use signals::{SignalsExt, Termination, EXIT_CODE_SECOND_SIGNAL};
 pub use socket::{SocketStats, SocketTextReceiver};

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a part of this module.
 
+pub(crate) mod restart_suite;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
