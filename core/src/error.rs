@@ -325,6 +325,18 @@ pub enum Error {
     /// What to do depends on the operation: the error says what the OS reported.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A direct source (see [`StreamingContext::direct_stream`](crate::StreamingContext::direct_stream))
+    /// could not read a batch; the context stops with this error before the batch runs, and
+    /// nothing of it was consumed: a restart reads it again.
+    #[error("the source of {stream} failed at batch {time}: {source}")]
+    SourceFailed {
+        /// The source's stream.
+        stream: crate::ids::StreamId,
+        /// The batch it was reading.
+        time: crate::time::Time,
+        /// The source's own error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The checkpoints a program was asked to resume from cannot be used: every copy of what is
     /// needed is damaged or missing.
     #[error("cannot resume from the checkpoints: {0}")]

@@ -135,9 +135,10 @@ pub use storage::{Storage, StorageError};
 pub use stream::state::{MapWithStateDStream, State, StateSpec};
 pub use stream::testing;
 pub use stream::{
-    BatchInfo, CheckpointInfo, DStream, FlowControl, InputHandle, QueueHandle, Receiver, ReceiverContext,
-    ReceiverError, Resumed, StreamingContext, StreamingHandle, StreamingListener, StreamingState,
-    INPUT_BUFFER_BYTES_MAX_DEFAULT, INPUT_BUFFER_WAIT_MAX_DEFAULT, RECEIVER_ERRORS_KEPT,
+    BatchInfo, CheckpointInfo, DStream, DirectBatch, DirectContext, DirectRead, DirectSource, FlowControl, InputHandle,
+    QueueHandle, Receiver, ReceiverContext, ReceiverError, Resumed, StreamingContext, StreamingHandle,
+    StreamingListener, StreamingState, INPUT_BUFFER_BYTES_MAX_DEFAULT, INPUT_BUFFER_WAIT_MAX_DEFAULT,
+    RECEIVER_ERRORS_KEPT,
 };
 pub use time::{Clock, ManualClock, SystemClock, Time};
 pub use worker::{RunnableTask, TaskDone, Worker, WorkerConfig};

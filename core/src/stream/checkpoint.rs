@@ -275,6 +275,15 @@ impl Checkpointer {
 
     /// Reads one input's partitions of batch `time` back from its log.
     pub(crate) fn read_input<T: Data>(&self, stream: StreamId, time: Time) -> Result<Vec<Vec<T>>, Error> {
+        self.read_input_parts(stream, time)
+    }
+
+    /// Reads the parts one input logged for batch `time`, of the type it logged them as.
+    pub(crate) fn read_input_parts<P: serde::de::DeserializeOwned>(
+        &self,
+        stream: StreamId,
+        time: Time,
+    ) -> Result<Vec<P>, Error> {
         let name = input_name(stream, time);
         let c = &self.checkpointing;
         let (header, parts) =

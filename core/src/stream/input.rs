@@ -25,7 +25,7 @@ use crate::Data;
 /// What the context needs from an input: closing a batch, stopping, and forgetting.
 pub(crate) trait InputDyn: Send + Sync {
     /// Freezes the records of the batch `(prev, time]`; returns how many there are.
-    fn close_batch(&self, prev: Time, time: Time) -> u64;
+    fn close_batch(&self, prev: Time, time: Time) -> Result<u64, Error>;
     /// Refuses records from now on.
     fn stop_accepting(&self);
     /// Whether every accepted record is in a closed batch.
@@ -76,9 +76,23 @@ impl<T: Data> FrozenDyn for Frozen<T> {
     }
 
     fn restore(&self, time: Time, ck: &Checkpointer, block: BlockId, span: (usize, u64, u64)) -> Result<(), Error> {
+        let parts: Vec<Vec<T>> = ck.read_input(self.stream()?, time)?;
+        self.restore_from(time, &parts, block, span)
+    }
+}
+
+impl<T: Data> Frozen<T> {
+    /// Stores `block` of the generated batch `time` again from `parts`, the batch's partitions
+    /// as its input log holds them: `count` records of partition `partition`, from `from` on.
+    pub(super) fn restore_from(
+        &self,
+        time: Time,
+        parts: &[Vec<T>],
+        block: BlockId,
+        span: (usize, u64, u64),
+    ) -> Result<(), Error> {
         let stream = self.stream()?;
         let (partition, from, count) = span;
-        let parts: Vec<Vec<T>> = ck.read_input(stream, time)?;
         let records = parts.get(partition).and_then(|p| {
             let from = usize::try_from(from).ok()?;
             p.get(from..from.checked_add(usize::try_from(count).ok()?)?)
@@ -93,7 +107,7 @@ impl<T: Data> FrozenDyn for Frozen<T> {
 }
 
 /// A closed batch of an input, until its dataset is generated.
-enum Closed<T> {
+pub(super) enum Closed<T> {
     /// Records not stored yet (a queued batch, a batch read back from the input log): each
     /// partition is stored as one block when the batch is generated.
     Records(Vec<Vec<T>>),
@@ -103,7 +117,7 @@ enum Closed<T> {
 }
 
 impl<T> Closed<T> {
-    fn records(&self) -> u64 {
+    pub(super) fn records(&self) -> u64 {
         match self {
             Closed::Records(parts) => parts.iter().map(|p| p.len() as u64).sum(),
             Closed::Blocks(parts) => parts.iter().flatten().map(|(_, r)| r.len() as u64).sum(),
@@ -127,10 +141,10 @@ impl<T: Serialize> Serialize for Chained<'_, T> {
 }
 
 /// The closed batches of an input, by batch time, and the numbering of its blocks.
-struct Frozen<T> {
-    closed: Mutex<BTreeMap<Time, Closed<T>>>,
+pub(super) struct Frozen<T> {
+    pub(super) closed: Mutex<BTreeMap<Time, Closed<T>>>,
     /// The input stream, set once its node exists.
-    stream: OnceLock<StreamId>,
+    pub(super) stream: OnceLock<StreamId>,
     /// The number of the stream's next block.
     next_block: AtomicU64,
     /// Where the blocks are stored.
@@ -138,7 +152,7 @@ struct Frozen<T> {
 }
 
 impl<T> Frozen<T> {
-    fn new(ctx: &Context) -> Arc<Frozen<T>> {
+    pub(super) fn new(ctx: &Context) -> Arc<Frozen<T>> {
         Arc::new(Frozen {
             closed: Mutex::new(BTreeMap::new()),
             stream: OnceLock::new(),
@@ -147,7 +161,7 @@ impl<T> Frozen<T> {
         })
     }
 
-    fn stream(&self) -> Result<StreamId, Error> {
+    pub(super) fn stream(&self) -> Result<StreamId, Error> {
         self.stream.get().copied().ok_or(Error::Internal("an input stream used before its node existed"))
     }
 
@@ -157,7 +171,7 @@ impl<T> Frozen<T> {
     }
 
     /// Releases stored blocks no batch will read.
-    fn release(&self, parts: &[Vec<NewBlock<T>>]) {
+    pub(super) fn release(&self, parts: &[Vec<NewBlock<T>>]) {
         self.ctx.graph().release_input_blocks(parts.iter().flatten().map(|(id, _)| *id));
     }
 }
@@ -247,11 +261,11 @@ struct QueueInput<T> {
 }
 
 impl<T: Data> InputDyn for QueueInput<T> {
-    fn close_batch(&self, _prev: Time, time: Time) -> u64 {
+    fn close_batch(&self, _prev: Time, time: Time) -> Result<u64, Error> {
         let batch = lock(&self.pending).pop_front().unwrap_or_default();
         let n = batch.len();
         lock(&self.frozen.closed).insert(time, Closed::Records(split(batch, self.partitions)));
-        n as u64
+        Ok(n as u64)
     }
 
     fn stop_accepting(&self) {
@@ -534,7 +548,7 @@ impl<T: Data> RecordsAt for PushInput<T> {
 }
 
 impl<T: Data> InputDyn for PushInput<T> {
-    fn close_batch(&self, prev: Time, time: Time) -> u64 {
+    fn close_batch(&self, prev: Time, time: Time) -> Result<u64, Error> {
         let mut buffer = lock(&self.buffer);
         let stopped = self.stopped.load(Ordering::SeqCst);
         // Chunks stamped after `time` wait for their batch; after a stop, everything goes now.
@@ -585,7 +599,7 @@ impl<T: Data> InputDyn for PushInput<T> {
             .flat_map(|blocks| group_blocks(blocks, |(_, r)| r.len(), size, PARTITION_BYTES_MAX))
             .collect();
         lock(&self.frozen.closed).insert(time, Closed::Blocks(parts));
-        n
+        Ok(n)
     }
 
     fn stop_accepting(&self) {

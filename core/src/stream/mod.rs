@@ -8,6 +8,7 @@
 pub(crate) mod checkpoint;
 mod context;
 mod dead_letters;
+mod direct;
 mod flow;
 mod input;
 mod ops;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 pub use checkpoint::CheckpointInfo;
 pub use context::{BatchInfo, StreamingContext, StreamingHandle, StreamingListener, StreamingState};
+pub use direct::{DirectBatch, DirectContext, DirectRead, DirectSource};
 pub use flow::{FlowControl, INPUT_BUFFER_BYTES_MAX_DEFAULT, INPUT_BUFFER_WAIT_MAX_DEFAULT};
 pub use input::{InputHandle, QueueHandle};
 pub use receiver::{Receiver, ReceiverContext, ReceiverError, RECEIVER_ERRORS_KEPT};

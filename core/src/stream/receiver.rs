@@ -52,6 +52,14 @@ pub(crate) struct ReceiverErrors {
 }
 
 impl StreamingContext {
+    /// Reports an error an input recovered from: kept among the latest, given to every
+    /// listener, logged at the warn level.
+    pub(crate) fn report_receiver_error(&self, stream: StreamId, message: &str) {
+        tracing::warn!(stream = %stream, message, "receiver error");
+        self.record_receiver_error(ReceiverError { stream, time: self.inner.clock.now(), message: message.to_owned() });
+        self.listeners().iter().for_each(|l| l.on_receiver_error(stream, message));
+    }
+
     fn record_receiver_error(&self, error: ReceiverError) {
         let mut errors = lock(&self.inner.receiver_errors);
         if errors.latest.len() == RECEIVER_ERRORS_KEPT {
@@ -214,15 +222,8 @@ impl<T: Data> ReceiverContext<T> {
     /// [`on_receiver_error`](crate::StreamingListener::on_receiver_error), and logged with
     /// `tracing` at the warn level.
     pub fn report_error(&self, message: &str) {
-        tracing::warn!(stream = %self.stream, message, "receiver error");
         if let Some(inner) = self.ssc.upgrade() {
-            let ssc = StreamingContext { inner };
-            ssc.record_receiver_error(ReceiverError {
-                stream: self.stream,
-                time: self.clock.now(),
-                message: message.to_owned(),
-            });
-            ssc.listeners().iter().for_each(|l| l.on_receiver_error(self.stream, message));
+            StreamingContext { inner }.report_receiver_error(self.stream, message);
         }
     }
 

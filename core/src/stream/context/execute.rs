@@ -99,7 +99,10 @@ impl Executor {
                     inputs.iter().map(|(i, node)| (node.id(), i.frozen().records_at(time))).collect()
                 } else {
                     let prev = time - inner.batch_interval;
-                    let records = inputs.iter().map(|(i, node)| (node.id(), i.close_batch(prev, time))).collect();
+                    let records = inputs
+                        .iter()
+                        .map(|(i, node)| i.close_batch(prev, time).map(|n| (node.id(), n)))
+                        .collect::<Result<_, _>>()?;
                     if let Some(ck) = inner.checkpointer.get() {
                         for (input, node) in inputs {
                             input.frozen().log(node.id(), time, ck)?;
