@@ -30,7 +30,7 @@ endpoint="http://127.0.0.1:$port"
 curl_put() { python3 -c "import urllib.request as u; u.urlopen(u.Request('$endpoint/$1', method='PUT'))"; }
 curl_put dstream-ci
 export AWS_ACCESS_KEY_ID=ci AWS_SECRET_ACCESS_KEY=ci
-example() { cargo run --release --locked --features s3 -p dstream-examples --example s3_wordcount -- --bucket dstream-ci --endpoint "$endpoint" --seconds 2 "$@"; }
+example() { cargo run --release --locked --features s3,kafka -p dstream-examples --example s3_wordcount -- --bucket dstream-ci --endpoint "$endpoint" --seconds 2 "$@"; }
 example >"$logs/first.out"
 grep -q "starting fresh" "$logs/first.out"
 example >"$logs/second.out"
@@ -43,7 +43,7 @@ if [ "$third" -le "$first" ]; then
     echo "the third run's totals ($third) did not go on from the first's ($first)" >&2
     exit 1
 fi
-if cargo run --release --locked --features s3 -p dstream-examples --example s3_wordcount -- \
+if cargo run --release --locked --features s3,kafka -p dstream-examples --example s3_wordcount -- \
     --bucket no-such-bucket --endpoint "$endpoint" --seconds 1 2>"$logs/missing.err"; then
     echo "a missing bucket did not fail the run" >&2
     exit 1

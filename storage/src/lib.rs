@@ -9,6 +9,8 @@
 //! - [`LocalFs`]: objects as files under a directory, each put atomic and crash-safe.
 //! - `S3` (feature `s3`): objects in an S3 bucket, each put atomic, for checkpoints any
 //!   machine can restart from.
+//! - `KafkaSource` (feature `kafka`): Kafka topics as a direct stream, each record in
+//!   exactly one batch across restarts.
 //! - [`Memory`]: objects in memory, with scripted [`Fault`]s, for tests and the simulation.
 //! - [`SignalsExt::await_termination_or_signal`]: runs a started context until SIGINT (Ctrl-C)
 //!   or SIGTERM, then stops it gracefully.
@@ -21,6 +23,8 @@
 
 pub mod checkpoint;
 mod file_stream;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod lines;
 mod local_fs;
 mod memory;
@@ -37,6 +41,8 @@ mod text_file;
 
 pub use checkpoint::{read_checkpoint, write_checkpoint, CheckpointError, CheckpointHeader, CheckpointStats, Zstd};
 pub use file_stream::{FileStreamStats, TextFileStreamReceiver};
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaConfig, KafkaError, KafkaOffsets, KafkaRecord, KafkaSource, StartFrom};
 pub use local_fs::LocalFs;
 pub use memory::{Fault, Memory};
 pub use metrics::{MetricsError, MetricsServer, PrometheusMetrics};
