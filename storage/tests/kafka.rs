@@ -128,13 +128,23 @@ fn a_broker_down_gives_reported_empty_batches_and_loses_nothing() {
     let (mock, producer) = cluster();
     let (_cluster, ssc, batches) = stepped(config(&mock, "g3"), dstream::FlowControl::default());
     produce(&producer, 0, 9);
-    assert_eq!(ssc.step().unwrap().records, 9);
+    // Down before the first batch: the source has never reached it.
+    mock.broker_down(1).unwrap();
+    assert_eq!(ssc.step().unwrap().records, 0);
+    assert_eq!(ssc.receiver_errors().len(), 1, "{:?}", ssc.receiver_errors());
+    mock.broker_up(1).unwrap();
+    let mut waited = 0;
+    while batches.lock().unwrap().iter().flatten().flatten().count() < 9 {
+        ssc.step().unwrap();
+        waited += 1;
+        assert!(waited <= 30, "the records were not read within 30 batches of the broker's start");
+    }
     produce(&producer, 9, 18);
     mock.broker_down(1).unwrap();
     assert_eq!(ssc.step().unwrap().records, 0);
     assert_eq!(ssc.step().unwrap().records, 0);
     let errors = ssc.receiver_errors();
-    assert!(errors.len() >= 2, "each batch without the broker is reported: {errors:?}");
+    assert!(errors.len() >= 3, "each batch without the broker is reported: {errors:?}");
     mock.broker_up(1).unwrap();
     // The client reconnects with its backoff: batches until then are empty, and reported.
     let mut batches_after = 0;

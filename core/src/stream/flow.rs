@@ -86,15 +86,15 @@ impl FlowControl {
         self
     }
 
-    /// The most records per second a receiver stores (at least 1). Receivers only: an
-    /// [`InputHandle`](crate::InputHandle) ignores it.
+    /// The most records per second a receiver stores, or a direct stream's batch holds (at
+    /// least 1). An [`InputHandle`](crate::InputHandle) ignores it.
     pub fn rate_max_per_sec(mut self, rate: u64) -> Self {
         self.rate_max_per_sec = Some(rate.max(1));
         self
     }
 
     /// Turns backpressure on, starting at `initial_rate` records per second (at least the
-    /// estimator's minimum, 100). Receivers only.
+    /// estimator's minimum, 100). Receivers and direct streams.
     pub fn backpressure(mut self, initial_rate_per_sec: u64) -> Self {
         self.backpressure_initial_rate_per_sec = Some(initial_rate_per_sec.max(super::pid::MIN_RATE_PER_SEC as u64));
         self

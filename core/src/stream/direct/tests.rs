@@ -139,3 +139,25 @@ fn a_recovered_error_is_reported_and_loses_nothing_and_a_fatal_one_stops_the_con
     assert!(err.to_string().contains("the sequence is gone"), "{err}");
     assert_eq!(ssc.state(), super::super::StreamingState::Stopped);
 }
+
+#[test]
+fn backpressure_bounds_the_first_batch_then_follows_the_processing_rate() {
+    let (_cluster, ssc) = context();
+    let source = Sequence::default();
+    let flow = FlowControl::default().backpressure(200).rate_max_per_sec(1000);
+    let batches = collect(&ssc.direct_stream_with(source.clone(), flow));
+    lock(&source.numbers).extend(0..5000);
+    ssc.step().unwrap();
+    let first: usize = lock(&batches)[0].1.iter().map(Vec::len).sum();
+    assert_eq!(first, 200, "the initial rate times the 1 s interval");
+    for _ in 0..5 {
+        ssc.step().unwrap();
+    }
+    // The estimate moves with the batches' delays, and never passes the static maximum.
+    let maxima: Vec<Option<u64>> = lock(&source.reads).iter().map(|r| r.records_max).collect();
+    assert_eq!(maxima[0], Some(200));
+    assert!(maxima.iter().all(|m| m.is_some_and(|m| (1..=1000).contains(&m))), "{maxima:?}");
+    let read: usize = lock(&batches).iter().map(|(_, p)| p.iter().map(Vec::len).sum::<usize>()).sum();
+    let bounds: u64 = maxima.iter().flatten().sum();
+    assert!(read as u64 <= bounds, "{read} records read within bounds summing to {bounds}");
+}
