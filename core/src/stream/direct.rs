@@ -174,9 +174,10 @@ impl<S: DirectSource> InputDyn for DirectInput<S> {
             .read_batch(&read, from.as_ref(), &self.ctx)
             .map_err(|e| Error::SourceFailed { stream: self.ctx.stream, time, source: Box::new(e) })?;
         let n: u64 = batch.partitions.iter().map(|p| p.len() as u64).sum();
-        if let Some(max) = read.records_max {
+        if let Some(max) = read.records_max.filter(|max| n > *max) {
             // A source reading past its bound would defeat the flow control silently.
-            assert!(n <= max, "{}: batch {time} read {n} records, more than the {max} allowed", self.ctx.stream);
+            let message = format!("the source read {n} records, more than the {max} the batch allows");
+            return Err(Error::SourceFailed { stream: self.ctx.stream, time, source: message.into() });
         }
         lock(&self.frozen.closed).insert(time, Closed::Records(batch.partitions));
         self.note_end(time, batch.position);

@@ -161,3 +161,32 @@ fn backpressure_bounds_the_first_batch_then_follows_the_processing_rate() {
     let bounds: u64 = maxima.iter().flatten().sum();
     assert!(read as u64 <= bounds, "{read} records read within bounds summing to {bounds}");
 }
+
+/// Reads ten records a batch whatever the bound.
+struct Greedy;
+
+impl DirectSource for Greedy {
+    type Record = u64;
+    type Position = u64;
+    type Error = Gone;
+
+    fn read_batch(
+        &mut self,
+        _: &DirectRead,
+        _: Option<&u64>,
+        _: &DirectContext,
+    ) -> Result<DirectBatch<u64, u64>, Gone> {
+        Ok(DirectBatch { partitions: vec![(0..10).collect()], position: 10 })
+    }
+}
+
+#[test]
+fn a_source_reading_past_its_bound_fails_the_batch_with_a_typed_error() {
+    let (_cluster, ssc) = context();
+    let stream = ssc.direct_stream_with(Greedy, FlowControl::default().rate_max_per_sec(4));
+    let batches = collect(&stream);
+    let err = ssc.step().unwrap_err();
+    assert!(matches!(&err, Error::SourceFailed { stream: s, .. } if *s == stream.id()), "{err}");
+    assert!(err.to_string().contains("more than the 4"), "{err}");
+    assert!(lock(&batches).is_empty(), "no batch ran");
+}
