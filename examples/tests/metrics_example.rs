@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -26,15 +28,6 @@ use wait_timeout::ChildExt;
 
 /// The most the example may take to run and be scraped.
 const RUN_WAIT_MAX: Duration = Duration::from_secs(90);
-
-/// The example `name`, built beside this test.
-fn executable(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join(name);
-    assert!(path.exists(), "{} is not built: run `cargo build -p dstream-examples --examples` first", path.display());
-    path
-}
 
 /// The `prometheus` binary on `PATH`.
 fn prometheus_binary() -> Option<PathBuf> {
@@ -137,7 +130,7 @@ fn prometheus_scrapes_the_running_example_and_returns_its_series() {
         return;
     };
     let dir = TempDir::new();
-    let mut example = Command::new(executable("metrics_wordcount"))
+    let mut example = Command::new(common::executable("metrics_wordcount"))
         .args(["--metrics-addr", "127.0.0.1:0", "--seconds", "3", "--rate", "2000", "--batch-ms", "200"])
         .args(["--scrapes-before-stop", "3", "--linger-scrapes", "3"])
         .stdout(Stdio::piped())

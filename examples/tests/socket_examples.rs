@@ -14,10 +14,11 @@
 //! (`cargo build -p dstream-examples --examples`) when running it alone.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -63,20 +64,6 @@ fn serve(text: &'static str) -> u16 {
     port
 }
 
-/// The example `name`, built beside this test.
-fn executable(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: `cargo test -p dstream-examples` builds the examples, or run \
-         `cargo build -p dstream-examples --examples` before this test alone",
-        path.display()
-    );
-    path
-}
-
 /// A running example, its standard output read line by line.
 struct Run {
     name: &'static str,
@@ -90,7 +77,7 @@ impl Run {
     /// server at `port`.
     fn start(name: &'static str, port: u16, args: &[&str]) -> Run {
         let port = port.to_string();
-        let mut child = Command::new(executable(name))
+        let mut child = Command::new(common::executable(name))
             .args(args)
             .args(["--batch-ms", "200", "--cluster", "local:2", "127.0.0.1", &port])
             .stdout(Stdio::piped())

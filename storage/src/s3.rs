@@ -106,9 +106,9 @@ impl S3 {
             kind: io::ErrorKind::Other,
             message,
         };
-        let mut builder = AmazonS3Builder::new()
+        // The environment's settings (AWS_*) first; what the configuration says wins.
+        let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&config.bucket)
-            .with_region(&config.region)
             .with_retry(RetryConfig {
                 backoff: BackoffConfig {
                     init_backoff: config.backoff_initial,
@@ -124,28 +124,15 @@ impl S3 {
                     .with_connect_timeout(config.request_timeout)
                     .with_allow_http(true),
             );
-        builder = match &config.credentials {
-            Some((key, secret, token)) => {
-                let b = builder.with_access_key_id(key).with_secret_access_key(secret);
-                match token {
-                    Some(token) => b.with_token(token),
-                    None => b,
-                }
+        if let Some(region) = &config.region {
+            builder = builder.with_region(region);
+        }
+        if let Some((key, secret, token)) = &config.credentials {
+            builder = builder.with_access_key_id(key).with_secret_access_key(secret);
+            if let Some(token) = token {
+                builder = builder.with_token(token);
             }
-            None => {
-                let mut b = builder;
-                for (var, set) in [
-                    ("AWS_ACCESS_KEY_ID", AmazonS3Builder::with_access_key_id as fn(_, String) -> _),
-                    ("AWS_SECRET_ACCESS_KEY", AmazonS3Builder::with_secret_access_key),
-                    ("AWS_SESSION_TOKEN", AmazonS3Builder::with_token),
-                ] {
-                    if let Ok(value) = std::env::var(var) {
-                        b = set(b, value);
-                    }
-                }
-                b
-            }
-        };
+        }
         if let Some(endpoint) = &config.endpoint {
             builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
         }
@@ -197,17 +184,25 @@ impl S3 {
         operation: &'static str,
         request: impl Future<Output = object_store::Result<T>> + Send + 'static,
     ) -> Result<T, StorageError> {
+        self.run_returning(name, operation, request)?.map_err(|e| self.error(name, operation, e))
+    }
+
+    /// Runs `task` on the store's runtime and waits for what it returns; fails only if the
+    /// runtime is gone.
+    fn run_returning<T: Send + 'static>(
+        &self,
+        name: &str,
+        operation: &'static str,
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, StorageError> {
         let (done, result) = std::sync::mpsc::sync_channel(1);
         let Some(runtime) = &self.client.runtime else {
             return Err(self.stopped(name, operation));
         };
         runtime.spawn(async move {
-            let _ = done.send(request.await);
+            let _ = done.send(task.await);
         });
-        match result.recv() {
-            Ok(result) => result.map_err(|e| self.error(name, operation, e)),
-            Err(_) => Err(self.stopped(name, operation)),
-        }
+        result.recv().map_err(|_| self.stopped(name, operation))
     }
 
     fn stopped(&self, name: &str, operation: &'static str) -> StorageError {
@@ -228,19 +223,16 @@ impl S3 {
     fn error(&self, name: &str, operation: &'static str, e: object_store::Error) -> StorageError {
         let name = name.to_owned();
         let message = error_chain(&e);
+        if message.contains("NoSuchBucket") {
+            return StorageError::BucketMissing { name, bucket: self.client.bucket.clone() };
+        }
         match e {
-            object_store::Error::NotFound { .. } if message.contains("NoSuchBucket") => {
-                StorageError::BucketMissing { name, bucket: self.client.bucket.clone() }
-            }
             object_store::Error::NotFound { .. } => StorageError::NotFound { name },
             object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
                 StorageError::Unauthorized { name, message }
             }
             // Listing wraps every failure as a generic one: told by the status and S3's code.
             _ if is_refused_access(&message) => StorageError::Unauthorized { name, message },
-            _ if message.contains("NoSuchBucket") => {
-                StorageError::BucketMissing { name, bucket: self.client.bucket.clone() }
-            }
             _ if is_throttling(&message) => StorageError::Throttled { name, message },
             _ => StorageError::Io { path: self.url(&name), name, operation, kind: io::ErrorKind::Other, message },
         }

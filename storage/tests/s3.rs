@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
 use common::restart_suite as suite;
@@ -314,12 +314,7 @@ fn checkpoint_damage_and_truncation_are_detected_on_s3() {
 /// Runs one test of the restart suite on new buckets of the shared server.
 fn restart_suite(test: fn(&dyn Fn() -> S3)) {
     let Some(moto) = moto() else { return };
-    // Buckets are made one at a time: the suite's runs share nothing else.
-    let lock = Mutex::new(());
-    test(&|| {
-        let _one = lock.lock().unwrap();
-        fresh(moto)
-    });
+    test(&|| fresh(moto));
 }
 
 #[test]

@@ -24,7 +24,7 @@ use super::PART_BYTES_DEFAULT;
 pub struct S3Config {
     pub(super) bucket: String,
     pub(super) endpoint: Option<String>,
-    pub(super) region: String,
+    pub(super) region: Option<String>,
     pub(super) credentials: Option<(String, String, Option<String>)>,
     pub(super) prefix: String,
     pub(super) retries_max: usize,
@@ -51,15 +51,15 @@ impl std::fmt::Debug for S3Config {
 }
 
 impl S3Config {
-    /// The bucket `bucket` on AWS (region `us-east-1` unless [`S3Config::region`] says
-    /// otherwise), with credentials from the environment (`AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) unless [`S3Config::credentials`] gives
-    /// them; 10 retries within 3 minutes, requests of at most 30 s, parts of 8 MiB.
+    /// The bucket `bucket` on AWS, with what the `AWS_*` environment variables say
+    /// (credentials, `AWS_REGION` or `AWS_DEFAULT_REGION`, else `us-east-1`; `AWS_ENDPOINT`)
+    /// where this configuration does not; 10 retries within 3 minutes, requests of at most
+    /// 30 s, parts of 8 MiB.
     pub fn new(bucket: impl Into<String>) -> S3Config {
         S3Config {
             bucket: bucket.into(),
             endpoint: None,
-            region: "us-east-1".into(),
+            region: None,
             credentials: None,
             prefix: String::new(),
             retries_max: 10,
@@ -82,13 +82,13 @@ impl S3Config {
         self
     }
 
-    /// The bucket's region.
+    /// The bucket's region (instead of the environment's).
     pub fn region(mut self, region: impl Into<String>) -> S3Config {
-        self.region = region.into();
+        self.region = Some(region.into());
         self
     }
 
-    /// Static credentials: an access key and its secret.
+    /// Static credentials: an access key and its secret (instead of the environment's).
     pub fn credentials(mut self, access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> S3Config {
         self.credentials = Some((access_key_id.into(), secret_access_key.into(), None));
         self

@@ -1,7 +1,6 @@
 //! The transfers of an [`S3`] store: a put's parts and upload ([`Upload`]), a snapshot read's
 //! ranges ([`Download`]).
 
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
@@ -33,7 +32,7 @@ impl Upload<'_> {
                 self.s3.run(self.name, "put", async move { store.put_multipart(&path).await })?
             }
         };
-        let (upload, result) = self.s3.run_returning(self.name, async move {
+        let (upload, result) = self.s3.run_returning(self.name, "put", async move {
             let result = upload.put_part(payload).await;
             (upload, result)
         })?;
@@ -51,7 +50,7 @@ impl Upload<'_> {
         let payload = PutPayload::from(std::mem::take(&mut self.part));
         let s3 = self.s3;
         let last = payload.content_length() > 0;
-        let done = s3.run_returning(self.name, async move {
+        let done = s3.run_returning(self.name, "put", async move {
             if last {
                 if let Err(e) = upload.put_part(payload).await {
                     let _ = upload.abort().await;
@@ -72,19 +71,8 @@ impl Upload<'_> {
     /// Abandons the upload: nothing of it becomes visible.
     pub(super) fn abort(mut self) {
         if let Some(mut upload) = self.multipart.take() {
-            let _ = self.s3.run_returning(self.name, async move { upload.abort().await });
+            let _ = self.s3.run_returning(self.name, "put", async move { upload.abort().await });
         }
-    }
-}
-
-impl S3 {
-    /// Runs `task` on the store's runtime and waits for what it returns.
-    fn run_returning<T: Send + 'static>(
-        &self,
-        name: &str,
-        task: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T, StorageError> {
-        self.run(name, "put", async move { Ok(task.await) })
     }
 }
 
@@ -131,8 +119,10 @@ impl Read for Download<'_> {
                 range: Some(GetRange::Bounded(self.at..end)),
                 ..GetOptions::default()
             };
-            let fetched =
-                self.s3.run(&self.name, "read", async move { store.get_opts(&path, options).await?.bytes().await });
+            let fetched = self
+                .s3
+                .run_returning(&self.name, "read", async move { store.get_opts(&path, options).await?.bytes().await })
+                .map_err(|e| io::Error::other(e.to_string()))?;
             self.chunk = match fetched {
                 Ok(bytes) if bytes.len() as u64 == end - self.at => bytes,
                 Ok(bytes) => {
@@ -141,12 +131,11 @@ impl Read for Download<'_> {
                         format!("{} bytes of {}..{end} read", bytes.len(), self.at),
                     ))
                 }
-                Err(StorageError::Io { message, .. })
-                    if message.contains("precondition") || message.contains("Precondition") =>
-                {
+                // The `ETag` the read is pinned to no longer matches.
+                Err(object_store::Error::Precondition { .. }) => {
                     return Err(io::Error::other("the object was replaced while it was read"))
                 }
-                Err(e) => return Err(io::Error::other(e.to_string())),
+                Err(e) => return Err(io::Error::other(self.s3.error(&self.name, "read", e).to_string())),
             };
             self.at = end;
         }
