@@ -70,6 +70,16 @@ pub trait JobRunner: Send + Sync {
     fn announce(&self, fact: Fact) {
         let _ = fact;
     }
+
+    /// How many jobs a streaming context may run at once over input blocks as they are stored,
+    /// ahead of their batch's close (the narrow part of each batch, see
+    /// `StreamingContext::early_partitions`). Zero, the default, turns this off: it is for
+    /// runtimes whose workers all share the driver's graph in one process, so that a result
+    /// computed ahead is there for the batch's task to read, and whose jobs may run on threads
+    /// of their own (not a stepped, deterministic runtime).
+    fn early_parallelism(&self) -> usize {
+        0
+    }
 }
 
 /// The entry point of a program: creates datasets and runs their jobs on a cluster.
@@ -169,9 +179,38 @@ impl Context {
         self.runner.store_blocks(upload)
     }
 
+    /// See [`JobRunner::early_parallelism`].
+    pub(crate) fn early_parallelism(&self) -> usize {
+        self.runner.early_parallelism()
+    }
+
     /// Tells workers with graphs of their own `fact` (see [`JobRunner::announce`]).
     pub(crate) fn announce(&self, fact: Fact) {
         self.runner.announce(fact);
+    }
+
+    /// Runs a job once: lost input is the job's error, never restored. For work whose failure
+    /// only means it is done later another way (a partition computed ahead of its batch).
+    pub(crate) fn run_job_once(
+        &self,
+        action: ActionId,
+        handle: Arc<dyn ActionNode>,
+        partitions: Vec<u32>,
+        builtin: Option<Builtin>,
+    ) -> Result<Vec<Payload>, Error> {
+        self.runner.run_job(self.job_request(action, handle, partitions, builtin))
+    }
+
+    fn job_request(
+        &self,
+        action: ActionId,
+        handle: Arc<dyn ActionNode>,
+        partitions: Vec<u32>,
+        builtin: Option<Builtin>,
+    ) -> JobRequest {
+        let rdd = handle.rdd();
+        let dead_letters = self.dead_letters.any_covered().then(|| Arc::clone(&self.dead_letters));
+        JobRequest { action, handle, rdd, partitions, builtin, dead_letters }
     }
 
     pub(crate) fn run_job(
@@ -181,18 +220,9 @@ impl Context {
         partitions: Vec<u32>,
         builtin: Option<Builtin>,
     ) -> Result<Vec<Payload>, Error> {
-        let rdd = handle.rdd();
-        let dead_letters = self.dead_letters.any_covered().then(|| Arc::clone(&self.dead_letters));
         let mut restored = 0;
         loop {
-            let request = JobRequest {
-                action,
-                handle: Arc::clone(&handle),
-                rdd,
-                partitions: partitions.clone(),
-                builtin,
-                dead_letters: dead_letters.clone(),
-            };
+            let request = self.job_request(action, Arc::clone(&handle), partitions.clone(), builtin);
             let result = self.runner.run_job(request);
             // Input no worker holds any more is stored again from its copy, if there is one,
             // and the job runs again; without a copy the loss is the job's error.

@@ -143,6 +143,9 @@ pub(crate) struct BatchBlocks {
     pub(crate) stream: StreamId,
     pub(crate) time: Time,
     pub(crate) partitions: Vec<Vec<BlockId>>,
+    /// A view over blocks that a batch's own dataset holds (a partition computed ahead of its
+    /// batch, see `stream/early.rs`): dropping it releases nothing.
+    pub(crate) view: bool,
 }
 
 /// Numbers handed out in one scope so far.
@@ -488,7 +491,7 @@ impl Graph {
         }
         // Only a driver releases blocks: a worker's own graph has nobody to tell.
         if self.replica.is_none() {
-            if let Some(batch) = input {
+            if let Some(batch) = input.filter(|b| !b.view) {
                 g.input_batches.remove(&(batch.stream, batch.time));
                 g.released.inputs.push((batch.stream, batch.time));
                 g.released.input_blocks.extend(batch.partitions.iter().flatten());

@@ -136,7 +136,7 @@ pub use stream::state::{MapWithStateDStream, State, StateSpec};
 pub use stream::testing;
 pub use stream::{
     BatchInfo, CheckpointInfo, DStream, DirectBatch, DirectContext, DirectRead, DirectSource, FlowControl, InputHandle,
-    QueueHandle, Receiver, ReceiverContext, ReceiverError, Resumed, StreamingContext, StreamingHandle,
+    PartitionsAhead, QueueHandle, Receiver, ReceiverContext, ReceiverError, Resumed, StreamingContext, StreamingHandle,
     StreamingListener, StreamingState, INPUT_BUFFER_BYTES_MAX_DEFAULT, INPUT_BUFFER_WAIT_MAX_DEFAULT,
     RECEIVER_ERRORS_KEPT,
 };

@@ -373,6 +373,11 @@ impl JobRunner for LocalRunner {
         self.driver.send(Input::Store { upload, reply }).map_err(|_| Error::ClusterStopped { submitted: false })?;
         result.recv().map_err(|_| Error::ClusterStopped { submitted: true })?.map(drop)
     }
+
+    fn early_parallelism(&self) -> usize {
+        // Every worker shares the driver's graph here; one job per task thread keeps them busy.
+        self.pool.current_num_threads()
+    }
 }
 
 /// What waiting on an inbox until a deadline gave.

@@ -129,6 +129,26 @@ impl<T: Data> Rdd<T> {
             .collect()
     }
 
+    /// The records of partition `split` alone, by a job that runs once (lost input fails it,
+    /// see [`Context::run_job_once`](crate::Context)): a partition computed ahead of its batch.
+    pub(crate) fn collect_partition(&self, split: usize) -> Result<Vec<T>, Error> {
+        let graph = self.context().graph();
+        let id = graph.next_action_id();
+        let action: Arc<dyn ActionNode> = Arc::new(Action {
+            rdd: Arc::clone(self.node()),
+            init: |_| Vec::new(),
+            step: |all: &mut Vec<T>, chunk: &mut Vec<T>| all.append(chunk),
+            finish: |all: Vec<T>| all,
+            _types: PhantomData,
+        });
+        graph.register_action(id, &action);
+        let split = u32::try_from(split).map_err(|_| Error::Internal("a partition index past u32::MAX"))?;
+        let result = self.context().run_job_once(id, action, vec![split], Some(Builtin::Collect))?;
+        let value = result.into_iter().next().ok_or(Error::Internal("a job gave no result for its partition"))?;
+        let records = value.typed::<Vec<T>>()?;
+        Ok(Arc::try_unwrap(records).unwrap_or_else(|shared| (*shared).clone()))
+    }
+
     /// All records, in partition order.
     ///
     /// # Examples

@@ -133,7 +133,7 @@ impl Context {
                 self.announce(Fact::InputBatch { stream, time, zero, partitions: partitions.clone() });
             }
         }
-        let blocks = Arc::new(BatchBlocks { stream, time, partitions });
+        let blocks = Arc::new(BatchBlocks { stream, time, partitions, view: false });
         let info = NodeInfo {
             id: self.graph().next_rdd_id(),
             name: "input",
@@ -143,6 +143,32 @@ impl Context {
             input: Some(Arc::clone(&blocks)),
         };
         Ok(Rdd::from_info(self, info, Vec::new(), Box::new(InputBatch { blocks })))
+    }
+
+    /// A view of input stream `stream`'s blocks `blocks`, stored for its batch at `time` and not
+    /// yet in a dataset of that batch, as partition `index` of a dataset whose other partitions
+    /// are empty: the base a partition's narrow part is computed on ahead of the batch's close
+    /// (`stream/early.rs`), with the index the batch's own dataset will give it. Nothing is
+    /// announced and dropping it releases nothing: the batch's dataset owns the blocks.
+    pub(crate) fn early_input<T: Data>(
+        &self,
+        stream: StreamId,
+        time: Time,
+        index: usize,
+        blocks: Vec<BlockId>,
+    ) -> Rdd<T> {
+        let mut partitions = vec![Vec::new(); index + 1];
+        partitions[index] = blocks;
+        let blocks = Arc::new(BatchBlocks { stream, time, partitions, view: true });
+        let info = NodeInfo {
+            id: self.graph().next_rdd_id(),
+            name: "early_input",
+            partitions: index + 1,
+            partitioner: None,
+            persisted: false,
+            input: Some(Arc::clone(&blocks)),
+        };
+        Rdd::from_info(self, info, Vec::new(), Box::new(InputBatch { blocks }))
     }
 
     /// A dataset of `data` split into `partitions` contiguous slices of nearly equal size.

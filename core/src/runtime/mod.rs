@@ -3,7 +3,7 @@
 //! The state machines (driver, worker, the datasets and streams they compute) take time as a
 //! `now` argument and never start a thread. A few pieces of core do need both, because they are
 //! small runtimes themselves: the batch thread of a started [`StreamingContext`], the threads
-//! of receivers and of asynchronous checkpoint writes, the real-time pause of a receiver, and
+//! of receivers, of asynchronous checkpoint writes and of partitions computed ahead, the real-time pause of a receiver, and
 //! [`SystemClock`]. They reach the OS only through this module:
 //!
 //! - [`spawn`]: a named thread (receivers start theirs through it);

@@ -12,6 +12,7 @@ pub use handle::StreamingHandle;
 
 use super::checkpoint::{CheckpointInfo, Checkpointer};
 use super::dead_letters::DeadLetterFn;
+use super::early::{AheadRun, PartitionsAhead};
 use super::input::InputDyn;
 use super::receiver::ReceiverDyn;
 use super::{lock, BatchCtx, StreamNodeDyn};
@@ -177,6 +178,8 @@ pub(crate) struct Inner {
     pub(crate) dead_letter_output: Mutex<Option<Arc<DeadLetterFn>>>,
     /// The latest errors the receivers reported.
     pub(crate) receiver_errors: Mutex<super::receiver::ReceiverErrors>,
+    /// The threads computing partitions ahead of their batch's close, once started.
+    ahead: Mutex<Option<Arc<AheadRun>>>,
 }
 
 impl ProgramPart for Inner {
@@ -282,6 +285,7 @@ impl StreamingContext {
                 stepper: Mutex::new(None),
                 dead_letter_output: Mutex::new(None),
                 receiver_errors: Mutex::default(),
+                ahead: Mutex::new(None),
             }),
         };
         let part: Arc<dyn ProgramPart> = ssc.inner.clone();
@@ -365,6 +369,25 @@ impl StreamingContext {
     /// ```
     pub fn input_buffered_bytes(&self) -> Vec<(StreamId, u64)> {
         lock(&self.inner.inputs).iter().map(|(input, node)| (node.id(), input.buffered_bytes())).collect()
+    }
+
+    /// How many input partitions had the narrow part of their batch (the per-partition
+    /// operators up to the first shuffle, window or output) computed while the batch was still
+    /// filling, and how many of those the batches read, since the context started. Partitions
+    /// are computed ahead on clusters whose workers share the driver's memory (`LocalCluster`);
+    /// elsewhere both stay zero. Results are the same either way, batch by batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let cluster = dstream::StepCluster::builder().build();
+    /// # let clock = std::sync::Arc::new(dstream::ManualClock::new(dstream::Time::ZERO));
+    /// let ssc = dstream::StreamingContext::new(cluster.context(), std::time::Duration::from_secs(1), clock)?;
+    /// assert_eq!(ssc.partitions_ahead(), dstream::PartitionsAhead::default());
+    /// # Ok::<(), dstream::Error>(())
+    /// ```
+    pub fn partitions_ahead(&self) -> PartitionsAhead {
+        lock(&self.inner.ahead).as_ref().map(|run| run.counts()).unwrap_or_default()
     }
 
     pub(crate) fn next_stream_id(&self) -> StreamId {
@@ -564,6 +587,7 @@ impl StreamingContext {
             self.check_lineage_bounded()?;
         }
         let scheduler = self.activate(true)?;
+        *lock(&self.inner.ahead) = super::early::start(self, scheduler.zero())?;
         self.start_receivers()?;
         let executor = Executor::new(self.clone(), scheduler.zero(), true);
         let inner = &self.inner;
@@ -719,6 +743,10 @@ impl StreamingContext {
         // (`Error::StreamingStopped`) instead of feeding a context nothing will ever process.
         self.stop_receivers();
         lock(&self.inner.inputs).iter().for_each(|(i, _)| i.stop_accepting());
+        let ahead = lock(&self.inner.ahead).clone();
+        if let Some(run) = ahead {
+            run.stop();
+        }
         if let Some(ck) = self.inner.checkpointer.get() {
             // Checkpoints in flight complete (or fail) before the context says it stopped, and
             // the metadata records the ones that completed.

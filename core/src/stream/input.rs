@@ -1,6 +1,7 @@
 //! Input streams fed by the host: a queue of whole batches (tests) and a handle that any thread
 //! can push records into (host applications).
 
+use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -11,12 +12,13 @@ use serde::Serialize;
 
 use super::checkpoint::Checkpointer;
 use super::context::StreamingContext;
+use super::early::{AheadCompute, AheadHook, AheadKind, AheadRun, AheadSource, Shape};
 use super::flow::FlowControl;
 use super::rate::RecordsAt;
 use super::{duration_nanos, lock, BatchCtx, DStream, StreamCompute};
 use crate::context::Context;
 use crate::error::Error;
-use crate::ids::{BlockId, StreamId};
+use crate::ids::{BlockId, RddId, StreamId};
 use crate::rdd::{NewBlock, Rdd};
 use crate::task::estimate_bytes;
 use crate::time::{Clock, Time};
@@ -34,6 +36,11 @@ pub(crate) trait InputDyn: Send + Sync {
     fn buffered_bytes(&self) -> u64;
     /// The batches closed so far, for the input log.
     fn frozen(&self) -> &dyn FrozenDyn;
+    /// Hands each partition to `run` once it is complete, ahead of its batch's close, when the
+    /// input can tell (pushed inputs); `shape` is the context's batch layout.
+    fn compute_ahead(&self, run: &Arc<AheadRun>, shape: Shape) {
+        let _ = (run, shape);
+    }
 }
 
 /// The closed batches of an input, type-erased: what the input log writes and reads back.
@@ -223,6 +230,35 @@ impl<T: Data> StreamCompute<T> for Arc<Frozen<T>> {
         }
         b.ctx.input_batch(stream, time, b.zero, partitions).map(Some)
     }
+
+    fn ahead(&self) -> Option<&dyn AheadCompute<T>> {
+        Some(self)
+    }
+}
+
+impl<T: Data> AheadCompute<T> for Arc<Frozen<T>> {
+    fn kind(&self) -> AheadKind {
+        AheadKind::Input
+    }
+
+    fn inputs(&self) -> Vec<StreamId> {
+        self.stream.get().copied().into_iter().collect()
+    }
+
+    fn index(&self, input: StreamId, partition: usize) -> Option<usize> {
+        (self.stream.get() == Some(&input)).then_some(partition)
+    }
+
+    fn build(&self, input: StreamId, base: &dyn Any, _time: Time) -> Option<Rdd<T>> {
+        (self.stream.get() == Some(&input)).then(|| base.downcast_ref::<Rdd<T>>().cloned()).flatten()
+    }
+}
+
+impl<T: Data> AheadSource for Frozen<T> {
+    fn base(&self, index: usize, batch: Time, blocks: Vec<BlockId>) -> Result<(RddId, Box<dyn Any>), Error> {
+        let rdd = self.ctx.early_input::<T>(self.stream()?, batch, index, blocks);
+        Ok((rdd.id(), Box::new(rdd)))
+    }
 }
 
 /// Feeds a [`StreamingContext::queue_stream`]: each batch takes the next queued collection.
@@ -393,7 +429,7 @@ impl<T: Data> InputHandle<T> {
         let bytes = estimate_bytes(&records) + CHUNK_OVERHEAD_BYTES;
         // Stamped and queued in arrival order under the lock, so the batch open now takes it;
         // that batch's close waits for the block to be stored.
-        let (id, at) = {
+        let (id, at, complete) = {
             let mut buffer = match input.admit(bytes, stop) {
                 Ok(buffer) => buffer,
                 Err(e) => return Err((Box::new(e), records)),
@@ -405,7 +441,9 @@ impl<T: Data> InputHandle<T> {
             let at = input.clock.now();
             buffer.chunks.push_back(Chunk { at, id, bytes, stored: None });
             buffer.bytes += bytes;
-            (id, at)
+            // In the buffer's order, which is the order the close takes.
+            let complete = input.ahead.get().and_then(|hook| hook.stamped(at, id, records.len()));
+            (id, at, complete)
         };
         let records = Arc::new(records);
         let group = at.as_nanos() / duration_nanos(input.block_interval).max(1);
@@ -433,6 +471,9 @@ impl<T: Data> InputHandle<T> {
         input.stored.notify_all();
         if outcome.is_err() {
             input.wake_waiting();
+        }
+        if let (Some(work), Some(hook)) = (complete, input.ahead.get()) {
+            hook.submit(work);
         }
         outcome
     }
@@ -480,6 +521,8 @@ struct PushInput<T> {
     waiting: Mutex<Vec<Arc<AtomicBool>>>,
     /// Records closed into each recent batch, newest last, at most `CLOSED_COUNTS_MAX`.
     closed_counts: Mutex<VecDeque<(Time, u64)>>,
+    /// Where complete partitions go while they are computed ahead (see `early.rs`).
+    ahead: OnceLock<AheadHook>,
 }
 
 /// Removes a waiting pusher's flag when its wait ends, however it ends.
@@ -620,6 +663,16 @@ impl<T: Data> InputDyn for PushInput<T> {
     fn frozen(&self) -> &dyn FrozenDyn {
         &*self.frozen
     }
+
+    fn compute_ahead(&self, run: &Arc<AheadRun>, shape: Shape) {
+        let Ok(input) = self.frozen.stream() else { return };
+        let records_max = (PARTITION_BYTES_MAX / std::mem::size_of::<T>().max(1)).max(1);
+        let shape = Shape { block_interval: self.block_interval, records_max, ..shape };
+        let source: Arc<dyn AheadSource> = self.frozen.clone();
+        let hook = AheadHook { input, shape, run: Arc::clone(run), source, tracker: Mutex::default() };
+        // A context starts once, so the hook is set once.
+        let _ = self.ahead.set(hook);
+    }
 }
 
 impl<T> Drop for PushInput<T> {
@@ -719,6 +772,7 @@ impl StreamingContext {
             wait_max: flow.buffer_wait_max,
             waiting: Mutex::new(Vec::new()),
             closed_counts: Mutex::new(VecDeque::new()),
+            ahead: OnceLock::new(),
         });
         let stream = DStream::new_node(self, "input_stream", self.batch_interval(), Vec::new(), Arc::clone(&frozen));
         // A fresh lock is always empty, so this cannot fail.

@@ -9,6 +9,7 @@ pub(crate) mod checkpoint;
 mod context;
 mod dead_letters;
 mod direct;
+mod early;
 mod flow;
 mod input;
 mod ops;
@@ -24,12 +25,13 @@ mod window;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 pub use checkpoint::CheckpointInfo;
 pub use context::{BatchInfo, StreamingContext, StreamingHandle, StreamingListener, StreamingState};
 pub use direct::{DirectBatch, DirectContext, DirectRead, DirectSource};
+pub use early::PartitionsAhead;
 pub use flow::{FlowControl, INPUT_BUFFER_BYTES_MAX_DEFAULT, INPUT_BUFFER_WAIT_MAX_DEFAULT};
 pub use input::{InputHandle, QueueHandle};
 pub use receiver::{Receiver, ReceiverContext, ReceiverError, RECEIVER_ERRORS_KEPT};
@@ -55,6 +57,12 @@ pub(crate) struct BatchCtx<'a> {
 /// How a stream computes its dataset for one batch time.
 pub(crate) trait StreamCompute<T>: Send + Sync {
     fn compute(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<T>>, Error>;
+
+    /// How its dataset is made over one input partition, if it reads its inputs partition by
+    /// partition (see `early.rs`).
+    fn ahead(&self) -> Option<&dyn early::AheadCompute<T>> {
+        None
+    }
 }
 
 /// Type-erased view of a node for the stream graph.
@@ -95,6 +103,13 @@ pub(crate) trait StreamNodeDyn: Send + Sync {
     /// partition counts, timeouts). Two programs whose streams describe alike compute alike,
     /// except for what closures do, which no description can capture.
     fn describe(&self) -> String;
+    /// Its parents' ids.
+    fn parent_ids(&self) -> Vec<StreamId>;
+    /// What it is to partitions computed ahead, if anything.
+    fn ahead_kind(&self) -> Option<early::AheadKind>;
+    /// Makes it a frontier stream whose datasets read what is computed ahead into `memo`;
+    /// none if it reads no input partition by partition.
+    fn into_frontier(self: Arc<Self>, memo: &Arc<early::AheadMemo>) -> Option<Arc<dyn early::AheadFrontier>>;
 }
 
 /// A stream node: its compute function and the datasets it generated, by batch time.
@@ -112,6 +127,8 @@ pub(crate) struct StreamNode<T> {
     checkpoint: Mutex<CheckpointEvery>,
     /// Whether it keeps a state across batches (see [`DStream::checkpointed_by_default`]).
     stateful: AtomicBool,
+    /// Set on a frontier stream while partitions are computed ahead: where they are.
+    ahead: OnceLock<Arc<early::AheadMemo>>,
 }
 
 /// Raising how long a node remembers, through its ancestors.
@@ -146,7 +163,11 @@ impl<T: Data> StreamNode<T> {
         // so any process generating the batch derives the same ids.
         let rdd = {
             let _scope = b.ctx.graph().enter(Scope::Batch { stream: self.id, time });
-            self.compute.compute(time, b)?
+            let rdd = self.compute.compute(time, b)?;
+            match (rdd, self.ahead.get()) {
+                (Some(rdd), Some(memo)) => Some(early::read_ahead(rdd, self.id, time, memo)),
+                (rdd, _) => rdd,
+            }
         };
         lock(&self.generated).insert(time, rdd.clone());
         Ok(rdd)
@@ -256,6 +277,23 @@ impl<T: Data> StreamNodeDyn for StreamNode<T> {
         }
         line
     }
+
+    fn parent_ids(&self) -> Vec<StreamId> {
+        self.parents.iter().map(|p| p.stream_id()).collect()
+    }
+
+    fn ahead_kind(&self) -> Option<early::AheadKind> {
+        StreamNode::ahead_kind(self)
+    }
+
+    fn into_frontier(self: Arc<Self>, memo: &Arc<early::AheadMemo>) -> Option<Arc<dyn early::AheadFrontier>> {
+        if self.ahead_inputs().is_empty() {
+            return None;
+        }
+        // Set once per run: a context starts once.
+        let _ = self.ahead.set(Arc::clone(memo));
+        Some(self)
+    }
 }
 
 impl<T: Data> RememberDyn for StreamNode<T> {
@@ -325,6 +363,7 @@ impl<T: Data> DStream<T> {
             compute: Box::new(compute),
             checkpoint: Mutex::new(CheckpointEvery::Never),
             stateful: AtomicBool::new(false),
+            ahead: OnceLock::new(),
         });
         ssc.register_node(node.clone());
         DStream { node, ssc: ssc.clone() }

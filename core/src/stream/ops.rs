@@ -2,8 +2,12 @@
 
 use std::sync::Arc;
 
+use std::any::Any;
+
+use super::early::{AheadCompute, AheadKind};
 use super::{BatchCtx, DStream, StreamCompute, StreamNode};
 use crate::error::Error;
+use crate::ids::StreamId;
 use crate::rdd::{Aggregator, Rdd};
 use crate::time::Time;
 use crate::{Data, Key};
@@ -45,6 +49,47 @@ where
     }
 }
 
+/// A stream whose dataset is `f` of its parent's, one operator over each partition (`map`,
+/// `filter`, ...): its partitions can be computed ahead over its inputs' (see `early.rs`).
+struct Each<T, F> {
+    parent: Arc<StreamNode<T>>,
+    f: F,
+}
+
+impl<T: Data, U: Data, F> StreamCompute<U> for Each<T, F>
+where
+    F: Fn(&Rdd<T>) -> Rdd<U> + Send + Sync,
+{
+    fn compute(&self, time: Time, b: &BatchCtx<'_>) -> Result<Option<Rdd<U>>, Error> {
+        Ok(self.parent.get(time, b)?.map(|rdd| (self.f)(&rdd)))
+    }
+
+    fn ahead(&self) -> Option<&dyn AheadCompute<U>> {
+        Some(self)
+    }
+}
+
+impl<T: Data, U: Data, F> AheadCompute<U> for Each<T, F>
+where
+    F: Fn(&Rdd<T>) -> Rdd<U> + Send + Sync,
+{
+    fn kind(&self) -> AheadKind {
+        AheadKind::Each
+    }
+
+    fn inputs(&self) -> Vec<StreamId> {
+        self.parent.ahead_inputs()
+    }
+
+    fn index(&self, input: StreamId, partition: usize) -> Option<usize> {
+        self.parent.ahead_index(input, partition)
+    }
+
+    fn build(&self, input: StreamId, base: &dyn Any, time: Time) -> Option<Rdd<U>> {
+        self.parent.ahead_build(input, base, time).map(|rdd| (self.f)(&rdd))
+    }
+}
+
 /// A stream of the union of several parents' datasets of the same batch.
 struct UnionStreams<T> {
     parents: Vec<Arc<StreamNode<T>>>,
@@ -59,6 +104,38 @@ impl<T: Data> StreamCompute<T> for UnionStreams<T> {
             }
         }
         Ok(rdds.split_first().map(|(first, rest)| first.union(rest)))
+    }
+
+    fn ahead(&self) -> Option<&dyn AheadCompute<T>> {
+        Some(self)
+    }
+}
+
+impl<T: Data> AheadCompute<T> for UnionStreams<T> {
+    fn kind(&self) -> AheadKind {
+        AheadKind::Union
+    }
+
+    fn inputs(&self) -> Vec<StreamId> {
+        self.parents.iter().flat_map(|p| p.ahead_inputs()).collect()
+    }
+
+    fn index(&self, input: StreamId, partition: usize) -> Option<usize> {
+        // The parents before the one reading `input` come first in the union; their partition
+        // counts in the batch being filled are guessed from the last batch (a wrong guess only
+        // means the partition is computed at the close).
+        let mut offset = 0;
+        for p in &self.parents {
+            if let Some(index) = p.ahead_index(input, partition) {
+                return Some(offset + index);
+            }
+            offset += p.last_partitions()?;
+        }
+        None
+    }
+
+    fn build(&self, input: StreamId, base: &dyn Any, time: Time) -> Option<Rdd<T>> {
+        self.parents.iter().find(|p| p.ahead_inputs().contains(&input))?.ahead_build(input, base, time)
     }
 }
 
@@ -120,13 +197,27 @@ impl<T: Data> DStream<T> {
         ))
     }
 
+    /// `f` on every batch's dataset, where `f` reads its input as a whole (a shuffle, a
+    /// cache): nothing of it is computed ahead.
+    fn each_whole<U: Data>(
+        &self,
+        name: &'static str,
+        f: impl Fn(&Rdd<T>) -> Rdd<U> + Send + Sync + 'static,
+    ) -> DStream<U> {
+        let parent = Arc::clone(self.node());
+        let compute = Transform { parent, f: move |rdd: &Rdd<T>, _: Time| Ok(f(rdd)) };
+        DStream::new_node(&self.ssc, name, self.slide_duration(), vec![self.as_parent()], compute)
+    }
+
+    /// `f` on every batch's dataset, where `f` is one operator over each partition: its
+    /// partitions may be computed ahead of the batch's close (see `early.rs`).
     fn each<U: Data>(&self, name: &'static str, f: impl Fn(&Rdd<T>) -> Rdd<U> + Send + Sync + 'static) -> DStream<U> {
         DStream::new_node(
             &self.ssc,
             name,
             self.slide_duration(),
             vec![self.as_parent()],
-            Transform { parent: Arc::clone(self.node()), f: move |rdd: &Rdd<T>, _: Time| Ok(f(rdd)) },
+            Each { parent: Arc::clone(self.node()), f },
         )
     }
 
@@ -296,7 +387,7 @@ impl<T: Data> DStream<T> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn count(&self) -> DStream<u64> {
-        self.each("count", |rdd| {
+        self.each_whole("count", |rdd| {
             rdd.map_partitions_ref(|_, xs| [((), xs.len() as u64)]).reduce_by_key_single(|a, b| a + b).map(|((), n)| n)
         })
     }
@@ -314,7 +405,7 @@ impl<T: Data> DStream<T> {
     /// ```
     pub fn reduce(&self, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> DStream<T> {
         let f = Arc::new(f);
-        self.each("reduce", move |rdd| {
+        self.each_whole("reduce", move |rdd| {
             let f = Arc::clone(&f);
             rdd.map(|x| ((), x)).reduce_by_key_single(move |a, b| f(a, b)).map(|((), x)| x)
         })
@@ -355,7 +446,7 @@ impl<T: Data> DStream<T> {
     /// ```
     #[must_use = "persist returns the persisted stream; outputs on the original stream compute it again"]
     pub fn persist(&self) -> DStream<T> {
-        self.each("persist", Rdd::persist)
+        self.each_whole("persist", Rdd::persist)
     }
 
     /// The same as [`DStream::persist`], with Spark's other name.
@@ -462,7 +553,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     /// # Ok::<(), dstream::Error>(())
     /// ```
     pub fn group_by_key(&self) -> DStream<(K, Vec<V>)> {
-        self.each("group_by_key", Rdd::group_by_key)
+        self.each_whole("group_by_key", Rdd::group_by_key)
     }
 
     /// [`Rdd::group_by_key_with_partitions`] on every batch: [`DStream::group_by_key`] into
@@ -500,7 +591,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     /// ```
     pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> DStream<(K, V)> {
         let f = Arc::new(f);
-        self.each("reduce_by_key", move |rdd| {
+        self.each_whole("reduce_by_key", move |rdd| {
             let f = Arc::clone(&f);
             rdd.reduce_by_key(move |a, b| f(a, b))
         })
