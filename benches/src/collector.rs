@@ -220,6 +220,8 @@ pub struct RunStats {
     pub stable: bool,
     /// Why not, when it did not.
     pub reason: String,
+    /// What the run used: peak resident memory and CPU.
+    pub usage: crate::usage::Usage,
 }
 
 /// Judges a run: the latency of every record of the measured batches, and the criterion of
@@ -275,5 +277,6 @@ pub fn evaluate(
         batches: (seen.len() as u64, expected),
         stable: reason.is_empty() && expected > 0,
         reason,
+        usage: crate::usage::Usage::default(),
     }
 }

@@ -29,6 +29,7 @@ pub mod jobs;
 pub mod report;
 pub mod search;
 pub mod timely_jobs;
+pub mod usage;
 
 use collector::Collector;
 use feed::Feed;
@@ -142,7 +143,14 @@ pub fn run_timed(
     let abort_lag = bound * 2;
     let collector = Arc::new(Collector::new(parts(imp, setup), measured.clone(), abort_lag, false));
     let feed = Feed::Timed { start: Instant::now() + START_AHEAD, rate, batch, batches: measured.end };
-    run_with(imp, setup, feed, &collector)?;
+    // A run that falls behind may hold ever more input: cut it short at half the machine's
+    // memory over what the harness held before, so that the search goes on.
+    let watch = usage::Watch::start(&collector, usage::machine_bytes() / 2);
+    let ran = run_with(imp, setup, feed, &collector);
+    let used = watch.finish();
+    ran?;
     let (done, _) = collector.take();
-    Ok(collector::evaluate(&done, measured, rate, batch, bound, collector.abort_reason()))
+    let mut stats = collector::evaluate(&done, measured, rate, batch, bound, collector.abort_reason());
+    stats.usage = used;
+    Ok(stats)
 }

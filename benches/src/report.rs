@@ -28,6 +28,10 @@ pub struct Row {
     pub p50_ms: f64,
     /// 99th percentile latency at that rate, ms.
     pub p99_ms: f64,
+    /// The harness process's peak resident memory during that run, MiB.
+    pub peak_rss_mib: f64,
+    /// The cores that run kept busy: its CPU time over its wall time.
+    pub cores: f64,
     /// Whether a stable rate was found.
     pub stable: bool,
     /// Every run of the search: (batch ms, rate, p99 ms, stable).
@@ -84,12 +88,12 @@ pub fn utc_now() -> String {
 /// The results table, in Markdown.
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| job | implementation | bound ms | batch ms | workers | max records/s | per core | p50 ms | p99 ms | stable |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+        "| job | implementation | bound ms | batch ms | workers | max records/s | per core | p50 ms | p99 ms | peak RSS MiB | CPU cores | stable |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {} |",
             r.job,
             r.implementation,
             r.bound_ms,
@@ -99,6 +103,8 @@ pub fn table(rows: &[Row]) -> String {
             thousands(r.records_per_s_per_core),
             r.p50_ms,
             r.p99_ms,
+            r.peak_rss_mib,
+            r.cores,
             if r.stable { "yes" } else { "no" }
         );
     }

@@ -19,6 +19,9 @@ pub struct SearchPlan {
     pub max_steps: usize,
     /// The lowest rate tried.
     pub min_rate: u64,
+    /// How many times an unstable run is tried again at the same rate before the search
+    /// takes it as unstable: one stall near the limit should not turn a search down.
+    pub retries: usize,
 }
 
 /// What a search found.
@@ -48,7 +51,14 @@ pub fn search(
     let (mut stable, mut unstable): (Option<u64>, Option<u64>) = (None, None);
     let mut rate = plan.start_rate.max(plan.min_rate);
     for _ in 0..plan.max_steps {
-        let stats = run(rate)?;
+        let mut stats = run(rate)?;
+        for _ in 0..plan.retries {
+            if stats.stable {
+                break;
+            }
+            result.steps.push(stats);
+            stats = run(rate)?;
+        }
         if stats.stable {
             if stable.is_none_or(|s| rate > s) {
                 stable = Some(rate);
@@ -88,12 +98,20 @@ mod tests {
             batches: (1, 1),
             stable,
             reason: String::new(),
+            usage: Default::default(),
         }
     }
 
     #[test]
     fn finds_the_limit_within_the_precision() {
-        let plan = SearchPlan { start_rate: 100_000, factor: 4.0, precision: 0.05, max_steps: 30, min_rate: 1_000 };
+        let plan = SearchPlan {
+            start_rate: 100_000,
+            factor: 4.0,
+            precision: 0.05,
+            max_steps: 30,
+            min_rate: 1_000,
+            retries: 0,
+        };
         let found = search(&plan, |r| Ok(stats(r, r <= 1_234_567))).unwrap();
         let best = found.best.unwrap().rate;
         assert!(best <= 1_234_567 && best as f64 >= 1_234_567.0 / 1.06, "{best}");
@@ -101,5 +119,25 @@ mod tests {
         assert!(found.best.unwrap().rate <= 5_000);
         let none = search(&plan, |r| Ok(stats(r, false))).unwrap();
         assert!(none.best.is_none() && none.steps.len() < 30);
+    }
+
+    #[test]
+    fn an_unstable_run_is_tried_again_before_the_search_turns_down() {
+        // Every rate fails on its first try: without a retry the search finds nothing.
+        let plan = SearchPlan {
+            start_rate: 100_000,
+            factor: 4.0,
+            precision: 0.05,
+            max_steps: 12,
+            min_rate: 1_000,
+            retries: 1,
+        };
+        let mut tried = std::collections::BTreeSet::new();
+        let found = search(&plan, |r| Ok(stats(r, r <= 1_000_000 && !tried.insert(r)))).unwrap();
+        let best = found.best.unwrap().rate;
+        assert!((800_000..=1_000_000).contains(&best), "{best}");
+        let once = SearchPlan { retries: 0, ..plan };
+        let mut tried = std::collections::BTreeSet::new();
+        assert!(search(&once, |r| Ok(stats(r, r <= 1_000_000 && !tried.insert(r)))).unwrap().best.is_none());
     }
 }

@@ -32,7 +32,7 @@ use dstream_benches::{run_timed, HarnessError, Setup};
 
 const USAGE: &str = "usage: harness [--quick] [--jobs grep,wordcount,topk] [--impls dstream,timely,baseline] \
 [--transport inproc|tcp|both] [--bounds 1000,100] [--small-batches 50,25,10] [--workers N] [--warmup-secs S] [--measure-secs S] \
-[--start-rate N] [--max-steps N] [--precision F] [--out DIR]";
+[--start-rate N] [--max-steps N] [--precision F] [--retries N] [--out DIR]";
 
 /// Where dstream's runs go: `--transport`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,7 +98,8 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
         bounds: vec![1000, 100],
         small_batches: if quick { vec![50] } else { vec![50, 25, 10] },
         workers: cores,
-        warmup: if quick { 0.5 } else { 10.0 },
+        // 30 s: past the 30 s window, so the subtraction of the batch leaving it is measured.
+        warmup: if quick { 0.5 } else { 30.0 },
         measure: if quick { 1.0 } else { 20.0 },
         plan: SearchPlan {
             start_rate: 200_000,
@@ -106,6 +107,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             precision: 0.05,
             max_steps: if quick { 2 } else { 14 },
             min_rate: 1_000,
+            retries: if quick { 0 } else { 1 },
         },
         out: PathBuf::from("target/harness"),
     };
@@ -134,6 +136,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             "start-rate" => o.plan.start_rate = number(&value, flag)?,
             "max-steps" => o.plan.max_steps = number(&value, flag)?,
             "precision" => o.plan.precision = number(&value, flag)?,
+            "retries" => o.plan.retries = number(&value, flag)?,
             "out" => o.out = PathBuf::from(value),
             _ => return Err(format!("unknown flag --{flag}\n{USAGE}")),
         }
@@ -183,7 +186,7 @@ fn measure(o: &Options, job: Job, imp: Impl, bound: u64) -> Result<Row, HarnessE
                 Duration::from_millis(bound),
             )?;
             eprintln!(
-                "{job} {imp} bound {bound} ms batch {batch_ms} ms: {rate} records/s: p50 {:.1} ms p99 {:.1} ms, lag mean {:.1} max {:.1} growth {:.1} ms, {}/{} batches: {}",
+                "{job} {imp} bound {bound} ms batch {batch_ms} ms: {rate} records/s: p50 {:.1} ms p99 {:.1} ms, lag mean {:.1} max {:.1} growth {:.1} ms, {}/{} batches, peak RSS {:.0} MiB, {:.2} cores: {}",
                 stats.p50_ms,
                 stats.p99_ms,
                 stats.mean_lag_ms,
@@ -191,6 +194,8 @@ fn measure(o: &Options, job: Job, imp: Impl, bound: u64) -> Result<Row, HarnessE
                 stats.lag_growth_ms,
                 stats.batches.0,
                 stats.batches.1,
+                stats.usage.peak_rss_mib,
+                stats.usage.cores,
                 if stats.stable { "stable".to_string() } else { format!("unstable ({})", stats.reason) }
             );
             Ok(stats)
@@ -217,6 +222,8 @@ fn measure(o: &Options, job: Job, imp: Impl, bound: u64) -> Result<Row, HarnessE
         records_per_s_per_core: max / o.workers as u64,
         p50_ms: stats.as_ref().map_or(0.0, |s| s.p50_ms),
         p99_ms: stats.as_ref().map_or(0.0, |s| s.p99_ms),
+        peak_rss_mib: stats.as_ref().map_or(0.0, |s| s.usage.peak_rss_mib),
+        cores: stats.as_ref().map_or(0.0, |s| s.usage.cores),
         stable: stats.is_some(),
         steps,
     })

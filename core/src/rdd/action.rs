@@ -78,6 +78,11 @@ pub(crate) fn run_builtin<T: Data>(
             done(all, encode)
         }
         Builtin::Count => {
+            // A partition held in memory (input blocks, a cached state) is counted without
+            // copying a record.
+            if let Some(held) = rdd.borrowed(split, tc)? {
+                return done(held.len() as u64, encode);
+            }
             let mut n = 0u64;
             rdd.run(split, tc, &mut |chunk: &mut Vec<T>| {
                 n += chunk.len() as u64;

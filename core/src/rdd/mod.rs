@@ -80,6 +80,11 @@ impl<T> Pieces<T> {
         self.0.iter().flat_map(|p| p.iter())
     }
 
+    /// How many records it has.
+    pub(crate) fn len(&self) -> usize {
+        self.0.iter().map(|p| p.len()).sum()
+    }
+
     /// The pieces' records, piece by piece.
     pub(crate) fn slices(&self) -> impl Iterator<Item = &[T]> + '_ {
         self.0.iter().map(|p| p.as_slice())

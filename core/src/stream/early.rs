@@ -3,7 +3,7 @@
 //! at the batch's close.
 //!
 //! An input's batch has one partition per block interval that received records (split at
-//! 16 MiB of records), and which blocks a partition has is known before the batch closes: a
+//! 64 MiB of records), and which blocks a partition has is known before the batch closes: a
 //! partition is complete once a push is stamped in a later block interval, or would overflow
 //! it. The input's [`Tracker`] follows its pushes in the order the close will take them and
 //! hands each complete partition to the context's [`AheadRun`]. Its threads compute, for every

@@ -323,8 +323,11 @@ impl<T: Data> InputDyn for QueueInput<T> {
 
 /// The most bytes of records (`size_of` each) one partition of a pushed batch reads: a block
 /// interval that received more is read by several tasks, so a busy interval still spreads over
-/// the cluster.
-const PARTITION_BYTES_MAX: usize = 16 << 20;
+/// the cluster. Large enough that an interval at a high rate is one partition, whose narrow
+/// part runs as one task with one map-side combine (at 16 MiB, WordCount at 2.4 million
+/// records/s on two receivers had two partitions per interval and was not stable; at 64 MiB
+/// it is, see BENCHMARKS.md).
+const PARTITION_BYTES_MAX: usize = 64 << 20;
 
 /// Groups `blocks`, in order, into partitions of about `bytes_max` bytes of records at most (a
 /// larger block makes a partition alone). Nothing is copied: a partition reads its blocks.
