@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use dstream::generator::{GeneratorReceiver, Record, RecordPool};
 use dstream::{
-    BatchInfo, Clock, Context, DStream, Error, ManualClock, QueueHandle, Receiver, ReceiverContext, StreamingContext,
-    StreamingListener, SystemClock, Time,
+    BatchInfo, Clock, Context, DStream, Error, FlowControl, ManualClock, QueueHandle, Receiver, ReceiverContext,
+    StreamingContext, StreamingListener, SystemClock, Time,
 };
 use dstream_examples::{top_k, top_k_borrowed, word_counts};
 use dstream_inproc::LocalCluster;
@@ -35,10 +35,15 @@ use crate::feed::Feed;
 use crate::jobs::{grep_matches, Detail, Job, Output, TOP_K};
 use crate::{HarnessError, Setup};
 
-/// Each worker's block store limit: the incremental window keeps the shuffle outputs of every
-/// batch alive until checkpoints cut its lineage, far beyond the default 1 GiB in a long run at
-/// a high rate.
-pub(crate) const BLOCK_STORE_BYTES: u64 = 6 << 30;
+/// Each worker's block store limit, in estimated bytes (about twice the real size for
+/// `Record`s): without checkpoints the incremental window's lineage keeps every batch's input
+/// blocks and shuffle outputs since the start of the run, far beyond the default 1 GiB in a
+/// 38 s run at a high rate (a run that outgrows the machine is cut short by the harness's
+/// memory watch instead).
+pub(crate) const BLOCK_STORE_BYTES: u64 = 20 << 30;
+
+/// Each receiver's input buffer bound, in estimated bytes (about twice the real size).
+const INPUT_BUFFER_BYTES: u64 = 8 << 30;
 
 /// The batch interval of a run without a clock (any will do: batches are stepped).
 const FIXED_BATCH: Duration = Duration::from_secs(1);
@@ -139,8 +144,12 @@ pub fn program(program: &Program, ctx: &Context) -> Result<Built, Error> {
             // One receiver per worker thread, as timely generates on each worker: together they
             // replay the schedule one receiver at `rate` would.
             let receivers = setup.workers.max(1) as u64;
+            // Each receiver's buffer holds a batch interval of its share: at 12.8 million
+            // records/s each, 500 ms is 1.4 GB of estimated bytes, past the 1 GiB default.
+            let flow = FlowControl::default().buffer_bytes_max(INPUT_BUFFER_BYTES);
             let stream = |i: u64| -> DStream<Record> {
-                ssc.receiver_stream(Scheduled { rate, share: (i, receivers), start: Arc::clone(&start) })
+                let receiver = Scheduled { rate, share: (i, receivers), start: Arc::clone(&start) };
+                ssc.receiver_stream_with(receiver, flow.clone())
             };
             let first = stream(0);
             let rest: Vec<DStream<Record>> = (1..receivers).map(stream).collect();

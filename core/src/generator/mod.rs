@@ -50,7 +50,7 @@ mod record;
 mod tests;
 
 pub use pool::{Generator, RecordPool};
-pub use receiver::GeneratorReceiver;
+pub use receiver::{GeneratorReceiver, CHUNK_RECORDS_DEFAULT};
 pub use record::Record;
 
 /// The size of every record, in bytes.
