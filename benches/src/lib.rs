@@ -143,9 +143,9 @@ pub fn run_timed(
     let abort_lag = bound * 2;
     let collector = Arc::new(Collector::new(parts(imp, setup), measured.clone(), abort_lag, false));
     let feed = Feed::Timed { start: Instant::now() + START_AHEAD, rate, batch, batches: measured.end };
-    // A run that falls behind may hold ever more input: cut it short at half the machine's
-    // memory over what the harness held before, so that the search goes on.
-    let watch = usage::Watch::start(&collector, usage::machine_bytes() / 2);
+    // A run that falls behind may hold ever more input: cut it short at three quarters of the
+    // machine's memory, so that the search goes on instead of the kernel killing the harness.
+    let watch = usage::Watch::start(&collector, usage::machine_bytes() / 4 * 3);
     let ran = run_with(imp, setup, feed, &collector);
     let used = watch.finish();
     ran?;

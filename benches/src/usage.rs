@@ -59,7 +59,8 @@ pub struct Usage {
 }
 
 /// Watches one run: samples the resident memory and fails the run through `collector` once it
-/// grows more than `growth_max_bytes` over what it was at the start.
+/// passes `resident_max_bytes` (the process keeps memory that earlier runs freed, so a bound on
+/// the growth alone would let a late run take the machine).
 pub struct Watch {
     stop: Sender<()>,
     thread: JoinHandle<u64>,
@@ -69,7 +70,7 @@ pub struct Watch {
 
 impl Watch {
     /// Starts watching.
-    pub fn start(collector: &Arc<Collector>, growth_max_bytes: u64) -> Watch {
+    pub fn start(collector: &Arc<Collector>, resident_max_bytes: u64) -> Watch {
         let (stop, stopped) = channel::<()>();
         let collector = Arc::clone(collector);
         let base = resident_bytes();
@@ -78,11 +79,11 @@ impl Watch {
             loop {
                 let rss = resident_bytes();
                 peak = peak.max(rss);
-                if rss.saturating_sub(base) > growth_max_bytes {
+                if rss > resident_max_bytes {
                     collector.fail(format!(
-                        "resident memory grew by {} MiB, past the cut-off of {} MiB",
-                        rss.saturating_sub(base) >> 20,
-                        growth_max_bytes >> 20
+                        "resident memory at {} MiB, past the cut-off of {} MiB",
+                        rss >> 20,
+                        resident_max_bytes >> 20
                     ));
                     return peak;
                 }
