@@ -49,6 +49,10 @@ use super::{StreamNode, StreamNodeDyn, StreamingContext};
 /// partition waits for its batch's close.
 const ENTRIES_MAX: usize = 1024;
 
+/// The most estimated bytes of results computed ahead kept at once; a result past it is
+/// dropped and its partition computed at the close.
+const BYTES_MAX: u64 = 1 << 30;
+
 /// The most complete partitions queued for the threads; past it a partition waits for its
 /// batch's close.
 const QUEUE_MAX: usize = 256;
@@ -80,7 +84,8 @@ pub(crate) struct AheadKey {
 
 enum Slot {
     Running,
-    Ready(Arc<dyn Any + Send + Sync>),
+    /// The result and its estimated bytes.
+    Ready(Arc<dyn Any + Send + Sync>, u64),
 }
 
 struct Entry {
@@ -94,6 +99,8 @@ struct MemoState {
     /// Batches up to this time are generated: nothing more is computed ahead for them.
     generated: Time,
     stopped: bool,
+    /// The estimated bytes of the results kept, at most `BYTES_MAX`.
+    bytes: u64,
     /// Partitions computed ahead so far.
     computed: u64,
     /// Partitions read from what was computed ahead, so far.
@@ -120,22 +127,28 @@ impl AheadMemo {
         true
     }
 
-    /// Ends the computation of `key`: its result, or none if it failed.
-    fn finish(&self, key: &AheadKey, result: Option<Arc<dyn Any + Send + Sync>>) {
+    /// Ends the computation of `key`: its result with its estimated bytes, or none if it
+    /// failed.
+    fn finish(&self, key: &AheadKey, result: Option<(Arc<dyn Any + Send + Sync>, u64)>) {
         let mut s = lock(&self.state);
         let running = s.entries.get(key).is_some_and(|e| matches!(e.slot, Slot::Running));
-        assert!(running, "a partition computed ahead ended without having begun: {key:?}");
+        // Claims end only here, once each, and nothing else removes a running one; were it
+        // otherwise, dropping the result is still right (the partition is computed at the close).
+        debug_assert!(running, "a partition computed ahead ended without having begun: {key:?}");
         match result {
-            Some(value) if !s.stopped => {
+            Some((value, bytes)) if running && !s.stopped && s.bytes.saturating_add(bytes) <= BYTES_MAX => {
                 s.computed += 1;
+                s.bytes += bytes;
                 if let Some(e) = s.entries.get_mut(key) {
-                    e.slot = Slot::Ready(value);
+                    e.slot = Slot::Ready(value, bytes);
                 }
             }
-            _ => {
+            _ if running => {
                 s.entries.remove(key);
             }
+            _ => {}
         }
+        debug_assert!(s.bytes <= BYTES_MAX);
         drop(s);
         self.ended.notify_all();
     }
@@ -143,13 +156,16 @@ impl AheadMemo {
     /// Takes the result computed ahead for `key`, if there is one.
     fn take(&self, key: &AheadKey) -> Option<Arc<dyn Any + Send + Sync>> {
         let mut s = lock(&self.state);
-        if !s.entries.get(key).is_some_and(|e| matches!(e.slot, Slot::Ready(_))) {
+        if !s.entries.get(key).is_some_and(|e| matches!(e.slot, Slot::Ready(..))) {
             return None;
         }
         let entry = s.entries.remove(key)?;
         s.used += 1;
         match entry.slot {
-            Slot::Ready(value) => Some(value),
+            Slot::Ready(value, bytes) => {
+                s.bytes -= bytes;
+                Some(value)
+            }
             Slot::Running => None,
         }
     }
@@ -162,7 +178,17 @@ impl AheadMemo {
         if s.generated < batch {
             s.generated = batch;
         }
-        s.entries.retain(|_, e| e.batch >= batch);
+        let mut freed = 0;
+        s.entries.retain(|_, e| match e.slot {
+            // Claims of earlier batches ended before their generation (waited for below).
+            Slot::Running => true,
+            Slot::Ready(_, bytes) if e.batch < batch => {
+                freed += bytes;
+                false
+            }
+            Slot::Ready(..) => true,
+        });
+        s.bytes -= freed;
         while !s.stopped && s.entries.values().any(|e| e.batch <= batch && matches!(e.slot, Slot::Running)) {
             s = self.ended.wait(s).unwrap_or_else(|p| p.into_inner());
         }
@@ -172,6 +198,7 @@ impl AheadMemo {
         let mut s = lock(&self.state);
         s.stopped = true;
         s.entries.retain(|_, e| matches!(e.slot, Slot::Running));
+        s.bytes = 0;
         drop(s);
         self.ended.notify_all();
     }
@@ -223,7 +250,10 @@ pub(crate) fn compute<T: Data>(rdd: &Rdd<T>, base: RddId, key: &AheadKey, memo: 
         return false;
     }
     let result = match rdd.collect_partition(key.index) {
-        Ok(records) => Some(Arc::new(records) as Arc<dyn Any + Send + Sync>),
+        Ok(records) => {
+            let bytes = crate::task::estimate_bytes(&records);
+            Some((Arc::new(records) as Arc<dyn Any + Send + Sync>, bytes))
+        }
         Err(e) => {
             // Computed at the close instead, where a failure is the batch's.
             tracing::debug!(stream = %key.stream, error = %e, "a partition computed ahead failed");
@@ -479,7 +509,16 @@ fn serve(rx: &Mutex<Receiver<AheadWork>>, frontiers: &Mutex<Vec<Arc<dyn AheadFro
         let next = lock(rx).recv();
         let Ok(work) = next else { return };
         for (frontier, key) in &work.claims {
-            if !frontier.compute_ahead(&work, key, memo) {
+            let computed =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| frontier.compute_ahead(&work, key, memo)));
+            let Ok(per_partition) = computed else {
+                // Building the partition's datasets panicked (tasks catch their own panics):
+                // the claim ends, so the batch's generation does not wait for it.
+                tracing::error!(stream = %key.stream, "computing a partition ahead panicked");
+                memo.finish(key, None);
+                continue;
+            };
+            if !per_partition {
                 // Not per partition after all (a `transform` made of a shuffle, say): never again.
                 let stream = frontier.stream();
                 lock(frontiers).retain(|f| f.stream() != stream);

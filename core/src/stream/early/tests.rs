@@ -83,7 +83,7 @@ fn a_partition_computed_ahead_is_read_once_and_only_while_its_batch_is_not_gener
     assert!(memo.begin(&key(0), batch));
     assert!(!memo.begin(&key(0), batch), "claimed twice");
     assert!(memo.take(&key(0)).is_none(), "read while it is computed");
-    memo.finish(&key(0), Some(Arc::new(vec![1u32, 2])));
+    memo.finish(&key(0), Some((Arc::new(vec![1u32, 2]), 8)));
     assert!(memo.begin(&key(1), batch));
     memo.finish(&key(1), None);
     memo.generating(batch);
@@ -100,11 +100,11 @@ fn generating_a_batch_drops_what_earlier_batches_left_and_waits_for_its_own() {
     let memo = Arc::new(AheadMemo::default());
     let (first, second) = (Time::from_nanos(1_500 * MS), Time::from_nanos(2_000 * MS));
     assert!(memo.begin(&key(0), first));
-    memo.finish(&key(0), Some(Arc::new(0u8)));
+    memo.finish(&key(0), Some((Arc::new(0u8), 1)));
     assert!(memo.begin(&key(1), second));
     let finisher = {
         let memo = Arc::clone(&memo);
-        crate::runtime::spawn("finisher", move || memo.finish(&key(1), Some(Arc::new(1u8)))).expect("a thread")
+        crate::runtime::spawn("finisher", move || memo.finish(&key(1), Some((Arc::new(1u8), 1)))).expect("a thread")
     };
     // Returns only once the claimed partition of its batch has ended.
     memo.generating(second);
@@ -120,7 +120,24 @@ fn a_stopped_memo_keeps_nothing_and_waits_for_nothing() {
     assert!(memo.begin(&key(0), batch));
     memo.stop();
     memo.generating(batch); // would wait for key 0 if the memo were running
-    memo.finish(&key(0), Some(Arc::new(0u8)));
+    memo.finish(&key(0), Some((Arc::new(0u8), 1)));
     assert!(memo.take(&key(0)).is_none());
     assert!(!memo.begin(&key(1), Time::from_nanos(9_000 * MS)));
+}
+
+#[test]
+fn results_past_the_byte_bound_are_dropped_and_computed_at_the_close() {
+    let memo = AheadMemo::default();
+    let batch = Time::from_nanos(1_500 * MS);
+    assert!(memo.begin(&key(0), batch));
+    memo.finish(&key(0), Some((Arc::new(0u8), super::BYTES_MAX - 10)));
+    assert!(memo.begin(&key(1), batch));
+    memo.finish(&key(1), Some((Arc::new(1u8), 11)));
+    assert!(memo.take(&key(1)).is_none(), "kept past the bound");
+    assert!(memo.take(&key(0)).is_some());
+    // Reading the first made room.
+    assert!(memo.begin(&key(2), batch));
+    memo.finish(&key(2), Some((Arc::new(2u8), 11)));
+    assert!(memo.take(&key(2)).is_some());
+    assert_eq!(memo.counts(), PartitionsAhead { computed: 2, read: 2 });
 }
