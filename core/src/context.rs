@@ -222,8 +222,7 @@ impl Context {
     ) -> Result<Vec<Payload>, Error> {
         let mut restored = 0;
         loop {
-            let request = self.job_request(action, Arc::clone(&handle), partitions.clone(), builtin);
-            let result = self.runner.run_job(request);
+            let result = self.run_job_once(action, Arc::clone(&handle), partitions.clone(), builtin);
             // Input no worker holds any more is stored again from its copy, if there is one,
             // and the job runs again; without a copy the loss is the job's error.
             let lost = match &result {

@@ -30,7 +30,7 @@
 
 use std::any::Any;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ use crate::task::{self, Sink, TaskContext};
 use crate::time::Time;
 use crate::Data;
 
-use super::{StreamNode, StreamNodeDyn, StreamingContext};
+use super::{duration_nanos, lock, StreamNode, StreamNodeDyn, StreamingContext};
 
 /// The most partitions computed ahead that are kept or being computed at once; past it a
 /// partition waits for its batch's close.
@@ -56,11 +56,6 @@ const BYTES_MAX: u64 = 1 << 30;
 /// The most complete partitions queued for the threads; past it a partition waits for its
 /// batch's close.
 const QUEUE_MAX: usize = 256;
-
-fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
-    // The memo's maps stay whole under a panic: every update is a single insert or remove.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Partitions whose batch's narrow part was computed ahead of the batch's close
 /// ([`StreamingContext::partitions_ahead`]).
@@ -374,8 +369,8 @@ impl Shape {
     /// The batch a push stamped `at` lands in, and its block interval within the batch, as
     /// the close computes them (a batch at `t` takes what is stamped in `(t - interval, t]`).
     fn place(&self, at: Time) -> (Time, u64) {
-        let interval = u64::try_from(self.interval.as_nanos()).unwrap_or(u64::MAX).max(1);
-        let block = u64::try_from(self.block_interval.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let interval = duration_nanos(self.interval).max(1);
+        let block = duration_nanos(self.block_interval).max(1);
         let since = at.as_nanos().saturating_sub(self.zero.as_nanos());
         let k = since.div_ceil(interval).max(1);
         let batch = Time::from_nanos(self.zero.as_nanos().saturating_add(k.saturating_mul(interval)));
@@ -608,8 +603,7 @@ impl<T: Data> StreamNode<T> {
     /// The partition count of the newest dataset it generated, if any: a union's guess of
     /// its earlier parents' counts in the batch being filled.
     pub(super) fn last_partitions(&self) -> Option<usize> {
-        let generated = self.generated.lock().unwrap_or_else(|p| p.into_inner());
-        generated.values().next_back().map(|rdd| rdd.as_ref().map_or(0, Rdd::num_partitions))
+        lock(&self.generated).values().next_back().map(|rdd| rdd.as_ref().map_or(0, Rdd::num_partitions))
     }
 }
 
@@ -656,7 +650,7 @@ pub(crate) fn start(ssc: &StreamingContext, zero: Time) -> Result<Option<Arc<Ahe
     let kinds: FixedMap<StreamId, Option<AheadKind>> = nodes.iter().map(|n| (n.id(), n.ahead_kind())).collect();
     let mut read_whole: Vec<StreamId> = lock(&inner.outputs).iter().map(|o| o.stream).collect();
     for n in &nodes {
-        if n.ahead_kind() != Some(AheadKind::Each) {
+        if kinds.get(&n.id()).copied().flatten() != Some(AheadKind::Each) {
             read_whole.extend(n.parent_ids());
         }
     }
@@ -674,9 +668,8 @@ pub(crate) fn start(ssc: &StreamingContext, zero: Time) -> Result<Option<Arc<Ahe
         return Ok(None);
     }
     let run = AheadRun::start(threads, frontiers, memo)?;
-    let shape = |block_interval| Shape { zero, interval: inner.batch_interval, block_interval, records_max: 0 };
     for (input, _) in lock(&inner.inputs).iter() {
-        input.compute_ahead(&run, shape(inner.block_interval));
+        input.compute_ahead(&run, zero, inner.batch_interval);
     }
     Ok(Some(run))
 }

@@ -37,9 +37,10 @@ pub(crate) trait InputDyn: Send + Sync {
     /// The batches closed so far, for the input log.
     fn frozen(&self) -> &dyn FrozenDyn;
     /// Hands each partition to `run` once it is complete, ahead of its batch's close, when the
-    /// input can tell (pushed inputs); `shape` is the context's batch layout.
-    fn compute_ahead(&self, run: &Arc<AheadRun>, shape: Shape) {
-        let _ = (run, shape);
+    /// input can tell (pushed inputs), for a context started at `zero` with batches of
+    /// `interval`.
+    fn compute_ahead(&self, run: &Arc<AheadRun>, zero: Time, interval: Duration) {
+        let _ = (run, zero, interval);
     }
 }
 
@@ -667,10 +668,10 @@ impl<T: Data> InputDyn for PushInput<T> {
         &*self.frozen
     }
 
-    fn compute_ahead(&self, run: &Arc<AheadRun>, shape: Shape) {
+    fn compute_ahead(&self, run: &Arc<AheadRun>, zero: Time, interval: Duration) {
         let Ok(input) = self.frozen.stream() else { return };
         let records_max = (PARTITION_BYTES_MAX / std::mem::size_of::<T>().max(1)).max(1);
-        let shape = Shape { block_interval: self.block_interval, records_max, ..shape };
+        let shape = Shape { zero, interval, block_interval: self.block_interval, records_max };
         let source: Arc<dyn AheadSource> = self.frozen.clone();
         let hook = AheadHook { input, shape, run: Arc::clone(run), source, tracker: Mutex::default() };
         // A context starts once, so the hook is set once.
